@@ -1,0 +1,317 @@
+//! Typed configuration, read once from the environment (and `.env`) and
+//! checked before anything starts, so a bad value stops the process with a
+//! message that names the variable instead of failing on the first request.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use rand::RngCore;
+
+/// The smallest `SECRET_KEY` we accept: every derived key gets at least this
+/// much input keying material.
+pub const MIN_SECRET_KEY_BYTES: usize = 64;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Key material for every signature and encryption key the service uses.
+/// Its `Debug` never prints the bytes.
+#[derive(Clone)]
+pub struct SecretKey(Vec<u8>);
+
+impl SecretKey {
+    pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
+        if bytes.len() < MIN_SECRET_KEY_BYTES {
+            return Err(format!(
+                "must be at least {MIN_SECRET_KEY_BYTES} bytes long (got {}); \
+                 generate one with `openssl rand -base64 64`",
+                bytes.len()
+            ));
+        }
+        Ok(Self(bytes))
+    }
+
+    pub fn generate() -> Self {
+        let mut bytes = vec![0u8; MIN_SECRET_KEY_BYTES];
+        rand::rng().fill_bytes(&mut bytes);
+        Self(bytes)
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for SecretKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SecretKey(<redacted>)")
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub environment: Environment,
+    pub database_url: String,
+    pub bind: SocketAddr,
+    pub secret_key: SecretKey,
+    /// True when `SECRET_KEY` was not set and a random one was made up.
+    pub secret_key_generated: bool,
+    pub bcrypt_cost: u32,
+    pub session_ttl: Duration,
+    pub remember_ttl: Duration,
+    pub cookie_secure: bool,
+    pub db_pool_size: u32,
+    /// How long a request waits for a database connection before giving up
+    /// with 503: the bound on how long the service "hangs" when Postgres is gone.
+    pub db_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration: {variable}: {message}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub message: String,
+}
+
+impl Settings {
+    /// Reads the process environment, after loading `.env` if there is one.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        if let Err(error) = dotenvy::dotenv()
+            && !error.not_found()
+        {
+            return Err(ConfigError {
+                variable: ".env",
+                message: error.to_string(),
+            });
+        }
+        Self::from_vars(&std::env::vars().collect())
+    }
+
+    /// The pure half of [`Settings::from_env`], so tests can feed it a map.
+    pub fn from_vars(vars: &HashMap<String, String>) -> Result<Self, ConfigError> {
+        let env = Env(vars);
+        let environment = env.parse("AUTHD_ENV", Environment::Development, |v| match v {
+            "development" => Ok(Environment::Development),
+            "production" => Ok(Environment::Production),
+            _ => Err("must be `development` or `production`".into()),
+        })?;
+        let (secret_key, secret_key_generated) = match env.get("SECRET_KEY") {
+            Some(value) => (
+                SecretKey::new(value.as_bytes().to_vec()).map_err(|message| ConfigError {
+                    variable: "SECRET_KEY",
+                    message,
+                })?,
+                false,
+            ),
+            None if environment == Environment::Production => {
+                return Err(ConfigError {
+                    variable: "SECRET_KEY",
+                    message: "is required when AUTHD_ENV=production".into(),
+                });
+            }
+            None => (SecretKey::generate(), true),
+        };
+        let session_ttl = env.parse(
+            "SESSION_TTL",
+            Duration::from_secs(24 * 3600),
+            parse_duration,
+        )?;
+        let remember_ttl = env.parse(
+            "REMEMBER_TTL",
+            Duration::from_secs(30 * 24 * 3600),
+            parse_duration,
+        )?;
+        if remember_ttl < session_ttl {
+            return Err(ConfigError {
+                variable: "REMEMBER_TTL",
+                message: "must not be shorter than SESSION_TTL".into(),
+            });
+        }
+        Ok(Self {
+            environment,
+            database_url: env
+                .get("DATABASE_URL")
+                .unwrap_or("postgres://postgres@127.0.0.1:5432/authd")
+                .to_owned(),
+            bind: env.parse(
+                "BIND",
+                "127.0.0.1:8080".parse().expect("valid default"),
+                |v| {
+                    v.parse()
+                        .map_err(|_| "must be an address and port such as 127.0.0.1:8080".into())
+                },
+            )?,
+            secret_key,
+            secret_key_generated,
+            bcrypt_cost: env.parse("BCRYPT_COST", 12, |v| match v.parse::<u32>() {
+                Ok(cost @ 4..=31) => Ok(cost),
+                _ => Err("must be a whole number from 4 to 31".into()),
+            })?,
+            session_ttl,
+            remember_ttl,
+            cookie_secure: env.parse("COOKIE_SECURE", true, parse_bool)?,
+            db_pool_size: env.parse("DB_POOL_SIZE", 10, |v| match v.parse::<u32>() {
+                Ok(size @ 1..=1000) => Ok(size),
+                _ => Err("must be a whole number from 1 to 1000".into()),
+            })?,
+            db_timeout: env.parse("DB_TIMEOUT", Duration::from_secs(3), parse_duration)?,
+            log_format: env.parse("LOG_FORMAT", LogFormat::Pretty, |v| match v {
+                "pretty" => Ok(LogFormat::Pretty),
+                "json" => Ok(LogFormat::Json),
+                _ => Err("must be `pretty` or `json`".into()),
+            })?,
+        })
+    }
+}
+
+struct Env<'a>(&'a HashMap<String, String>);
+
+impl Env<'_> {
+    /// An empty value counts as unset, as `.env` templates often leave them.
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    fn parse<T>(
+        &self,
+        variable: &'static str,
+        default: T,
+        parse: impl FnOnce(&str) -> Result<T, String>,
+    ) -> Result<T, ConfigError> {
+        match self.get(variable) {
+            None => Ok(default),
+            Some(value) => parse(value.trim()).map_err(|message| ConfigError { variable, message }),
+        }
+    }
+}
+
+/// Parses durations written as a whole number and one unit: `90s`, `15m`,
+/// `24h`, `30d`.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    const HELP: &str =
+        "must be a whole number followed by s, m, h or d, such as 90s, 15m, 24h or 30d";
+    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or(HELP)?;
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number.parse().map_err(|_| HELP)?;
+    let seconds_per_unit = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(HELP.into()),
+    };
+    match number.checked_mul(seconds_per_unit) {
+        Some(0) => Err("must be longer than zero".into()),
+        // Keep every lifetime representable as a timestamp and a cookie Max-Age.
+        Some(seconds) if seconds <= 10 * 365 * 86_400 => Ok(Duration::from_secs(seconds)),
+        _ => Err("must be at most ten years".into()),
+    }
+}
+
+fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err("must be `true` or `false`".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_apply_with_an_empty_environment() {
+        let settings = Settings::from_vars(&HashMap::new()).unwrap();
+        assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
+        assert_eq!(settings.bcrypt_cost, 12);
+        assert_eq!(settings.session_ttl, Duration::from_secs(86_400));
+        assert_eq!(settings.remember_ttl, Duration::from_secs(30 * 86_400));
+        assert!(settings.cookie_secure);
+        assert!(settings.secret_key_generated);
+        assert_eq!(
+            settings.database_url,
+            "postgres://postgres@127.0.0.1:5432/authd"
+        );
+    }
+
+    #[test]
+    fn durations_take_one_unit() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
+        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
+        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+        for bad in [
+            "",
+            "10",
+            "h",
+            "1.5h",
+            "-1h",
+            "0s",
+            "1w",
+            "1h30m",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (name, value) in [
+            ("BCRYPT_COST", "3"),
+            ("BCRYPT_COST", "twelve"),
+            ("SESSION_TTL", "1 day"),
+            ("COOKIE_SECURE", "yes"),
+            ("BIND", "localhost"),
+            ("DB_POOL_SIZE", "0"),
+            ("SECRET_KEY", "too-short"),
+            ("AUTHD_ENV", "staging"),
+        ] {
+            let error = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
+            assert_eq!(error.variable, name);
+            assert!(error.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn production_requires_a_secret_key() {
+        let error = Settings::from_vars(&vars(&[("AUTHD_ENV", "production")])).unwrap_err();
+        assert_eq!(error.variable, "SECRET_KEY");
+        let key = "k".repeat(64);
+        let settings =
+            Settings::from_vars(&vars(&[("AUTHD_ENV", "production"), ("SECRET_KEY", &key)]))
+                .unwrap();
+        assert!(!settings.secret_key_generated);
+        assert!(!format!("{settings:?}").contains(&key));
+    }
+
+    #[test]
+    fn remember_ttl_cannot_be_shorter_than_session_ttl() {
+        let error = Settings::from_vars(&vars(&[("SESSION_TTL", "2d"), ("REMEMBER_TTL", "1d")]))
+            .unwrap_err();
+        assert_eq!(error.variable, "REMEMBER_TTL");
+    }
+}

@@ -1,0 +1,61 @@
+use std::fmt;
+
+use validator::ValidateEmail;
+
+pub const MAX_LEN: usize = 254;
+
+/// A syntactically valid address, trimmed and lower-cased, at most 254
+/// characters (the SMTP path limit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let normalised = value.trim().to_lowercase();
+        if normalised.chars().count() > MAX_LEN {
+            Err("Email address must be at most 254 characters long.")
+        } else if !normalised.validate_email() {
+            Err("Invalid email address.")
+        } else {
+            Ok(Self(normalised))
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Email {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Email;
+
+    #[test]
+    fn normalises_case_and_surrounding_space() {
+        assert_eq!(
+            Email::parse("  Susan@Example.COM ").unwrap().as_str(),
+            "susan@example.com"
+        );
+    }
+
+    #[test]
+    fn rejects_invalid_and_overlong_addresses() {
+        let long = format!("{}@example.com", "a".repeat(250));
+        for bad in [
+            "",
+            "susan",
+            "susan@",
+            "@example.com",
+            "a b@example.com",
+            long.as_str(),
+        ] {
+            assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,79 @@
+use std::fmt;
+
+/// Where to send the browser after login: a same-site relative path, or `/`.
+///
+/// Flask-Login's recipe only checked that the URL had no host, which lets
+/// `/\evil.com` through (browsers read the backslash as a slash). This one
+/// accepts only a path that starts with exactly one `/` and has no
+/// backslash, control or whitespace character. Starting with a single `/`
+/// also rules out a scheme (`https:`, `javascript:`) and a host (`//evil`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NextPath(String);
+
+impl NextPath {
+    pub fn sanitise(candidate: Option<&str>) -> Self {
+        match candidate {
+            Some(path) if is_safe(path) => Self(path.to_owned()),
+            _ => Self("/".to_owned()),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn is_safe(path: &str) -> bool {
+    let mut chars = path.chars();
+    chars.next() == Some('/')
+        && chars.next() != Some('/')
+        && !path
+            .chars()
+            .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+}
+
+impl fmt::Display for NextPath {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NextPath;
+
+    #[test]
+    fn known_open_redirect_bypasses_become_root() {
+        for bad in [
+            "//evil.com",
+            "///evil.com",
+            "/\\evil.com",
+            "\\\\evil.com",
+            "https://evil.com",
+            "https:evil.com",
+            "/\t/evil.com",
+            "javascript:alert(1)",
+            "",
+            "evil.com",
+            "/ /evil.com",
+            "/\u{0}",
+            "/\u{a0}evil",
+        ] {
+            assert_eq!(NextPath::sanitise(Some(bad)).as_str(), "/", "{bad:?}");
+        }
+        assert_eq!(NextPath::sanitise(None).as_str(), "/");
+    }
+
+    #[test]
+    fn same_site_paths_are_kept() {
+        for good in [
+            "/",
+            "/index",
+            "/posts?page=2#top",
+            "/a/b:c",
+            "/search?q=a:b",
+        ] {
+            assert_eq!(NextPath::sanitise(Some(good)).as_str(), good);
+        }
+    }
+}

@@ -1,0 +1,61 @@
+use std::fmt;
+
+pub const MIN_LEN: usize = 3;
+pub const MAX_LEN: usize = 32;
+
+/// 3 to 32 ASCII letters, digits, `_`, `.` or `-`. Case is kept as typed;
+/// uniqueness ignores it (see the `users_username_lower_key` index).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Username(String);
+
+impl Username {
+    pub fn parse(value: &str) -> Result<Self, &'static str> {
+        let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
+        if (MIN_LEN..=MAX_LEN).contains(&value.len()) && value.chars().all(allowed) {
+            Ok(Self(value.to_owned()))
+        } else {
+            Err(
+                "Username must be 3 to 32 characters long and use only letters, digits, '_', '.' and '-'.",
+            )
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Username {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Username;
+
+    #[test]
+    fn accepts_the_allowed_alphabet_and_lengths() {
+        for good in ["abc", "susan", "Susan_01", "a.b-c", &"x".repeat(32)] {
+            assert_eq!(Username::parse(good).unwrap().as_str(), good);
+        }
+    }
+
+    #[test]
+    fn rejects_everything_else() {
+        for bad in [
+            "",
+            "ab",
+            &"x".repeat(33),
+            "su san",
+            "süsan",
+            "a/b",
+            "a@b",
+            " abc",
+            "abc\n",
+        ] {
+            assert!(Username::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,32 @@
+// @generated automatically by Diesel CLI.
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        user_id -> Int8,
+        created_at -> Timestamptz,
+        last_seen_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        remember -> Bool,
+        user_agent -> Nullable<Text>,
+        ip -> Nullable<Inet>,
+        csrf_token -> Text,
+        revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> Int8,
+        username -> Text,
+        email -> Text,
+        password_hash -> Text,
+        is_active -> Bool,
+        created_at -> Timestamptz,
+        last_login_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::joinable!(sessions -> users (user_id));
+
+diesel::allow_tables_to_appear_in_same_query!(sessions, users,);

@@ -1,0 +1,129 @@
+//! Builds the application from [`Settings`]: prepares the database, derives
+//! keys, and assembles the actix-web app. Tests start it through the same
+//! code path as `main`, on a random port.
+
+use std::net::TcpListener;
+
+use actix_identity::IdentityMiddleware;
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::http::header;
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use tracing_actix_web::TracingLogger;
+
+use crate::auth::cookies::{CookiePolicy, persist_remembered};
+use crate::auth::keys::Keys;
+use crate::auth::middleware::login_required;
+use crate::configuration::Settings;
+use crate::db;
+use crate::error::problem_for_framework_error;
+use crate::passwords::Passwords;
+use crate::routes;
+use crate::sessions::Lifetimes;
+use crate::state::AppState;
+
+pub struct Application {
+    port: u16,
+    server: Server,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        if settings.secret_key_generated {
+            tracing::warn!(
+                "SECRET_KEY is not set: using a random key, so sessions will not survive a \
+                 restart and instances will not accept each other's cookies or tokens"
+            );
+        }
+        let database_url = settings.database_url.clone();
+        web::block(move || db::prepare(&database_url))
+            .await
+            .context("database preparation was cancelled")??;
+        let cost = settings.bcrypt_cost;
+        let passwords = web::block(move || Passwords::new(cost))
+            .await
+            .context("start-up hashing was cancelled")?
+            .context("BCRYPT_COST")?;
+
+        let state = web::Data::new(AppState {
+            pool: db::pool(
+                &settings.database_url,
+                settings.db_pool_size,
+                settings.db_timeout,
+            ),
+            passwords,
+            keys: Keys::derive(&settings.secret_key),
+            lifetimes: Lifetimes {
+                session: settings.session_ttl,
+                remember: settings.remember_ttl,
+            },
+            cookies: CookiePolicy {
+                secure: settings.cookie_secure,
+            },
+        });
+
+        let listener = TcpListener::bind(settings.bind)
+            .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
+        let port = listener.local_addr()?.port();
+        let server = HttpServer::new(move || app(state.clone()))
+            .listen(listener)?
+            .run();
+        tracing::info!(address = %settings.bind.ip(), port, "authd listening");
+        Ok(Self { port, server })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn app(
+    state: web::Data<AppState>,
+) -> App<
+    impl actix_web::dev::ServiceFactory<
+        actix_web::dev::ServiceRequest,
+        Config = (),
+        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let session = state.cookies.session_middleware(state.keys.cookie.clone());
+    App::new()
+        .app_data(state)
+        .app_data(web::PayloadConfig::new(routes::MAX_BODY_BYTES))
+        // Listed innermost first: identity needs the session, the remember-me
+        // rewrite needs the session's cookie, and every error passes through
+        // the problem+json handler before it is logged.
+        .wrap(IdentityMiddleware::default())
+        .wrap(session)
+        .wrap(from_fn(persist_remembered))
+        .wrap(ErrorHandlers::new().default_handler(problem_for_framework_error))
+        .wrap(TracingLogger::default())
+        .service(web::resource("/healthz").route(web::get().to(routes::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(routes::readyz)))
+        .service(
+            web::scope("/api")
+                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+                .service(web::resource("/register").route(web::post().to(routes::register)))
+                .service(web::resource("/login").route(web::post().to(routes::login)))
+                .service(web::resource("/logout").route(web::post().to(routes::logout)))
+                .service(web::resource("/openapi.yaml").route(web::get().to(routes::openapi)))
+                // Everything in this scope requires a live session.
+                .service(
+                    web::scope("")
+                        .wrap(from_fn(login_required))
+                        .service(web::resource("/me").route(web::get().to(routes::me))),
+                ),
+        )
+        .default_service(web::to(routes::not_found))
+}
