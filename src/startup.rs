@@ -14,7 +14,7 @@ use tracing_actix_web::TracingLogger;
 
 use crate::auth::cookies::{CookiePolicy, persist_remembered};
 use crate::auth::keys::Keys;
-use crate::auth::middleware::login_required;
+use crate::auth::middleware::protected;
 use crate::configuration::Settings;
 use crate::db;
 use crate::error::problem_for_framework_error;
@@ -118,12 +118,7 @@ fn app(
                 .service(web::resource("/login").route(web::post().to(routes::login)))
                 .service(web::resource("/logout").route(web::post().to(routes::logout)))
                 .service(web::resource("/openapi.yaml").route(web::get().to(routes::openapi)))
-                // Everything in this scope requires a live session.
-                .service(
-                    web::scope("")
-                        .wrap(from_fn(login_required))
-                        .service(web::resource("/me").route(web::get().to(routes::me))),
-                ),
+                .service(web::resource("/me").route(protected(web::get().to(routes::me)))),
         )
         .default_service(web::to(routes::not_found))
 }

@@ -1,0 +1,146 @@
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::TestApp;
+
+async fn raw(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> crate::helpers::TestResponse {
+    let mut headers = Vec::new();
+    if let Some(content_type) = content_type {
+        headers.push(("content-type", content_type));
+    }
+    app.raw_request(method, path, &headers, body).await
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let app = TestApp::spawn().await;
+    for body in [
+        &b"{"[..],
+        b"{\"username\": }",
+        b"not json",
+        b"",
+        b"{\"a\":1}{",
+    ] {
+        for path in ["/api/register", "/api/login"] {
+            raw(
+                &app,
+                Method::POST,
+                path,
+                Some("application/json"),
+                body.to_vec(),
+            )
+            .await
+            .problem(400);
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_json_is_415() {
+    let app = TestApp::spawn().await;
+    for content_type in [
+        Some("text/plain"),
+        Some("application/x-www-form-urlencoded"),
+        None,
+    ] {
+        raw(
+            &app,
+            Method::POST,
+            "/api/login",
+            content_type,
+            b"username=a&password=b".to_vec(),
+        )
+        .await
+        .problem(415);
+    }
+    // A JSON-suffixed media type and parameters are fine.
+    raw(
+        &app,
+        Method::POST,
+        "/api/login",
+        Some("application/json; charset=utf-8"),
+        b"{}".to_vec(),
+    )
+    .await
+    .problem(422);
+}
+
+#[tokio::test]
+async fn a_body_over_64_kib_is_413() {
+    let app = TestApp::spawn().await;
+    let big = json!({"username": "x".repeat(70 * 1024), "password": "y"});
+    let response = raw(
+        &app,
+        Method::POST,
+        "/api/login",
+        Some("application/json"),
+        serde_json::to_vec(&big).unwrap(),
+    )
+    .await;
+    response.problem(413);
+    let fits = json!({"username": "x".repeat(60 * 1024), "password": "y"});
+    raw(
+        &app,
+        Method::POST,
+        "/api/login",
+        Some("application/json"),
+        serde_json::to_vec(&fits).unwrap(),
+    )
+    .await
+    .problem(401);
+}
+
+#[tokio::test]
+async fn json_that_is_not_an_object_is_422() {
+    let app = TestApp::spawn().await;
+    for body in ["[]", "\"susan\"", "42", "null"] {
+        raw(
+            &app,
+            Method::POST,
+            "/api/register",
+            Some("application/json"),
+            body.into(),
+        )
+        .await
+        .problem(422);
+    }
+    let problem = app
+        .post(
+            "/api/login",
+            &json!({"username": "a", "password": "b", "remember_me": "yes"}),
+        )
+        .await
+        .problem(422);
+    assert!(problem["errors"]["remember_me"].is_array());
+}
+
+#[tokio::test]
+async fn unknown_routes_are_404() {
+    let app = TestApp::spawn().await;
+    for path in ["/nope", "/api/nope", "/api", "/api/me/extra", "/api/login/"] {
+        app.request(Method::GET, path, None, &[]).await.problem(404);
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_method_is_405_with_allow() {
+    let app = TestApp::spawn().await;
+    for (method, path, allowed) in [
+        (Method::GET, "/api/login", "POST"),
+        (Method::PUT, "/api/register", "POST"),
+        (Method::DELETE, "/api/logout", "POST"),
+        (Method::POST, "/api/me", "GET"),
+        (Method::POST, "/healthz", "GET"),
+        (Method::DELETE, "/api/openapi.yaml", "GET"),
+    ] {
+        let response = app.request(method, path, None, &[]).await;
+        response.problem(405);
+        assert_eq!(response.header("allow"), Some(allowed), "{path}");
+    }
+}

@@ -1,0 +1,504 @@
+//! The test harness: each test gets its own Postgres database (cloned from a
+//! migrated template, then dropped), the real application on a random port
+//! started through the same code as `main`, and a cookie-keeping client
+//! that plays the browser. Every response is checked against openapi.yaml.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+use std::time::Duration;
+
+use actix_web::dev::ServerHandle;
+use authd::configuration::{SecretKey, Settings};
+use authd::startup::Application;
+use diesel::{Connection, PgConnection, RunQueryDsl};
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use reqwest_cookie_store::CookieStoreMutex;
+use serde_json::{Value, json};
+
+/// Where the tests find Postgres (trust auth); override with
+/// `TEST_DATABASE_URL` (the server part only; the path is ignored).
+fn server_url() -> url::Url {
+    let raw = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    url::Url::parse(&raw).expect("TEST_DATABASE_URL is a URL")
+}
+
+fn database_url(name: &str) -> String {
+    let mut url = server_url();
+    url.set_path(&format!("/{name}"));
+    url.to_string()
+}
+
+fn maintenance() -> PgConnection {
+    PgConnection::establish(&database_url("postgres")).expect("connect to the test Postgres")
+}
+
+fn execute(conn: &mut PgConnection, sql: &str) {
+    diesel::sql_query(sql)
+        .execute(conn)
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// A template database with every migration applied, built once per
+/// migration set and shared by all test processes; cloning it is much
+/// faster than migrating a fresh database per test.
+fn template() -> String {
+    static NAME: LazyLock<String> = LazyLock::new(|| {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/migrations");
+        let mut files: Vec<_> = walk(std::path::Path::new(dir));
+        files.sort();
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325; // FNV-1a: stable across builds
+        for (path, contents) in files {
+            for byte in path.bytes().chain(contents) {
+                hash = (hash ^ u64::from(byte)).wrapping_mul(0x100_0000_01b3);
+            }
+        }
+        let name = format!("authd_test_template_{hash:016x}");
+        let mut conn = maintenance();
+        // Serialise template creation across concurrently starting tests.
+        execute(&mut conn, "SELECT pg_advisory_lock(7400)");
+        let exists: bool = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+            "EXISTS (SELECT 1 FROM pg_database WHERE datname = '{name}')"
+        )))
+        .get_result(&mut conn)
+        .expect("query pg_database");
+        if !exists {
+            let building = format!("{name}_building");
+            execute(
+                &mut conn,
+                &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
+            );
+            execute(&mut conn, &format!("CREATE DATABASE {building}"));
+            authd::db::prepare(&database_url(&building)).expect("migrate the template");
+            execute(
+                &mut conn,
+                &format!("ALTER DATABASE {building} RENAME TO {name}"),
+            );
+        }
+        execute(&mut conn, "SELECT pg_advisory_unlock(7400)");
+        name
+    });
+    NAME.clone()
+}
+
+fn walk(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read migrations") {
+        let path = entry.expect("dir entry").path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            let contents = std::fs::read(&path).expect("read migration");
+            out.push((path.display().to_string(), contents));
+        }
+    }
+    out
+}
+
+/// A database of one test's own, dropped (connections and all) at the end.
+pub struct TestDatabase {
+    pub name: String,
+}
+
+impl TestDatabase {
+    pub fn create() -> Self {
+        let template = template();
+        let name = format!("authd_test_{}", uuid_like());
+        let mut conn = maintenance();
+        execute(
+            &mut conn,
+            &format!("CREATE DATABASE {name} TEMPLATE {template}"),
+        );
+        Self { name }
+    }
+
+    pub fn url(&self) -> String {
+        database_url(&self.name)
+    }
+
+    pub fn connect(&self) -> PgConnection {
+        PgConnection::establish(&self.url()).expect("connect to the test database")
+    }
+
+    /// Runs SQL against this test's database (test set-up and inspection).
+    pub fn execute(&self, sql: &str) {
+        execute(&mut self.connect(), sql);
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let mut conn = maintenance();
+        let _ = diesel::sql_query(format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.name
+        ))
+        .execute(&mut conn);
+    }
+}
+
+fn uuid_like() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The settings every test starts from: fast bcrypt, plain-http cookies, a
+/// fixed key (so restarts keep sessions), the test's own database.
+pub fn test_settings(database_url: String) -> Settings {
+    let mut settings = Settings::from_vars(&HashMap::new()).expect("default settings");
+    settings.database_url = database_url;
+    settings.bind = "127.0.0.1:0".parse().unwrap();
+    settings.bcrypt_cost = 4;
+    settings.cookie_secure = false;
+    settings.secret_key = SecretKey::new(b"test-secret-key-".repeat(4)).unwrap();
+    settings.secret_key_generated = false;
+    settings.db_pool_size = 4;
+    settings.db_timeout = Duration::from_secs(2);
+    settings
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub db: TestDatabase,
+    pub settings: Settings,
+    handle: ServerHandle,
+    pub cookies: Arc<CookieStoreMutex>,
+    pub client: reqwest::Client,
+}
+
+pub struct TestResponse {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| {
+            panic!(
+                "body is not JSON ({e}): {}",
+                String::from_utf8_lossy(&self.body)
+            )
+        })
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII header"))
+    }
+
+    pub fn set_cookies(&self) -> Vec<String> {
+        self.headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The `Set-Cookie` value for `name`, if the response sets it.
+    pub fn set_cookie(&self, name: &str) -> Option<String> {
+        self.set_cookies()
+            .into_iter()
+            .find(|c| c.starts_with(&format!("{name}=")))
+    }
+
+    /// Asserts the status, printing the body when it differs.
+    #[track_caller]
+    pub fn assert_status(&self, expected: u16) -> &Self {
+        assert_eq!(
+            self.status.as_u16(),
+            expected,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+
+    /// Asserts a problem+json error with this status and returns its body.
+    #[track_caller]
+    pub fn problem(&self, status: u16) -> Value {
+        self.assert_status(status);
+        assert_eq!(
+            self.header("content-type"),
+            Some("application/problem+json")
+        );
+        let body = self.json();
+        assert_eq!(body["status"], status);
+        for field in ["type", "title", "detail"] {
+            assert!(body[field].is_string(), "problem lacks {field}: {body}");
+        }
+        body
+    }
+}
+
+pub const PASSWORD: &str = "correct-horse-battery";
+
+impl TestApp {
+    pub async fn spawn() -> Self {
+        Self::spawn_with(|_| {}).await
+    }
+
+    pub async fn spawn_with(configure: impl FnOnce(&mut Settings)) -> Self {
+        let db = tokio::task::spawn_blocking(TestDatabase::create)
+            .await
+            .unwrap();
+        let mut settings = test_settings(db.url());
+        configure(&mut settings);
+        let (address, handle) = start(settings.clone()).await;
+        let cookies = Arc::new(CookieStoreMutex::default());
+        Self {
+            address,
+            db,
+            settings,
+            handle,
+            client: client(cookies.clone()),
+            cookies,
+        }
+    }
+
+    /// Stops the server and starts a new one on the same database with
+    /// changed settings, as an operator's restart would.
+    pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Settings)) {
+        self.handle.stop(false).await;
+        configure(&mut self.settings);
+        let (address, handle) = start(self.settings.clone()).await;
+        self.address = address;
+        self.handle = handle;
+    }
+
+    /// A second client with its own cookie jar: another browser or device.
+    pub fn new_browser(&self) -> (Arc<CookieStoreMutex>, reqwest::Client) {
+        let cookies = Arc::new(CookieStoreMutex::default());
+        (cookies.clone(), client(cookies))
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.address, path)
+    }
+
+    /// Sends a request from the app's browser and checks the response
+    /// against openapi.yaml before returning it.
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        self.request_with(&self.client, method, path, body, headers)
+            .await
+    }
+
+    pub async fn request_with(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        let mut builder = client.request(method.clone(), self.url(path));
+        if let Some(body) = body {
+            builder = builder.json(body);
+        }
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = builder.send().await.expect("request failed");
+        let response = TestResponse {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.expect("read body").to_vec(),
+        };
+        crate::contract::check(&method, path, &response);
+        response
+    }
+
+    pub async fn post(&self, path: &str, body: &Value) -> TestResponse {
+        self.request(Method::POST, path, Some(body), &[]).await
+    }
+
+    pub async fn get(&self, path: &str) -> TestResponse {
+        self.request(Method::GET, path, None, &[]).await
+    }
+
+    /// `GET /api/me` with a bearer token and no cookies.
+    pub async fn me_with_token(&self, token: &str) -> TestResponse {
+        let bare = reqwest::Client::new();
+        let auth = format!("Bearer {token}");
+        self.request_with(
+            &bare,
+            Method::GET,
+            "/api/me",
+            None,
+            &[("authorization", &auth)],
+        )
+        .await
+    }
+
+    pub async fn register(&self, username: &str, email: &str) -> TestResponse {
+        self.post(
+            "/api/register",
+            &json!({"username": username, "email": email, "password": PASSWORD, "password2": PASSWORD}),
+        )
+        .await
+    }
+
+    /// Registers `username` with [`PASSWORD`], asserting it worked.
+    pub async fn user(&self, username: &str) -> Value {
+        let response = self
+            .register(username, &format!("{username}@example.com"))
+            .await;
+        response.assert_status(201);
+        response.json()
+    }
+
+    pub async fn login(&self, username: &str, remember: bool) -> TestResponse {
+        self.post(
+            "/api/login",
+            &json!({"username": username, "password": PASSWORD, "remember_me": remember}),
+        )
+        .await
+    }
+
+    /// Registers and logs in; returns the login response body.
+    pub async fn logged_in(&self, username: &str) -> Value {
+        self.user(username).await;
+        let response = self.login(username, false).await;
+        response.assert_status(200);
+        response.json()
+    }
+
+    /// Drops the cookies a browser forgets when it closes (those without
+    /// `Max-Age` or `Expires`).
+    pub fn restart_browser(&self) {
+        let mut store = self.cookies.lock().unwrap();
+        let persistent: Vec<_> = store
+            .iter_unexpired()
+            .filter(|cookie| cookie.is_persistent())
+            .cloned()
+            .collect();
+        *store = cookie_store::CookieStore::from_cookies(
+            persistent
+                .into_iter()
+                .map(Ok::<_, std::convert::Infallible>),
+            false,
+        )
+        .unwrap();
+    }
+
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let store = self.cookies.lock().unwrap();
+        store
+            .iter_unexpired()
+            .find(|cookie| cookie.name() == name)
+            .map(|cookie| cookie.value().to_owned())
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        // Stop accepting; the database's Drop then ends its connections.
+        drop(self.handle.stop(false));
+    }
+}
+
+fn client(cookies: Arc<CookieStoreMutex>) -> reqwest::Client {
+    reqwest::Client::builder()
+        .cookie_provider(cookies)
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+async fn start(settings: Settings) -> (String, ServerHandle) {
+    static LOGS: LazyLock<()> = LazyLock::new(|| {
+        if std::env::var_os("TEST_LOG").is_some() {
+            authd::telemetry::init(authd::configuration::LogFormat::Pretty);
+        }
+    });
+    LazyLock::force(&LOGS);
+    let application = Application::build(settings).await.expect("start the app");
+    let address = format!("http://127.0.0.1:{}", application.port());
+    let handle = application.handle();
+    tokio::spawn(application.run_until_stopped());
+    (address, handle)
+}
+
+/// Shared with contract checks that need a response cache of compiled
+/// validators; kept here so the harness owns all global state.
+pub static VALIDATORS: LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl TestApp {
+    /// Logs `username` in from another browser; returns that session's CSRF token.
+    pub async fn login_elsewhere(&self, username: &str) -> String {
+        let (_, browser) = self.new_browser();
+        let response = self
+            .request_with(
+                &browser,
+                Method::POST,
+                "/api/login",
+                Some(&json!({"username": username, "password": PASSWORD})),
+                &[],
+            )
+            .await;
+        response.assert_status(200);
+        response.json()["csrf_token"].as_str().unwrap().to_owned()
+    }
+}
+
+impl TestApp {
+    /// A request with a raw body, for inputs `reqwest`'s JSON helper cannot make.
+    pub async fn raw_request(
+        &self,
+        method: Method,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let mut builder = reqwest::Client::new()
+            .request(method.clone(), self.url(path))
+            .body(body);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        let response = builder.send().await.expect("request failed");
+        let response = TestResponse {
+            status: response.status(),
+            headers: response.headers().clone(),
+            body: response.bytes().await.expect("read body").to_vec(),
+        };
+        crate::contract::check(&method, path, &response);
+        response
+    }
+}
+
+impl TestDatabase {
+    /// Simulates Postgres going away for this database (existing
+    /// connections killed, new ones refused) and coming back.
+    pub fn set_reachable(&self, reachable: bool) {
+        let mut conn = maintenance();
+        execute(
+            &mut conn,
+            &format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {reachable}",
+                self.name
+            ),
+        );
+        if !reachable {
+            execute(
+                &mut conn,
+                &format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                    self.name
+                ),
+            );
+        }
+    }
+}

@@ -1,0 +1,235 @@
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[tokio::test]
+async fn login_returns_user_token_csrf_and_sets_cookies() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    let response = app.login("susan", false).await;
+    response.assert_status(200);
+    let body = response.json();
+    assert_eq!(body["user"]["username"], "susan");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["remember_me"], false);
+    assert_eq!(body["next"], "/");
+    assert!(body["access_token"].as_str().unwrap().split('.').count() == 3);
+    assert!(body["user"]["last_login_at"].is_string());
+    let csrf = body["csrf_token"].as_str().unwrap();
+    assert!(csrf.len() >= 22);
+    assert_eq!(app.cookie("csrf_token").as_deref(), Some(csrf));
+    assert!(response.set_cookie("authd_session").is_some());
+    assert_eq!(response.header("cache-control"), Some("no-store"));
+
+    let last_login: Option<chrono::DateTime<chrono::Utc>> = {
+        use diesel::prelude::*;
+        authd::schema::users::table
+            .select(authd::schema::users::last_login_at)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    assert!(last_login.is_some(), "last_login_at is recorded");
+}
+
+#[tokio::test]
+async fn the_email_in_any_case_also_logs_in() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    for identifier in ["SUSAN", "susan@example.com", " Susan@EXAMPLE.com "] {
+        let (_, browser) = app.new_browser();
+        let response = app
+            .request_with(
+                &browser,
+                reqwest::Method::POST,
+                "/api/login",
+                Some(&json!({"username": identifier, "password": PASSWORD})),
+                &[],
+            )
+            .await;
+        response.assert_status(200);
+    }
+}
+
+#[tokio::test]
+async fn unknown_user_and_wrong_password_look_the_same() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    let wrong = app
+        .post(
+            "/api/login",
+            &json!({"username": "susan", "password": "wrong-password"}),
+        )
+        .await;
+    let unknown = app
+        .post(
+            "/api/login",
+            &json!({"username": "nobody", "password": "wrong-password"}),
+        )
+        .await;
+    for response in [&wrong, &unknown] {
+        let body = response.problem(401);
+        assert_eq!(body["title"], "Invalid username or password");
+        assert_eq!(body["detail"], "Invalid username or password");
+    }
+    assert_eq!(wrong.body, unknown.body);
+    assert_eq!(
+        wrong.header("www-authenticate"),
+        unknown.header("www-authenticate")
+    );
+    assert!(wrong.set_cookies().is_empty());
+}
+
+/// Not a performance goal: a security property. Without the dummy bcrypt
+/// verify an unknown user answers in a fraction of the time a wrong
+/// password does; the bound is loose so scheduler noise cannot flip it.
+#[tokio::test]
+async fn unknown_users_cost_a_bcrypt_verify_too() {
+    let app = TestApp::spawn_with(|s| s.bcrypt_cost = 9).await;
+    app.user("susan").await;
+    async fn median(app: &TestApp, username: &str) -> Duration {
+        let mut times = Vec::new();
+        for _ in 0..5 {
+            let started = Instant::now();
+            app.post(
+                "/api/login",
+                &json!({"username": username, "password": "wrong-password"}),
+            )
+            .await
+            .assert_status(401);
+            times.push(started.elapsed());
+        }
+        times.sort();
+        times[2]
+    }
+    let wrong_password = median(&app, "susan").await;
+    let unknown_user = median(&app, "nobody").await;
+    assert!(
+        unknown_user * 2 > wrong_password,
+        "unknown user {unknown_user:?} vs wrong password {wrong_password:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_inactive_account_is_refused_only_with_the_right_password() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    app.db.execute("UPDATE users SET is_active = false");
+    let body = app.login("susan", false).await.problem(403);
+    assert_eq!(body["title"], "Account disabled");
+    app.post(
+        "/api/login",
+        &json!({"username": "susan", "password": "wrong-password"}),
+    )
+    .await
+    .problem(401);
+}
+
+#[tokio::test]
+async fn missing_fields_are_422() {
+    let app = TestApp::spawn().await;
+    let body = app.post("/api/login", &json!({})).await.problem(422);
+    assert_eq!(
+        body["errors"]["username"],
+        json!(["This field is required."])
+    );
+    assert_eq!(
+        body["errors"]["password"],
+        json!(["This field is required."])
+    );
+    let body = app
+        .post("/api/login", &json!({"username": "", "password": "x"}))
+        .await
+        .problem(422);
+    assert_eq!(
+        body["errors"],
+        json!({"username": ["This field is required."]})
+    );
+}
+
+#[tokio::test]
+async fn logging_in_while_logged_in_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let csrf = login["csrf_token"].as_str().unwrap();
+    let body = json!({"username": "susan", "password": PASSWORD});
+    app.request(
+        reqwest::Method::POST,
+        "/api/login",
+        Some(&body),
+        &[("x-csrf-token", csrf)],
+    )
+    .await
+    .problem(409);
+    let token = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let bare = reqwest::Client::new();
+    app.request_with(
+        &bare,
+        reqwest::Method::POST,
+        "/api/login",
+        Some(&body),
+        &[("authorization", &token)],
+    )
+    .await
+    .problem(409);
+}
+
+#[tokio::test]
+async fn each_login_is_a_new_session_and_others_stay_logged_in() {
+    let app = TestApp::spawn().await;
+    let first = app.logged_in("susan").await;
+    let (_, phone) = app.new_browser();
+    let second = app
+        .request_with(
+            &phone,
+            reqwest::Method::POST,
+            "/api/login",
+            Some(&json!({"username": "susan", "password": PASSWORD})),
+            &[],
+        )
+        .await;
+    let second = second.json();
+    assert_ne!(first["access_token"], second["access_token"]);
+    assert_ne!(first["csrf_token"], second["csrf_token"]);
+    app.get("/api/me").await.assert_status(200);
+    app.me_with_token(first["access_token"].as_str().unwrap())
+        .await
+        .assert_status(200);
+    app.me_with_token(second["access_token"].as_str().unwrap())
+        .await
+        .assert_status(200);
+    app.request_with(&phone, reqwest::Method::GET, "/api/me", None, &[])
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn a_fresh_login_never_reuses_the_old_session_cookie() {
+    let app = TestApp::spawn().await;
+    let first = app.logged_in("susan").await;
+    let old_cookie = app.cookie("authd_session").unwrap();
+    app.request(
+        reqwest::Method::POST,
+        "/api/logout",
+        None,
+        &[("x-csrf-token", first["csrf_token"].as_str().unwrap())],
+    )
+    .await
+    .assert_status(204);
+    app.login("susan", false).await.assert_status(200);
+    let new_cookie = app.cookie("authd_session").unwrap();
+    assert_ne!(old_cookie, new_cookie);
+
+    let (_, replay) = app.new_browser();
+    let cookie = format!("authd_session={old_cookie}");
+    app.request_with(
+        &replay,
+        reqwest::Method::GET,
+        "/api/me",
+        None,
+        &[("cookie", &cookie)],
+    )
+    .await
+    .problem(401);
+}

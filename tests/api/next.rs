@@ -1,0 +1,80 @@
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+const UNSAFE: &[&str] = &[
+    "//evil.com",
+    "///evil.com",
+    "/\\evil.com",
+    "\\\\evil.com",
+    "https://evil.com",
+    "https:evil.com",
+    "/\t/evil.com",
+    "javascript:alert(1)",
+    "evil.com",
+    "",
+];
+const SAFE: &[&str] = &["/", "/index", "/posts?page=2#top"];
+
+async fn next_after_login(app: &TestApp, body_next: Option<&str>, query: &str) -> String {
+    let (_, browser) = app.new_browser();
+    let mut body = json!({"username": "susan", "password": PASSWORD});
+    if let Some(next) = body_next {
+        body["next"] = json!(next);
+    }
+    let response = app
+        .request_with(
+            &browser,
+            reqwest::Method::POST,
+            &format!("/api/login{query}"),
+            Some(&body),
+            &[],
+        )
+        .await;
+    response.assert_status(200);
+    response.json()["next"].as_str().unwrap().to_owned()
+}
+
+fn query(next: &str) -> String {
+    let encoded: String = url::form_urlencoded::byte_serialize(next.as_bytes()).collect();
+    format!("?next={encoded}")
+}
+
+#[tokio::test]
+async fn next_is_echoed_only_when_it_is_a_same_site_path() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    for candidate in UNSAFE {
+        assert_eq!(
+            next_after_login(&app, Some(candidate), "").await,
+            "/",
+            "body {candidate:?}"
+        );
+        assert_eq!(
+            next_after_login(&app, None, &query(candidate)).await,
+            "/",
+            "query {candidate:?}"
+        );
+    }
+    for candidate in SAFE {
+        assert_eq!(
+            next_after_login(&app, Some(candidate), "").await,
+            *candidate
+        );
+        assert_eq!(
+            next_after_login(&app, None, &query(candidate)).await,
+            *candidate
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_body_wins_over_the_query_and_absence_means_root() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    assert_eq!(
+        next_after_login(&app, Some("/from-body"), "?next=/from-query").await,
+        "/from-body"
+    );
+    assert_eq!(next_after_login(&app, None, "").await, "/");
+}

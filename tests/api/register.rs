@@ -1,0 +1,227 @@
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[tokio::test]
+async fn registering_returns_the_user_and_starts_no_session() {
+    let app = TestApp::spawn().await;
+    let response = app.register("susan", "  Susan@Example.COM ").await;
+    response.assert_status(201);
+    let user = response.json();
+    assert_eq!(user["username"], "susan");
+    assert_eq!(
+        user["email"], "susan@example.com",
+        "trimmed and lower-cased"
+    );
+    assert!(user["id"].is_i64());
+    assert!(user.get("password_hash").is_none() && user.get("password").is_none());
+    assert!(
+        response.set_cookies().is_empty(),
+        "registration must not log in"
+    );
+    app.get("/api/me").await.problem(401);
+
+    let hash: String = {
+        use diesel::prelude::*;
+        authd::schema::users::table
+            .select(authd::schema::users::password_hash)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    assert!(
+        hash.starts_with("$2b$04$"),
+        "bcrypt at the configured cost: {hash}"
+    );
+    assert!(!hash.contains(PASSWORD));
+}
+
+#[tokio::test]
+async fn every_missing_field_is_reported_at_once() {
+    let app = TestApp::spawn().await;
+    let body = app.post("/api/register", &json!({})).await.problem(422);
+    for field in ["username", "email", "password", "password2"] {
+        assert_eq!(
+            body["errors"][field],
+            json!(["This field is required."]),
+            "{field}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn invalid_fields_get_one_message_each() {
+    let app = TestApp::spawn().await;
+    let long_email = format!("{}@example.com", "a".repeat(243));
+    let cases: &[(&str, serde_json::Value, &str)] = &[
+        ("username", json!("ab"), "3 to 32"),
+        ("username", json!("a".repeat(33)), "3 to 32"),
+        ("username", json!("su san"), "letters, digits"),
+        ("username", json!("süsan"), "letters, digits"),
+        ("email", json!("not-an-email"), "Invalid email"),
+        ("email", json!(long_email), "254"),
+        ("password", json!("short"), "at least 8"),
+        ("password", json!("p".repeat(73)), "72 bytes"),
+        ("password", json!("é".repeat(37)), "72 bytes"),
+    ];
+    for (field, value, fragment) in cases {
+        let mut body = json!({
+            "username": "valid_name", "email": "valid@example.com",
+            "password": PASSWORD, "password2": PASSWORD,
+        });
+        body[field] = value.clone();
+        if *field == "password" {
+            body["password2"] = value.clone();
+        }
+        let problem = app.post("/api/register", &body).await.problem(422);
+        let errors = problem["errors"].as_object().unwrap();
+        assert_eq!(errors.len(), 1, "{field}={value}: {problem}");
+        let message = errors[*field][0].as_str().unwrap();
+        assert!(message.contains(fragment), "{field}={value}: {message}");
+    }
+}
+
+#[tokio::test]
+async fn password2_must_match() {
+    let app = TestApp::spawn().await;
+    let problem = app
+        .post(
+            "/api/register",
+            &json!({"username": "susan", "email": "s@example.com", "password": PASSWORD, "password2": "something-else"}),
+        )
+        .await
+        .problem(422);
+    assert_eq!(
+        problem["errors"],
+        json!({"password2": ["Field must be equal to password."]})
+    );
+}
+
+#[tokio::test]
+async fn taken_names_are_case_insensitive_and_reported_with_other_errors() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    let problem = app
+        .register("Susan", "other@example.com")
+        .await
+        .problem(422);
+    assert_eq!(
+        problem["errors"],
+        json!({"username": ["Please use a different username."]})
+    );
+    let problem = app
+        .register("other", "SUSAN@example.com")
+        .await
+        .problem(422);
+    assert_eq!(
+        problem["errors"],
+        json!({"email": ["Please use a different email address."]})
+    );
+
+    let problem = app
+        .post(
+            "/api/register",
+            &json!({"username": "SUSAN", "email": "susan@example.com", "password": "short", "password2": "short"}),
+        )
+        .await
+        .problem(422);
+    let errors = problem["errors"].as_object().unwrap();
+    assert_eq!(
+        errors["username"],
+        json!(["Please use a different username."])
+    );
+    assert_eq!(
+        errors["email"],
+        json!(["Please use a different email address."])
+    );
+    assert!(
+        errors["password"][0]
+            .as_str()
+            .unwrap()
+            .contains("at least 8")
+    );
+}
+
+#[tokio::test]
+async fn concurrent_duplicate_registrations_give_one_201_and_the_rest_422() {
+    let app = TestApp::spawn().await;
+    let app = &app;
+    let attempts = (0..8).map(|i| async move {
+        let name = if i % 2 == 0 { "racer" } else { "RACER" };
+        app.register(name, &format!("racer{i}@example.com")).await
+    });
+    let responses = futures_util::future::join_all(attempts).await;
+    let created = responses.iter().filter(|r| r.status == 201).count();
+    let rejected: Vec<_> = responses.iter().filter(|r| r.status == 422).collect();
+    assert_eq!(created, 1);
+    assert_eq!(rejected.len(), 7);
+    for response in rejected {
+        assert_eq!(
+            response.json()["errors"]["username"],
+            json!(["Please use a different username."])
+        );
+    }
+
+    let same_email = (0..6).map(|i| async move {
+        app.register(&format!("mail{i}"), "shared@example.com")
+            .await
+    });
+    let responses = futures_util::future::join_all(same_email).await;
+    assert_eq!(responses.iter().filter(|r| r.status == 201).count(), 1);
+    assert_eq!(responses.iter().filter(|r| r.status == 422).count(), 5);
+
+    let count: i64 = {
+        use diesel::prelude::*;
+        authd::schema::users::table
+            .count()
+            .get_result(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(count, 2);
+}
+
+#[tokio::test]
+async fn registering_while_logged_in_is_a_conflict() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let csrf = login["csrf_token"].as_str().unwrap();
+    let body = json!({"username": "other", "email": "o@example.com", "password": PASSWORD, "password2": PASSWORD});
+    let response = app
+        .request(
+            reqwest::Method::POST,
+            "/api/register",
+            Some(&body),
+            &[("x-csrf-token", csrf)],
+        )
+        .await;
+    response.problem(409);
+
+    let token = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let bare = reqwest::Client::new();
+    app.request_with(
+        &bare,
+        reqwest::Method::POST,
+        "/api/register",
+        Some(&body),
+        &[("authorization", &token)],
+    )
+    .await
+    .problem(409);
+}
+
+#[tokio::test]
+async fn wrong_field_types_are_field_errors() {
+    let app = TestApp::spawn().await;
+    let problem = app
+        .post(
+            "/api/register",
+            &json!({"username": 42, "email": "s@example.com", "password": PASSWORD, "password2": PASSWORD}),
+        )
+        .await
+        .problem(422);
+    assert!(
+        problem["errors"]["username"][0]
+            .as_str()
+            .unwrap()
+            .contains("expected a string")
+    );
+}
