@@ -4,7 +4,7 @@
 
 use std::rc::Rc;
 
-use actix_web::body::MessageBody;
+use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::{Next, from_fn};
@@ -25,20 +25,23 @@ pub fn protected(route: Route) -> Route {
 pub async fn login_required(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
-) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
     // CORS preflights carry no credentials.
     if request.method() == Method::OPTIONS {
-        return next.call(request).await;
+        return Ok(next.call(request).await?.map_into_left_body());
     }
     let state = request
         .app_data::<web::Data<AppState>>()
         .cloned()
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState is not registered")))?;
-    match authenticate(request.request(), &state).await? {
-        Some(authenticated) => {
+    // Refusals are responses, not errors, so that the layers outside
+    // (default headers, logging) treat them like any other response.
+    match authenticate(request.request(), &state).await {
+        Ok(Some(authenticated)) => {
             request.extensions_mut().insert(Rc::new(authenticated));
-            next.call(request).await
+            Ok(next.call(request).await?.map_into_left_body())
         }
-        None => Err(ApiError::Unauthenticated.into()),
+        Ok(None) => Ok(request.error_response(ApiError::Unauthenticated).map_into_right_body()),
+        Err(error) => Ok(request.error_response(error).map_into_right_body()),
     }
 }

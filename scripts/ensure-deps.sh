@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs and starts what building and testing authd needs, where missing:
+# libpq (Diesel's Postgres driver), cargo-nextest, and a running Postgres on
+# 127.0.0.1:5432. Safe to run repeatedly.
+set -euo pipefail
+
+apt_install() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "ensure-deps: need root to apt-get install $*" >&2
+        exit 1
+    fi
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@"
+}
+
+if ! pkg-config --exists libpq 2>/dev/null && ! ls /usr/lib/*/libpq.so >/dev/null 2>&1; then
+    echo "ensure-deps: installing libpq-dev"
+    apt_install libpq-dev pkg-config
+fi
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+    echo "ensure-deps: installing cargo-nextest"
+    cargo install cargo-nextest --locked
+fi
+
+if ! command -v pg_ctlcluster >/dev/null 2>&1; then
+    echo "ensure-deps: installing PostgreSQL"
+    apt_install postgresql
+fi
+
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    echo "ensure-deps: starting PostgreSQL"
+    version=$(ls /etc/postgresql | sort -V | tail -n 1)
+    pg_ctlcluster --skip-systemctl-redirect "$version" main start
+    for _ in $(seq 1 60); do
+        pg_isready -q -h 127.0.0.1 -p 5432 && break
+        sleep 0.5
+    done
+    pg_isready -h 127.0.0.1 -p 5432
+fi
