@@ -41,7 +41,9 @@ pub async fn login_required(
             request.extensions_mut().insert(Rc::new(authenticated));
             Ok(next.call(request).await?.map_into_left_body())
         }
-        Ok(None) => Ok(request.error_response(ApiError::Unauthenticated).map_into_right_body()),
+        Ok(None) => Ok(request
+            .error_response(ApiError::Unauthenticated)
+            .map_into_right_body()),
         Err(error) => Ok(request.error_response(error).map_into_right_body()),
     }
 }

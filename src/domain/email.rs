@@ -1,5 +1,3 @@
-use std::fmt;
-
 use validator::ValidateEmail;
 
 pub const MAX_LEN: usize = 254;
@@ -23,12 +21,6 @@ impl Email {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl fmt::Display for Email {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -1,5 +1,3 @@
-use std::fmt;
-
 /// Where to send the browser after login: a same-site relative path, or `/`.
 ///
 /// Flask-Login's recipe only checked that the URL had no host, which lets
@@ -30,12 +28,6 @@ fn is_safe(path: &str) -> bool {
         && !path
             .chars()
             .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
-}
-
-impl fmt::Display for NextPath {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }
 
 #[cfg(test)]

@@ -1,5 +1,3 @@
-use std::fmt;
-
 pub const MIN_LEN: usize = 3;
 pub const MAX_LEN: usize = 32;
 
@@ -22,12 +20,6 @@ impl Username {
 
     pub fn as_str(&self) -> &str {
         &self.0
-    }
-}
-
-impl fmt::Display for Username {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
     }
 }
 

@@ -308,14 +308,20 @@ impl TestApp {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let response = builder.send().await.expect("request failed");
-        let response = TestResponse {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.bytes().await.expect("read body").to_vec(),
-        };
-        crate::contract::check(&method, path, &response);
-        response
+        send(&method, path, builder).await
+    }
+
+    /// A request from a client with no cookies: another device, or an
+    /// attacker replaying what it copied.
+    pub async fn bare(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> TestResponse {
+        self.request_with(&reqwest::Client::new(), method, path, body, headers)
+            .await
     }
 
     pub async fn post(&self, path: &str, body: &Value) -> TestResponse {
@@ -328,16 +334,21 @@ impl TestApp {
 
     /// `GET /api/me` with a bearer token and no cookies.
     pub async fn me_with_token(&self, token: &str) -> TestResponse {
-        let bare = reqwest::Client::new();
         let auth = format!("Bearer {token}");
-        self.request_with(
-            &bare,
-            Method::GET,
-            "/api/me",
-            None,
-            &[("authorization", &auth)],
-        )
-        .await
+        self.bare(Method::GET, "/api/me", None, &[("authorization", &auth)])
+            .await
+    }
+
+    /// Logs `username` in from `browser` (see [`TestApp::new_browser`]).
+    pub async fn login_from(
+        &self,
+        browser: &reqwest::Client,
+        username: &str,
+        remember: bool,
+    ) -> TestResponse {
+        let body = json!({"username": username, "password": PASSWORD, "remember_me": remember});
+        self.request_with(browser, Method::POST, "/api/login", Some(&body), &[])
+            .await
     }
 
     pub async fn register(&self, username: &str, email: &str) -> TestResponse {
@@ -439,15 +450,7 @@ impl TestApp {
     /// Logs `username` in from another browser; returns that session's CSRF token.
     pub async fn login_elsewhere(&self, username: &str) -> String {
         let (_, browser) = self.new_browser();
-        let response = self
-            .request_with(
-                &browser,
-                Method::POST,
-                "/api/login",
-                Some(&json!({"username": username, "password": PASSWORD})),
-                &[],
-            )
-            .await;
+        let response = self.login_from(&browser, username, false).await;
         response.assert_status(200);
         response.json()["csrf_token"].as_str().unwrap().to_owned()
     }
@@ -468,15 +471,20 @@ impl TestApp {
         for (name, value) in headers {
             builder = builder.header(*name, *value);
         }
-        let response = builder.send().await.expect("request failed");
-        let response = TestResponse {
-            status: response.status(),
-            headers: response.headers().clone(),
-            body: response.bytes().await.expect("read body").to_vec(),
-        };
-        crate::contract::check(&method, path, &response);
-        response
+        send(&method, path, builder).await
     }
+}
+
+/// Sends the request and checks the response against openapi.yaml.
+async fn send(method: &Method, path: &str, builder: reqwest::RequestBuilder) -> TestResponse {
+    let response = builder.send().await.expect("request failed");
+    let response = TestResponse {
+        status: response.status(),
+        headers: response.headers().clone(),
+        body: response.bytes().await.expect("read body").to_vec(),
+    };
+    crate::contract::check(method, path, &response);
+    response
 }
 
 impl TestDatabase {

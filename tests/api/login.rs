@@ -39,16 +39,9 @@ async fn the_email_in_any_case_also_logs_in() {
     app.user("susan").await;
     for identifier in ["SUSAN", "susan@example.com", " Susan@EXAMPLE.com "] {
         let (_, browser) = app.new_browser();
-        let response = app
-            .request_with(
-                &browser,
-                reqwest::Method::POST,
-                "/api/login",
-                Some(&json!({"username": identifier, "password": PASSWORD})),
-                &[],
-            )
-            .await;
-        response.assert_status(200);
+        app.login_from(&browser, identifier, false)
+            .await
+            .assert_status(200);
     }
 }
 
@@ -163,9 +156,7 @@ async fn logging_in_while_logged_in_is_a_conflict() {
     .await
     .problem(409);
     let token = format!("Bearer {}", login["access_token"].as_str().unwrap());
-    let bare = reqwest::Client::new();
-    app.request_with(
-        &bare,
+    app.bare(
         reqwest::Method::POST,
         "/api/login",
         Some(&body),
@@ -180,16 +171,7 @@ async fn each_login_is_a_new_session_and_others_stay_logged_in() {
     let app = TestApp::spawn().await;
     let first = app.logged_in("susan").await;
     let (_, phone) = app.new_browser();
-    let second = app
-        .request_with(
-            &phone,
-            reqwest::Method::POST,
-            "/api/login",
-            Some(&json!({"username": "susan", "password": PASSWORD})),
-            &[],
-        )
-        .await;
-    let second = second.json();
+    let second = app.login_from(&phone, "susan", false).await.json();
     assert_ne!(first["access_token"], second["access_token"]);
     assert_ne!(first["csrf_token"], second["csrf_token"]);
     app.get("/api/me").await.assert_status(200);
@@ -221,10 +203,8 @@ async fn a_fresh_login_never_reuses_the_old_session_cookie() {
     let new_cookie = app.cookie("authd_session").unwrap();
     assert_ne!(old_cookie, new_cookie);
 
-    let (_, replay) = app.new_browser();
     let cookie = format!("authd_session={old_cookie}");
-    app.request_with(
-        &replay,
+    app.bare(
         reqwest::Method::GET,
         "/api/me",
         None,

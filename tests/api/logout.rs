@@ -23,16 +23,9 @@ async fn cookie_logout_revokes_the_session_and_clears_the_cookies() {
     app.get("/api/me").await.problem(401);
 
     // A copy of the cookie kept by an attacker or a second tab is dead too.
-    let (_, replay) = app.new_browser();
-    app.request_with(
-        &replay,
-        Method::GET,
-        "/api/me",
-        None,
-        &[("cookie", &cookie)],
-    )
-    .await
-    .problem(401);
+    app.bare(Method::GET, "/api/me", None, &[("cookie", &cookie)])
+        .await
+        .problem(401);
     // ...and so is the bearer token of the same session.
     app.me_with_token(login["access_token"].as_str().unwrap())
         .await
@@ -45,9 +38,7 @@ async fn bearer_logout_revokes_the_token() {
     let login = app.logged_in("susan").await;
     let token = login["access_token"].as_str().unwrap();
     let auth = format!("Bearer {token}");
-    let bare = reqwest::Client::new();
-    app.request_with(
-        &bare,
+    app.bare(
         Method::POST,
         "/api/logout",
         None,
@@ -74,9 +65,7 @@ async fn logging_out_anonymously_is_still_204() {
     app.request(Method::POST, "/api/logout", None, &[])
         .await
         .assert_status(204);
-    let bare = reqwest::Client::new();
-    app.request_with(
-        &bare,
+    app.bare(
         Method::POST,
         "/api/logout",
         None,
@@ -91,15 +80,9 @@ async fn logging_out_one_device_leaves_the_others() {
     let app = TestApp::spawn().await;
     let laptop = app.logged_in("susan").await;
     let (_, phone) = app.new_browser();
-    let body = serde_json::json!({"username": "susan", "password": crate::helpers::PASSWORD});
-    let phone = app
-        .request_with(&phone, Method::POST, "/api/login", Some(&body), &[])
-        .await
-        .json();
+    let phone = app.login_from(&phone, "susan", true).await.json();
     let auth = format!("Bearer {}", phone["access_token"].as_str().unwrap());
-    let bare = reqwest::Client::new();
-    app.request_with(
-        &bare,
+    app.bare(
         Method::POST,
         "/api/logout",
         None,

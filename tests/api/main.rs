@@ -4,6 +4,7 @@ mod contract;
 mod helpers;
 
 mod bad_input;
+mod configuration;
 mod database;
 mod login;
 mod logout;

@@ -196,9 +196,7 @@ async fn registering_while_logged_in_is_a_conflict() {
     response.problem(409);
 
     let token = format!("Bearer {}", login["access_token"].as_str().unwrap());
-    let bare = reqwest::Client::new();
-    app.request_with(
-        &bare,
+    app.bare(
         reqwest::Method::POST,
         "/api/register",
         Some(&body),

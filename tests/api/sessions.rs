@@ -110,16 +110,7 @@ async fn sessions_and_tokens_expire() {
     app.user("susan").await;
     let plain = app.login("susan", false).await.json();
     let (_, phone) = app.new_browser();
-    let remembered = app
-        .request_with(
-            &phone,
-            Method::POST,
-            "/api/login",
-            Some(&json!({"username": "susan", "password": PASSWORD, "remember_me": true})),
-            &[],
-        )
-        .await
-        .json();
+    let remembered = app.login_from(&phone, "susan", true).await.json();
     app.get("/api/me").await.assert_status(200);
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
