@@ -107,6 +107,11 @@ pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<Result<
 /// Finds the account a login identifier names: its username (any case) or
 /// its email address (any case, surrounding space ignored).
 pub fn find_by_login(conn: &mut PgConnection, identifier: &str) -> QueryResult<Option<User>> {
+    // Postgres text cannot hold NUL, so no account can match one; asking
+    // would only earn an encoding error.
+    if identifier.contains('\0') {
+        return Ok(None);
+    }
     let identifier = identifier.trim().to_lowercase();
     users::table
         .filter(

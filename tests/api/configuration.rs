@@ -24,7 +24,10 @@ fn a_bad_value_stops_start_up_naming_the_variable() {
         assert_eq!(output.status.code(), Some(2), "{name}={value}");
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains(name), "{name}={value}: {stderr}");
-        assert!(!stderr.contains(value) || name != "SECRET_KEY", "the secret is not echoed");
+        assert!(
+            !stderr.contains(value) || name != "SECRET_KEY",
+            "the secret is not echoed"
+        );
     }
 }
 
@@ -38,12 +41,18 @@ fn production_refuses_to_start_without_a_secret_key() {
 #[test]
 fn an_unreachable_database_stops_start_up_with_a_clear_message() {
     let output = start_with(&[
-        ("DATABASE_URL", "postgres://postgres:hunter2@127.0.0.1:1/authd"),
+        (
+            "DATABASE_URL",
+            "postgres://postgres:hunter2@127.0.0.1:1/authd",
+        ),
         ("BCRYPT_COST", "4"),
         ("LOG_FORMAT", "json"),
     ]);
     assert_eq!(output.status.code(), Some(1));
     let logs = String::from_utf8_lossy(&output.stdout);
     assert!(logs.contains("cannot connect to Postgres"), "{logs}");
-    assert!(!logs.contains("hunter2"), "the database password is not logged: {logs}");
+    assert!(
+        !logs.contains("hunter2"),
+        "the database password is not logged: {logs}"
+    );
 }

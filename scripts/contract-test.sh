@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Property-based contract tests: schemathesis checks that authd answers
+# exactly as openapi.yaml says, with the settings in schemathesis.toml.
+#
+#   scripts/contract-test.sh                 build authd, run it on a fresh
+#                                            database, test it, clean up
+#   scripts/contract-test.sh --url URL       test a running deployment (it
+#                                            registers one test account there)
+#
+# Further arguments go to `st run` (for example --max-examples 50).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SCHEMATHESIS_VERSION=4.32.5
+VENV=${CONTRACT_VENV:-.venv-contract}
+POSTGRES=${CONTRACT_POSTGRES:-postgres://postgres@127.0.0.1:5432}
+
+if [ "$("$VENV/bin/st" --version 2>/dev/null)" != "st, version $SCHEMATHESIS_VERSION" ]; then
+    echo "contract-test: installing schemathesis $SCHEMATHESIS_VERSION into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
+url=""
+if [ "${1:-}" = "--url" ]; then
+    url=${2:?--url needs a value}
+    shift 2
+fi
+
+server_pid=""
+database=""
+cleanup() {
+    if [ -n "$server_pid" ]; then
+        kill "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [ -n "$database" ]; then
+        psql "$POSTGRES/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null || true
+    fi
+}
+trap cleanup EXIT
+
+if [ -z "$url" ]; then
+    cargo build --locked --quiet --bin authd
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    database="authd_contract_$$"
+    log=$(mktemp -t authd-contract.XXXXXX.log)
+    echo "contract-test: starting authd on port $port (database $database, log $log)"
+    DATABASE_URL="$POSTGRES/$database" BIND="127.0.0.1:$port" BCRYPT_COST=4 \
+        COOKIE_SECURE=false SECRET_KEY="$(head -c 48 /dev/urandom | base64 -w0)" \
+        LOG_FORMAT=json RUST_LOG=warn target/debug/authd >"$log" 2>&1 &
+    server_pid=$!
+    url="http://127.0.0.1:$port"
+    for _ in $(seq 1 120); do
+        curl -fsS "$url/healthz" >/dev/null 2>&1 && break
+        kill -0 "$server_pid" 2>/dev/null || { cat "$log"; exit 1; }
+        sleep 0.5
+    done
+fi
+
+# A known account, so that the operations behind a login are tested too.
+LOGIN_USERNAME="contract_$(date +%s)_$RANDOM"
+LOGIN_PASSWORD="contract-$(head -c 18 /dev/urandom | base64 -w0 | tr '+/' '-_')"
+export LOGIN_USERNAME LOGIN_PASSWORD
+curl -fsS -o /dev/null "$url/api/register" -H 'Content-Type: application/json' \
+    -d "{\"username\":\"$LOGIN_USERNAME\",\"email\":\"$LOGIN_USERNAME@example.com\",\"password\":\"$LOGIN_PASSWORD\",\"password2\":\"$LOGIN_PASSWORD\"}"
+
+"$VENV/bin/st" run openapi.yaml --url "$url" "$@"
