@@ -12,15 +12,13 @@ use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::cookies::{CookiePolicy, persist_remembered};
-use crate::auth::keys::Keys;
+use crate::auth::cookies::persist_remembered;
 use crate::auth::middleware::protected;
 use crate::configuration::Settings;
 use crate::db;
 use crate::error::problem_for_framework_error;
 use crate::passwords::Passwords;
 use crate::routes;
-use crate::sessions::Lifetimes;
 use crate::state::AppState;
 
 pub struct Application {
@@ -46,22 +44,7 @@ impl Application {
             .context("start-up hashing was cancelled")?
             .context("BCRYPT_COST")?;
 
-        let state = web::Data::new(AppState {
-            pool: db::pool(
-                &settings.database_url,
-                settings.db_pool_size,
-                settings.db_timeout,
-            ),
-            passwords,
-            keys: Keys::derive(&settings.secret_key),
-            lifetimes: Lifetimes {
-                session: settings.session_ttl,
-                remember: settings.remember_ttl,
-            },
-            cookies: CookiePolicy {
-                secure: settings.cookie_secure,
-            },
-        });
+        let state = web::Data::new(AppState::new(&settings, passwords));
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
@@ -86,7 +69,8 @@ impl Application {
     }
 }
 
-fn app(
+/// The whole HTTP surface: middleware and routes.
+pub fn app(
     state: web::Data<AppState>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<

@@ -38,7 +38,7 @@ fn resolve(pointer: String) -> (String, &'static Value) {
     }
 }
 
-fn validator(pointer: &str) -> Arc<jsonschema::Validator> {
+pub fn validator(pointer: &str) -> Arc<jsonschema::Validator> {
     let mut cache = VALIDATORS.lock().unwrap();
     cache
         .entry(pointer.to_owned())

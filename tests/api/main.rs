@@ -13,3 +13,4 @@ mod next;
 mod register;
 mod service;
 mod sessions;
+mod spec;
