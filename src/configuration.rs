@@ -7,6 +7,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use ipnet::IpNet;
 use rand::RngCore;
 
 /// The smallest `SECRET_KEY` we accept: every derived key gets at least this
@@ -76,6 +77,31 @@ pub struct Settings {
     /// with 503: the bound on how long the service "hangs" when Postgres is gone.
     pub db_timeout: Duration,
     pub log_format: LogFormat,
+    /// The key being rotated out: cookies and tokens signed with it are
+    /// still accepted, new ones are signed with `secret_key`.
+    pub secret_key_previous: Option<SecretKey>,
+    /// Inactivity after which a non-remembered session ends.
+    pub session_idle_ttl: Duration,
+    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins (`https://app.example.com`) allowed credentialed CORS.
+    pub cors_origins: Vec<String>,
+    /// Where throttling counts live when set; Postgres otherwise.
+    pub redis_url: Option<String>,
+    pub throttle: ThrottleSettings,
+}
+
+/// Sliding-window limits against password guessing and sign-up abuse.
+#[derive(Clone, Copy, Debug)]
+pub struct ThrottleSettings {
+    /// Failed logins allowed per (login identifier, client IP) in `login_window`.
+    pub login_per_identifier: u32,
+    /// Failed logins allowed per client IP in `login_window`.
+    pub login_per_ip: u32,
+    pub login_window: Duration,
+    /// Registration attempts allowed per client IP in `register_window`.
+    pub register_per_ip: u32,
+    pub register_window: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -172,6 +198,39 @@ impl Settings {
                 "json" => Ok(LogFormat::Json),
                 _ => Err("must be `pretty` or `json`".into()),
             })?,
+            secret_key_previous: env.parse("SECRET_KEY_PREVIOUS", None, |v| {
+                SecretKey::new(v.as_bytes().to_vec()).map(Some)
+            })?,
+            session_idle_ttl: env.parse(
+                "SESSION_IDLE_TTL",
+                Duration::from_secs(2 * 3600),
+                parse_duration,
+            )?,
+            trusted_proxies: env.parse("TRUSTED_PROXIES", Vec::new(), parse_networks)?,
+            cors_origins: env.parse("CORS_ORIGINS", Vec::new(), parse_origins)?,
+            redis_url: env.parse("REDIS_URL", None, |v| match url::Url::parse(v) {
+                Ok(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(Some(v.to_owned())),
+                _ => Err("must be a redis:// or rediss:// URL".into()),
+            })?,
+            throttle: ThrottleSettings {
+                login_per_identifier: env.parse(
+                    "LOGIN_FAILURES_PER_IDENTIFIER",
+                    10,
+                    parse_limit,
+                )?,
+                login_per_ip: env.parse("LOGIN_FAILURES_PER_IP", 100, parse_limit)?,
+                login_window: env.parse(
+                    "LOGIN_FAILURE_WINDOW",
+                    Duration::from_secs(15 * 60),
+                    parse_duration,
+                )?,
+                register_per_ip: env.parse("REGISTRATIONS_PER_IP", 20, parse_limit)?,
+                register_window: env.parse(
+                    "REGISTRATION_WINDOW",
+                    Duration::from_secs(3600),
+                    parse_duration,
+                )?,
+            },
         })
     }
 }
@@ -221,6 +280,46 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         Some(seconds) if seconds <= 10 * 365 * 86_400 => Ok(Duration::from_secs(seconds)),
         _ => Err("must be at most ten years".into()),
     }
+}
+
+fn parse_limit(value: &str) -> Result<u32, String> {
+    match value.parse::<u32>() {
+        Ok(limit @ 1..) => Ok(limit),
+        _ => Err("must be a whole number of at least 1".into()),
+    }
+}
+
+/// Comma-separated addresses and CIDR ranges: `10.0.0.1, 192.168.0.0/16`.
+fn parse_networks(value: &str) -> Result<Vec<IpNet>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<std::net::IpAddr>().map(IpNet::from))
+                .map_err(|_| format!("`{item}` is not an IP address or CIDR range"))
+        })
+        .collect()
+}
+
+/// Comma-separated origins, normalised to `scheme://host[:port]`. A
+/// wildcard is refused: it cannot be combined with credentials.
+fn parse_origins(value: &str) -> Result<Vec<String>, String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            let bad = || format!("`{item}` is not an origin such as https://app.example.com (no path, no wildcard)");
+            let url = url::Url::parse(item).map_err(|_| bad())?;
+            let bare = url.path() == "/" && url.query().is_none() && url.fragment().is_none();
+            if !matches!(url.scheme(), "http" | "https") || url.host().is_none() || !bare {
+                return Err(bad());
+            }
+            Ok(url.origin().ascii_serialization())
+        })
+        .collect()
 }
 
 fn parse_bool(value: &str) -> Result<bool, String> {
@@ -289,11 +388,45 @@ mod tests {
             ("DB_POOL_SIZE", "0"),
             ("SECRET_KEY", "too-short"),
             ("AUTHD_ENV", "staging"),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, proxy.local"),
+            ("CORS_ORIGINS", "*"),
+            ("CORS_ORIGINS", "https://app.example.com/path"),
+            ("REDIS_URL", "http://localhost"),
+            ("LOGIN_FAILURES_PER_IP", "0"),
+            ("SECRET_KEY_PREVIOUS", "short"),
         ] {
             let error = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(error.variable, name);
             assert!(error.to_string().contains(name));
         }
+    }
+
+    #[test]
+    fn lists_are_parsed_and_normalised() {
+        let settings = Settings::from_vars(&vars(&[
+            ("TRUSTED_PROXIES", " 10.0.0.0/8, 127.0.0.1 ,::1"),
+            (
+                "CORS_ORIGINS",
+                "https://app.example.com, http://localhost:5173/",
+            ),
+        ]))
+        .unwrap();
+        let proxies: Vec<String> = settings
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(proxies, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        assert_eq!(
+            settings.cors_origins,
+            ["https://app.example.com", "http://localhost:5173"]
+        );
+        assert!(
+            Settings::from_vars(&HashMap::new())
+                .unwrap()
+                .cors_origins
+                .is_empty()
+        );
     }
 
     #[test]

@@ -3,7 +3,6 @@
 //! session all happen here, so later work (caching, revocation fan-out,
 //! listing a user's sessions) has one place to change.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use base64::Engine;
@@ -12,6 +11,7 @@ use chrono::{SubsecRound, TimeDelta, Utc};
 use diesel::Connection;
 use rand::RngCore;
 
+use crate::client::Client;
 use crate::db::{self, PgPool, StoreError};
 use crate::models::session::{self, Session};
 use crate::models::{User, user};
@@ -28,9 +28,16 @@ pub fn random_token() -> String {
 pub struct Lifetimes {
     pub session: Duration,
     pub remember: Duration,
+    /// Inactivity that ends a non-remembered session.
+    pub idle: Duration,
+    /// `last_seen_at` is written at most this often per session, so that
+    /// activity tracking costs a write a minute, not one per request.
+    pub touch_every: Duration,
 }
 
 impl Lifetimes {
+    pub const TOUCH_EVERY: Duration = Duration::from_secs(60);
+
     pub fn for_login(&self, remember: bool) -> Duration {
         if remember {
             self.remember
@@ -39,16 +46,6 @@ impl Lifetimes {
         }
     }
 }
-
-/// What we record about the client that logged in.
-#[derive(Clone, Debug, Default)]
-pub struct Client {
-    pub user_agent: Option<String>,
-    pub ip: Option<IpAddr>,
-}
-
-/// A long User-Agent is kept, cut to this many characters.
-const USER_AGENT_MAX_CHARS: usize = 512;
 
 /// Starts a fresh session for `user_id` (never reusing an id: no session
 /// fixation) and records the login time.
@@ -70,9 +67,7 @@ pub async fn start(
         last_seen_at: now,
         expires_at: now + lifetime,
         remember,
-        user_agent: client
-            .user_agent
-            .map(|agent| agent.chars().take(USER_AGENT_MAX_CHARS).collect()),
+        user_agent: client.user_agent,
         ip: client.ip.map(Into::into),
         csrf_token: random_token(),
         revoked_at: None,
@@ -88,9 +83,27 @@ pub async fn start(
 }
 
 /// The live session with this id and its user, or `None` when it is
-/// unknown, revoked, expired, or its user is inactive.
-pub async fn find_live(pool: &PgPool, id: String) -> Result<Option<(Session, User)>, StoreError> {
-    db::run(pool, move |conn| session::find_live(conn, &id, Utc::now())).await
+/// unknown, revoked, expired, idle too long, or its user is inactive.
+/// Notes the activity, at most once per `touch_every`.
+pub async fn find_live(
+    pool: &PgPool,
+    lifetimes: Lifetimes,
+    id: String,
+) -> Result<Option<(Session, User)>, StoreError> {
+    let idle = TimeDelta::from_std(lifetimes.idle).expect("configuration caps lifetimes");
+    let touch_every = TimeDelta::from_std(lifetimes.touch_every).expect("a minute fits");
+    db::run(pool, move |conn| {
+        let now = Utc::now().trunc_subsecs(6);
+        let Some((mut found, user)) = session::find_live(conn, &id, now, now - idle)? else {
+            return Ok(None);
+        };
+        if now - found.last_seen_at >= touch_every {
+            session::touch(conn, &found.id, now)?;
+            found.last_seen_at = now;
+        }
+        Ok(Some((found, user)))
+    })
+    .await
 }
 
 pub async fn revoke(pool: &PgPool, id: String) -> Result<(), StoreError> {

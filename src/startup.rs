@@ -4,22 +4,26 @@
 
 use std::net::TcpListener;
 
+use actix_cors::Cors;
 use actix_identity::IdentityMiddleware;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::header;
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderName};
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
-use crate::auth::cookies::persist_remembered;
+use crate::auth::cookies::{accept_previous_key, persist_remembered};
 use crate::auth::middleware::protected;
 use crate::configuration::Settings;
 use crate::db;
 use crate::error::problem_for_framework_error;
 use crate::passwords::Passwords;
 use crate::routes;
+use crate::security_headers::security_headers;
 use crate::state::AppState;
+use crate::throttle::Throttle;
 
 pub struct Application {
     port: u16,
@@ -44,7 +48,18 @@ impl Application {
             .context("start-up hashing was cancelled")?
             .context("BCRYPT_COST")?;
 
-        let state = web::Data::new(AppState::new(&settings, passwords));
+        let pool = db::pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            settings.db_timeout,
+        );
+        let throttle = match &settings.redis_url {
+            Some(url) => Throttle::redis(url, settings.db_timeout, settings.throttle)
+                .await
+                .context("cannot connect to REDIS_URL")?,
+            None => Throttle::postgres(pool.clone(), settings.throttle),
+        };
+        let state = web::Data::new(AppState::new(&settings, pool, passwords, throttle));
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
@@ -82,17 +97,24 @@ pub fn app(
     >,
 > {
     let session = state.cookies.session_middleware(state.keys.cookie.clone());
+    let cors = cors(&state.cors_origins);
     App::new()
         .app_data(state)
         .app_data(web::PayloadConfig::new(routes::MAX_BODY_BYTES))
-        // Listed innermost first: identity needs the session, the remember-me
-        // rewrite needs the session's cookie, and every error passes through
-        // the problem+json handler before it is logged.
+        // Listed innermost first: identity needs the session; a cookie sealed
+        // with the previous key is re-sealed before the session reads it;
+        // the remember-me rewrite needs the session's cookie; CORS answers
+        // preflights before any of that; every error (CORS refusals too)
+        // passes through the problem+json handler before it is logged; and
+        // every response, errors included, gets the security headers.
         .wrap(IdentityMiddleware::default())
         .wrap(session)
+        .wrap(from_fn(accept_previous_key))
         .wrap(from_fn(persist_remembered))
+        .wrap(cors)
         .wrap(ErrorHandlers::new().default_handler(problem_for_framework_error))
         .wrap(TracingLogger::default())
+        .wrap(from_fn(security_headers))
         .service(web::resource("/healthz").route(web::get().to(routes::healthz)))
         .service(web::resource("/readyz").route(web::get().to(routes::readyz)))
         .service(
@@ -105,4 +127,22 @@ pub fn app(
                 .service(web::resource("/me").route(protected(web::get().to(routes::me)))),
         )
         .default_service(web::to(routes::not_found))
+}
+
+/// Credentialed CORS for the allowlisted origins only: any other origin gets
+/// no CORS headers at all (never a reflection, never `*`).
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods([Method::GET, Method::POST])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-csrf-token"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .supports_credentials()
+        .block_on_origin_mismatch(false)
+        .max_age(3600)
 }

@@ -1,11 +1,14 @@
 //! What every handler shares.
 
+use ipnet::IpNet;
+
 use crate::auth::cookies::CookiePolicy;
 use crate::auth::keys::Keys;
 use crate::configuration::Settings;
-use crate::db::{self, PgPool};
+use crate::db::PgPool;
 use crate::passwords::Passwords;
 use crate::sessions::Lifetimes;
+use crate::throttle::Throttle;
 
 pub struct AppState {
     pub pool: PgPool,
@@ -13,27 +16,37 @@ pub struct AppState {
     pub keys: Keys,
     pub lifetimes: Lifetimes,
     pub cookies: CookiePolicy,
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins allowed credentialed CORS, and so cookie-authenticated writes.
+    pub cors_origins: Vec<String>,
+    pub throttle: Throttle,
 }
 
 impl AppState {
-    /// Derives keys and opens the (lazy) pool; `passwords` is built apart
-    /// because making its dummy hash blocks.
-    pub fn new(settings: &Settings, passwords: Passwords) -> Self {
+    /// Derives keys from the settings; the parts that take I/O or blocking
+    /// work to make are made by the caller.
+    pub fn new(
+        settings: &Settings,
+        pool: PgPool,
+        passwords: Passwords,
+        throttle: Throttle,
+    ) -> Self {
         Self {
-            pool: db::pool(
-                &settings.database_url,
-                settings.db_pool_size,
-                settings.db_timeout,
-            ),
+            pool,
             passwords,
-            keys: Keys::derive(&settings.secret_key),
+            keys: Keys::derive(&settings.secret_key, settings.secret_key_previous.as_ref()),
             lifetimes: Lifetimes {
                 session: settings.session_ttl,
                 remember: settings.remember_ttl,
+                idle: settings.session_idle_ttl,
+                touch_every: Lifetimes::TOUCH_EVERY,
             },
             cookies: CookiePolicy {
                 secure: settings.cookie_secure,
             },
+            trusted_proxies: settings.trusted_proxies.clone(),
+            cors_origins: settings.cors_origins.clone(),
+            throttle,
         }
     }
 }

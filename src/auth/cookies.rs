@@ -13,12 +13,20 @@ use actix_session::SessionMiddleware;
 use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_session::storage::CookieSessionStore;
 use actix_web::body::MessageBody;
-use actix_web::cookie::{Cookie, Key, SameSite, time};
+use actix_web::cookie::{Cookie, CookieJar, Key, SameSite, time};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header::{HeaderValue, SET_COOKIE};
+use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::middleware::Next;
+use actix_web::web;
 
+use crate::state::AppState;
+
+/// The session cookie's name over plain http (development only).
 pub const SESSION_COOKIE: &str = "authd_session";
+/// Its name when `Secure`: browsers only accept a `__Host-` cookie that is
+/// `Secure`, has `Path=/` and no `Domain`, so no subdomain can plant or
+/// shadow it.
+pub const SECURE_SESSION_COOKIE: &str = "__Host-authd_session";
 pub const CSRF_COOKIE: &str = "csrf_token";
 
 #[derive(Clone, Copy, Debug)]
@@ -28,12 +36,23 @@ pub struct CookiePolicy {
 
 /// Put in a response's extensions to make its session cookie persistent.
 #[derive(Clone, Copy, Debug)]
-pub struct PersistSessionCookie(pub Duration);
+pub struct PersistSessionCookie {
+    pub name: &'static str,
+    pub lifetime: Duration,
+}
 
 impl CookiePolicy {
+    pub fn session_cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_SESSION_COOKIE
+        } else {
+            SESSION_COOKIE
+        }
+    }
+
     pub fn session_middleware(&self, key: Key) -> SessionMiddleware<CookieSessionStore> {
         SessionMiddleware::builder(CookieSessionStore::default(), key)
-            .cookie_name(SESSION_COOKIE.into())
+            .cookie_name(self.session_cookie_name().into())
             .cookie_content_security(CookieContentSecurity::Private)
             .cookie_secure(self.secure)
             .cookie_http_only(true)
@@ -56,7 +75,7 @@ impl CookiePolicy {
 
     /// Cookies that delete both of ours.
     pub fn removals(&self) -> [Cookie<'static>; 2] {
-        [SESSION_COOKIE, CSRF_COOKIE].map(|name| {
+        [self.session_cookie_name(), CSRF_COOKIE].map(|name| {
             let mut cookie = self.base(name, String::new());
             cookie.make_removal();
             cookie
@@ -89,11 +108,11 @@ pub async fn persist_remembered(
         .extensions()
         .get::<PersistSessionCookie>()
         .copied();
-    if let Some(PersistSessionCookie(lifetime)) = persist {
+    if let Some(persist) = persist {
         let headers = response.headers_mut();
         let rewritten: Vec<HeaderValue> = headers
             .get_all(SET_COOKIE)
-            .map(|value| with_max_age(value, lifetime).unwrap_or_else(|| value.clone()))
+            .map(|value| with_max_age(value, persist).unwrap_or_else(|| value.clone()))
             .collect();
         headers.remove(SET_COOKIE);
         for value in rewritten {
@@ -103,11 +122,133 @@ pub async fn persist_remembered(
     Ok(response)
 }
 
-fn with_max_age(value: &HeaderValue, lifetime: Duration) -> Option<HeaderValue> {
+fn with_max_age(value: &HeaderValue, persist: PersistSessionCookie) -> Option<HeaderValue> {
     let mut cookie = Cookie::parse(value.to_str().ok()?).ok()?;
-    if cookie.name() != SESSION_COOKIE {
+    if cookie.name() != persist.name {
         return None;
     }
-    cookie.set_max_age(max_age(lifetime));
+    cookie.set_max_age(max_age(persist.lifetime));
     HeaderValue::from_str(&cookie.to_string()).ok()
+}
+
+/// Runs before the session middleware during a key rotation: a session
+/// cookie sealed with `SECRET_KEY_PREVIOUS` is re-sealed with the current key
+/// in the request, so actix-session (which knows one key) accepts it.
+pub async fn accept_previous_key(
+    mut request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    if let Some(state) = request.app_data::<web::Data<AppState>>().cloned()
+        && let Some(previous) = &state.keys.previous_cookie
+    {
+        let name = state.cookies.session_cookie_name();
+        if let Some(header) = resealed(request.headers(), name, &state.keys.cookie, previous) {
+            request.headers_mut().insert(COOKIE, header);
+        }
+    }
+    next.call(request).await
+}
+
+/// The request's `Cookie` header with the named cookie re-sealed, or `None`
+/// when there is nothing to change.
+fn resealed(headers: &HeaderMap, name: &str, current: &Key, previous: &Key) -> Option<HeaderValue> {
+    let joined = headers
+        .get_all(COOKIE)
+        .filter_map(|value| value.to_str().ok())
+        .collect::<Vec<_>>()
+        .join("; ");
+    let mut changed = false;
+    let cookies: Vec<String> = parse_cookie_header(&joined)
+        .map(|cookie| {
+            if cookie.name() == name
+                && open(&cookie, current).is_none()
+                && let Some(value) = open(&cookie, previous)
+            {
+                changed = true;
+                return seal(name, value, current);
+            }
+            cookie.encoded().to_string()
+        })
+        .collect();
+    changed
+        .then(|| HeaderValue::from_str(&cookies.join("; ")).ok())
+        .flatten()
+}
+
+/// As actix-web reads a `Cookie` header.
+fn parse_cookie_header(header: &str) -> impl Iterator<Item = Cookie<'_>> {
+    header
+        .split(';')
+        .map(str::trim)
+        .filter(|part| !part.is_empty())
+        .filter_map(|part| Cookie::parse_encoded(part).ok())
+}
+
+fn open(cookie: &Cookie<'_>, key: &Key) -> Option<String> {
+    let mut jar = CookieJar::new();
+    jar.add_original(cookie.clone().into_owned());
+    jar.private(key)
+        .get(cookie.name())
+        .map(|opened| opened.value().to_owned())
+}
+
+fn seal(name: &str, value: String, key: &Key) -> String {
+    let mut jar = CookieJar::new();
+    jar.private_mut(key)
+        .add(Cookie::new(name.to_owned(), value));
+    jar.get(name)
+        .map(|sealed| sealed.encoded().to_string())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cookie_sealed_with_the_previous_key_is_resealed_with_the_current_one() {
+        let (current, previous) = (Key::generate(), Key::generate());
+        let old = seal(SESSION_COOKIE, "state".into(), &previous);
+        let mut headers = HeaderMap::new();
+        let header = format!("csrf_token=abc; {old}");
+        headers.insert(COOKIE, HeaderValue::from_str(&header).unwrap());
+
+        let resealed = resealed(&headers, SESSION_COOKIE, &current, &previous).unwrap();
+        let resealed = resealed.to_str().unwrap();
+        assert!(resealed.starts_with("csrf_token=abc; "), "{resealed}");
+        let cookie = parse_cookie_header(resealed)
+            .find(|cookie| cookie.name() == SESSION_COOKIE)
+            .unwrap();
+        assert_eq!(open(&cookie, &current).as_deref(), Some("state"));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_cookie_headers_never_panic(header in "\\PC{0,300}") {
+            let (current, previous) = (Key::generate(), Key::generate());
+            let mut headers = HeaderMap::new();
+            if let Ok(value) = HeaderValue::from_str(&header) {
+                headers.insert(COOKIE, value);
+                let _ = resealed(&headers, SESSION_COOKIE, &current, &previous);
+            }
+        }
+    }
+
+    #[test]
+    fn current_unknown_and_absent_cookies_are_left_alone() {
+        let (current, previous, stranger) = (Key::generate(), Key::generate(), Key::generate());
+        for header in [
+            seal(SESSION_COOKIE, "state".into(), &current),
+            seal(SESSION_COOKIE, "state".into(), &stranger),
+            "other=1".to_owned(),
+            format!("{SESSION_COOKIE}=garbage"),
+        ] {
+            let mut headers = HeaderMap::new();
+            headers.insert(COOKIE, HeaderValue::from_str(&header).unwrap());
+            assert!(
+                resealed(&headers, SESSION_COOKIE, &current, &previous).is_none(),
+                "{header}"
+            );
+        }
+    }
 }

@@ -12,7 +12,7 @@ use std::future::{Ready, ready};
 use std::rc::Rc;
 
 use actix_identity::IdentityExt;
-use actix_web::http::header::{AUTHORIZATION, HeaderValue};
+use actix_web::http::header::{AUTHORIZATION, HOST, HeaderValue, ORIGIN, REFERER};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 use subtle::ConstantTimeEq;
 
@@ -80,13 +80,19 @@ pub async fn authenticate(
     let Some(claimed) = claimed(request, state) else {
         return Ok(None);
     };
-    let Some((session, user)) = sessions::find_live(&state.pool, claimed.session_id).await? else {
+    let Some((session, user)) =
+        sessions::find_live(&state.pool, state.lifetimes, claimed.session_id).await?
+    else {
         return Ok(None);
     };
     if claimed.user_id.is_some_and(|id| id != user.id) {
         return Ok(None);
     }
     if claimed.via == Via::Cookie && !request.method().is_safe() {
+        // Belt and braces: a browser says where a request comes from.
+        if !same_or_allowed_origin(request, &state.cors_origins) {
+            return Err(ApiError::ForeignOrigin);
+        }
         let sent = request
             .headers()
             .get(CSRF_HEADER)
@@ -101,6 +107,53 @@ pub async fn authenticate(
         session,
         via: claimed.via,
     }))
+}
+
+/// True unless the request's `Origin` (or, lacking it, `Referer`) names a
+/// site other than this one or an allowed CORS origin. Requests that send
+/// neither (curl, native apps) are left to the CSRF token.
+fn same_or_allowed_origin(request: &HttpRequest, allowed: &[String]) -> bool {
+    let headers = request.headers();
+    let source = match (headers.get(ORIGIN), headers.get(REFERER)) {
+        (Some(origin), _) => origin.to_str().ok().map(str::to_owned),
+        (None, Some(referer)) => referer
+            .to_str()
+            .ok()
+            .and_then(|referer| url::Url::parse(referer).ok())
+            .map(|url| url.origin().ascii_serialization()),
+        (None, None) => return true,
+    };
+    // An unreadable source, or the opaque origin `null`, is foreign.
+    let Some(source) = source.and_then(|source| url::Url::parse(&source).ok()) else {
+        return false;
+    };
+    let origin = source.origin();
+    if allowed
+        .iter()
+        .any(|allowed| *allowed == origin.ascii_serialization())
+    {
+        return true;
+    }
+    // The API's own origin: compared by host and port with the Host header
+    // the browser sent, which a cross-site page cannot set.
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|host| host.to_str().ok());
+    let (Some(host), Some(source_host)) = (host, source.host_str()) else {
+        return false;
+    };
+    // `Url` leaves a scheme's default port out; so must the Host header.
+    let source_authority = match source.port() {
+        Some(port) => format!("{source_host}:{port}"),
+        None => source_host.to_owned(),
+    };
+    let default_port = match source.scheme() {
+        "https" => ":443",
+        _ => ":80",
+    };
+    let host = host.strip_suffix(default_port).unwrap_or(host);
+    host.eq_ignore_ascii_case(&source_authority)
 }
 
 /// The logged-in user and session, for handlers behind

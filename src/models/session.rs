@@ -29,17 +29,20 @@ pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {
 }
 
 /// The session and its user, if the session is live: not revoked, not
-/// expired, and its user still active.
+/// expired, not idle since before `idle_since` (unless remembered), and its
+/// user still active.
 pub fn find_live(
     conn: &mut PgConnection,
     id: &str,
     now: DateTime<Utc>,
+    idle_since: DateTime<Utc>,
 ) -> QueryResult<Option<(Session, User)>> {
     sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(id))
         .filter(sessions::revoked_at.is_null())
         .filter(sessions::expires_at.gt(now))
+        .filter(sessions::remember.or(sessions::last_seen_at.gt(idle_since)))
         .filter(users::is_active)
         .select((Session::as_select(), User::as_select()))
         .first(conn)
@@ -56,4 +59,11 @@ pub fn revoke(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryRes
     .set(sessions::revoked_at.eq(now))
     .execute(conn)
     .map(|rows| rows > 0)
+}
+
+pub fn touch(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(sessions::table.find(id))
+        .set(sessions::last_seen_at.eq(now))
+        .execute(conn)
+        .map(drop)
 }
