@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what building and testing authd needs, where missing:
-# libpq (Diesel's Postgres driver), cargo-nextest, and a running Postgres on
-# 127.0.0.1:5432. Safe to run repeatedly.
+# libpq (Diesel's Postgres driver), cargo-nextest, a running Postgres on
+# 127.0.0.1:5432 and a running Redis on 127.0.0.1:6379 (the throttle's
+# shared store, tested too). Safe to run repeatedly.
 set -euo pipefail
 
 apt_install() {
@@ -37,4 +38,19 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
         sleep 0.5
     done
     pg_isready -h 127.0.0.1 -p 5432
+fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+    echo "ensure-deps: installing Redis"
+    apt_install redis-server
+fi
+
+if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+    echo "ensure-deps: starting Redis"
+    redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no
+    for _ in $(seq 1 40); do
+        redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1 && break
+        sleep 0.25
+    done
+    redis-cli -h 127.0.0.1 -p 6379 ping
 fi

@@ -1,11 +1,16 @@
 //! Accounts: registration and the password check behind login.
 
+use crate::audit::{self, Event};
+use crate::client::Client;
 use crate::db::{self, PgPool, StoreError};
 use crate::domain::{Email, Password, Username};
 use crate::error::FieldErrors;
-use crate::models::User;
 use crate::models::user::{self, NewUser, Taken};
+use crate::models::{Session, User};
 use crate::passwords::{HashError, Passwords};
+use crate::sessions;
+use crate::state::AppState;
+use crate::throttle::Blocked;
 
 /// A registration as parsed from a request: the fields that parsed, and
 /// messages for those that did not.
@@ -89,18 +94,69 @@ pub async fn register(
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
+    /// Unknown identifier or wrong password; `user_id` is for the audit
+    /// trail only and never reaches the client.
     #[error("invalid username or password")]
-    InvalidCredentials,
+    InvalidCredentials { user_id: Option<i64> },
     #[error("account disabled")]
-    Inactive,
+    Inactive { user_id: i64 },
+    #[error("too many failed logins")]
+    Throttled(Blocked),
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Logs in: throttle check, password check, a new session, and the audit
+/// trail of whichever happened.
+pub async fn log_in(
+    state: &AppState,
+    identifier: String,
+    password: String,
+    remember: bool,
+    client: &Client,
+) -> Result<(User, Session), LoginError> {
+    let audit =
+        |event, user_id| audit::record(&state.pool, event, user_id, Some(&identifier), client);
+    if let Some(blocked) = state.throttle.check_login(&identifier, client.ip).await? {
+        audit(Event::LoginThrottled, None).await;
+        return Err(LoginError::Throttled(blocked));
+    }
+    let checked = check_password(&state.pool, &state.passwords, identifier.clone(), password).await;
+    let mut user = match checked {
+        Ok(user) => user,
+        Err(LoginError::InvalidCredentials { user_id }) => {
+            state.throttle.login_failed(&identifier, client.ip).await?;
+            audit(Event::LoginFailure, user_id).await;
+            return Err(LoginError::InvalidCredentials { user_id });
+        }
+        Err(LoginError::Inactive { user_id }) => {
+            audit(Event::LoginFailure, Some(user_id)).await;
+            return Err(LoginError::Inactive { user_id });
+        }
+        Err(error) => return Err(error),
+    };
+    state
+        .throttle
+        .login_succeeded(&identifier, client.ip)
+        .await?;
+    let session = sessions::start(
+        &state.pool,
+        state.lifetimes,
+        user.id,
+        remember,
+        client.clone(),
+    )
+    .await?;
+    user.last_login_at = Some(session.created_at);
+    audit(Event::LoginSuccess, Some(user.id)).await;
+    Ok((user, session))
 }
 
 /// The user whose username or email is `identifier` and whose password is
 /// `password`. Unknown users and wrong passwords fail the same way, after
 /// the same amount of bcrypt work. The active flag is only revealed to
-/// someone who knows the password.
+/// someone who knows the password. A hash made at a lower cost than
+/// configured is upgraded on the way.
 pub async fn check_password(
     pool: &PgPool,
     passwords: &Passwords,
@@ -110,15 +166,42 @@ pub async fn check_password(
     let found = db::run(pool, move |conn| user::find_by_login(conn, &identifier)).await?;
     let hash = found.as_ref().map(|user| user.password_hash.clone());
     // Verify before looking at `found`, so unknown users cost a hash too.
-    let matched = passwords.verify(password, hash).await;
-    match found {
-        Some(user) if matched => {
-            if user.is_active {
-                Ok(user)
-            } else {
-                Err(LoginError::Inactive)
-            }
+    let matched = passwords.verify(password.clone(), hash).await;
+    let Some(mut user) = found else {
+        return Err(LoginError::InvalidCredentials { user_id: None });
+    };
+    if !matched {
+        return Err(LoginError::InvalidCredentials {
+            user_id: Some(user.id),
+        });
+    }
+    if !user.is_active {
+        return Err(LoginError::Inactive { user_id: user.id });
+    }
+    if passwords.needs_upgrade(&user.password_hash) {
+        upgrade_hash(pool, passwords, &mut user, password).await;
+    }
+    Ok(user)
+}
+
+/// Best effort: a failed upgrade is logged and retried at the next login.
+async fn upgrade_hash(pool: &PgPool, passwords: &Passwords, user: &mut User, password: String) {
+    let upgraded = match passwords.rehash(password).await {
+        Ok(hash) => hash,
+        Err(error) => {
+            tracing::warn!(user_id = user.id, %error, "could not re-hash a password");
+            return;
         }
-        _ => Err(LoginError::InvalidCredentials),
+    };
+    let (id, old, new) = (user.id, user.password_hash.clone(), upgraded.clone());
+    match db::run(pool, move |conn| user::replace_hash(conn, id, &old, &new)).await {
+        Ok(()) => {
+            tracing::info!(
+                user_id = user.id,
+                "upgraded a password hash to the configured cost"
+            );
+            user.password_hash = upgraded;
+        }
+        Err(error) => tracing::warn!(user_id = user.id, %error, "could not store an upgraded hash"),
     }
 }

@@ -39,6 +39,10 @@ pub enum ApiError {
     CsrfFailed,
     #[error("already authenticated")]
     AlreadyAuthenticated,
+    #[error("too many attempts")]
+    TooManyRequests(std::time::Duration),
+    #[error("cross-origin request refused")]
+    ForeignOrigin,
     #[error("no such route")]
     NotFound,
     #[error("the database is unavailable")]
@@ -110,6 +114,21 @@ impl ApiError {
                 "Already authenticated",
                 "This request already carries a valid session; log out first.".into(),
             ),
+            Self::TooManyRequests(wait) => (
+                "too-many-requests",
+                "Too many attempts",
+                format!(
+                    "Too many attempts; try again in {} seconds.",
+                    wait.as_secs().max(1)
+                ),
+            ),
+            Self::ForeignOrigin => (
+                "foreign-origin",
+                "Cross-origin request refused",
+                "Requests that change state with the session cookie must come from this \
+                 site or an allowed origin."
+                    .into(),
+            ),
             Self::NotFound => ("not-found", "Not found", "There is no such route.".into()),
             Self::Unavailable(_) => (
                 "service-unavailable",
@@ -172,7 +191,8 @@ impl ResponseError for ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::InvalidCredentials | Self::Unauthenticated => StatusCode::UNAUTHORIZED,
-            Self::InactiveAccount | Self::CsrfFailed => StatusCode::FORBIDDEN,
+            Self::InactiveAccount | Self::CsrfFailed | Self::ForeignOrigin => StatusCode::FORBIDDEN,
+            Self::TooManyRequests(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::AlreadyAuthenticated => StatusCode::CONFLICT,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -203,6 +223,12 @@ impl ResponseError for ApiError {
             }
             Self::Unavailable(_) => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            Self::TooManyRequests(wait) => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from(wait.as_secs().max(1)),
+                );
             }
             _ => {}
         }

@@ -32,8 +32,25 @@ impl Passwords {
     }
 
     pub async fn hash(&self, password: Password) -> Result<String, HashError> {
+        self.hash_at_cost(password.expose().to_owned()).await
+    }
+
+    /// True when `hash` was made at a lower cost than configured now, so the
+    /// next successful login should replace it.
+    pub fn needs_upgrade(&self, hash: &str) -> bool {
+        hash.parse::<bcrypt::HashParts>()
+            .is_ok_and(|parts| parts.get_cost() < self.cost)
+    }
+
+    /// Re-hashes a password that just verified against an older hash. It was
+    /// accepted under the policy of its day, so the policy is not re-applied.
+    pub async fn rehash(&self, verified: String) -> Result<String, HashError> {
+        self.hash_at_cost(verified).await
+    }
+
+    async fn hash_at_cost(&self, password: String) -> Result<String, HashError> {
         let cost = self.cost;
-        web::block(move || bcrypt::non_truncating_hash(password.expose(), cost))
+        web::block(move || bcrypt::non_truncating_hash(password, cost))
             .await
             .map_err(|_| HashError)?
             .map_err(|_| HashError)

@@ -27,6 +27,18 @@ impl Email {
 #[cfg(test)]
 mod tests {
     use super::Email;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_normalises(value in any::<String>()) {
+            if let Ok(email) = Email::parse(&value) {
+                prop_assert!(email.as_str().chars().count() <= 254);
+                prop_assert_eq!(email.as_str(), email.as_str().trim().to_lowercase());
+                prop_assert!(email.as_str().contains('@'));
+            }
+        }
+    }
 
     #[test]
     fn normalises_case_and_surrounding_space() {

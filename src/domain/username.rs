@@ -26,6 +26,17 @@ impl Username {
 #[cfg(test)]
 mod tests {
     use super::Username;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn parsing_never_panics_and_accepts_only_the_alphabet(value in any::<String>()) {
+            if let Ok(username) = Username::parse(&value) {
+                prop_assert!((3..=32).contains(&username.as_str().len()));
+                prop_assert!(username.as_str().chars().all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)));
+            }
+        }
+    }
 
     #[test]
     fn accepts_the_allowed_alphabet_and_lengths() {

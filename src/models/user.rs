@@ -130,3 +130,11 @@ pub fn record_login(conn: &mut PgConnection, id: i64, at: DateTime<Utc>) -> Quer
         .execute(conn)
         .map(drop)
 }
+
+/// Swaps the hash, unless another login already did.
+pub fn replace_hash(conn: &mut PgConnection, id: i64, old: &str, new: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
+        .set(users::password_hash.eq(new))
+        .execute(conn)
+        .map(drop)
+}

@@ -8,10 +8,10 @@ use super::json::{ApiJson, field_errors};
 use crate::accounts::{self, LoginError};
 use crate::auth::cookies::PersistSessionCookie;
 use crate::auth::token;
+use crate::client::Client;
 use crate::domain::NextPath;
 use crate::error::ApiError;
 use crate::models::User;
-use crate::sessions::{self, Client};
 use crate::state::AppState;
 
 #[derive(Deserialize, Validate)]
@@ -43,8 +43,8 @@ struct LoginResponse<'a> {
 }
 
 /// `next` from the body, else from the query string.
-fn requested_next<'a>(body: Option<&'a str>, request: &'a HttpRequest) -> Option<String> {
-    body.map(str::to_owned).or_else(|| {
+fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String> {
+    body.or_else(|| {
         url::form_urlencoded::parse(request.query_string().as_bytes())
             .find(|(key, _)| key == "next")
             .map(|(_, value)| value.into_owned())
@@ -61,26 +61,18 @@ pub async fn login(
     let (Ok(()), Some(identifier), Some(password)) = (&report, body.username, body.password) else {
         return Err(ApiError::Validation(field_errors(report)));
     };
-    let next = NextPath::sanitise(requested_next(body.next.as_deref(), &request).as_deref());
+    let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
     let remember = body.remember_me.unwrap_or(false);
+    let client = Client::from_request(&request, &state.trusted_proxies);
 
-    let mut user = accounts::check_password(&state.pool, &state.passwords, identifier, password)
+    let (user, session) = accounts::log_in(&state, identifier, password, remember, &client)
         .await
         .map_err(|error| match error {
-            LoginError::InvalidCredentials => ApiError::InvalidCredentials,
-            LoginError::Inactive => ApiError::InactiveAccount,
+            LoginError::InvalidCredentials { .. } => ApiError::InvalidCredentials,
+            LoginError::Inactive { .. } => ApiError::InactiveAccount,
+            LoginError::Throttled(blocked) => ApiError::TooManyRequests(blocked.retry_after),
             LoginError::Store(error) => error.into(),
         })?;
-    let client = Client {
-        user_agent: request
-            .headers()
-            .get(actix_web::http::header::USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .map(str::to_owned),
-        ip: request.peer_addr().map(|address| address.ip()),
-    };
-    let session = sessions::start(&state.pool, state.lifetimes, user.id, remember, client).await?;
-    user.last_login_at = Some(session.created_at);
 
     // actix-identity renews the cookie session, so no identifier from before
     // the login survives it.
@@ -97,9 +89,10 @@ pub async fn login(
             .csrf(&session.csrf_token, remember.then_some(lifetime)),
     );
     if remember {
-        response
-            .extensions_mut()
-            .insert(PersistSessionCookie(lifetime));
+        response.extensions_mut().insert(PersistSessionCookie {
+            name: state.cookies.session_cookie_name(),
+            lifetime,
+        });
     }
     Ok(response.json(LoginResponse {
         user: &user,

@@ -1,6 +1,8 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::audit::{self, Event};
 use crate::auth;
+use crate::client::Client;
 use crate::error::ApiError;
 use crate::sessions;
 use crate::state::AppState;
@@ -14,8 +16,13 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     if let Some(authenticated) = auth::authenticate(&request, &state).await? {
         sessions::revoke(&state.pool, authenticated.session.id).await?;
+        let client = Client::from_request(&request, &state.trusted_proxies);
+        let user = Some(authenticated.user.id);
+        audit::record(&state.pool, Event::Logout, user, None, &client).await;
     }
     let mut response = HttpResponse::NoContent();
+    // Also tells the browser to drop any cookie we did not name here.
+    response.insert_header(("Clear-Site-Data", "\"cookies\""));
     for cookie in state.cookies.removals() {
         response.cookie(cookie);
     }

@@ -4,7 +4,9 @@ use validator::Validate;
 
 use super::json::{ApiJson, field_errors, parse_field};
 use crate::accounts::{self, Draft, RegisterError};
-use crate::domain::{Email, Password, Username};
+use crate::audit::{self, Event};
+use crate::client::Client;
+use crate::domain::{Email, Owner, Password, Username};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -30,12 +32,13 @@ impl RegisterRequest {
             Username::parse,
         );
         let email = parse_field(&mut errors, "email", self.email.as_deref(), Email::parse);
-        let password = parse_field(
-            &mut errors,
-            "password",
-            self.password.as_deref(),
-            Password::parse,
-        );
+        let owner = Owner {
+            username: self.username.as_deref(),
+            email: self.email.as_deref(),
+        };
+        let password = parse_field(&mut errors, "password", self.password.as_deref(), |value| {
+            Password::parse(value, owner)
+        });
         if let (Some(first), Some(second)) = (&self.password, &self.password2)
             && first != second
         {
@@ -59,10 +62,45 @@ pub async fn register(
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     super::reject_if_authenticated(&request, &state).await?;
+    let client = Client::from_request(&request, &state.trusted_proxies);
+    let username = body.username.clone();
+    let audit =
+        |event, user_id| audit::record(&state.pool, event, user_id, username.as_deref(), &client);
+    if let Some(blocked) = state.throttle.registration(client.ip).await? {
+        audit(Event::RegisterThrottled, None).await;
+        return Err(ApiError::TooManyRequests(blocked.retry_after));
+    }
     match accounts::register(&state.pool, &state.passwords, body.into_draft()).await {
-        Ok(user) => Ok(HttpResponse::Created().json(user)),
+        Ok(user) => {
+            audit(Event::Register, Some(user.id)).await;
+            Ok(HttpResponse::Created().json(user))
+        }
         Err(RegisterError::Invalid(errors)) => Err(ApiError::Validation(errors)),
         Err(RegisterError::Store(error)) => Err(error.into()),
         Err(RegisterError::Hash(error)) => Err(ApiError::Internal(error.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::option::of;
+    use proptest::prelude::*;
+
+    use super::RegisterRequest;
+
+    proptest! {
+        /// Whatever the fields hold, validation reports or accepts; a draft
+        /// with every field parsed has no errors, and the other way round.
+        #[test]
+        fn validation_never_panics(
+            username in of(any::<String>()),
+            email in of(any::<String>()),
+            password in of(any::<String>()),
+            password2 in of(any::<String>()),
+        ) {
+            let draft = RegisterRequest { username, email, password, password2 }.into_draft();
+            let complete = draft.username.is_some() && draft.email.is_some() && draft.password.is_some();
+            prop_assert!(complete || !draft.errors.is_empty());
+        }
     }
 }

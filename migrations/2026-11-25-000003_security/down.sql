@@ -1,0 +1,2 @@
+DROP TABLE throttle_hits;
+DROP TABLE auth_events;
