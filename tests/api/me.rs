@@ -1,6 +1,3 @@
-use authd::auth::keys::Keys;
-use authd::auth::token::Claims;
-use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::Method;
 
 use crate::helpers::TestApp;
@@ -16,7 +13,11 @@ async fn me_returns_the_user_by_cookie_and_by_token() {
     let by_token = app
         .me_with_token(login["access_token"].as_str().unwrap())
         .await;
-    assert_eq!(by_token.json(), by_cookie.json());
+    let (by_token, by_cookie) = (by_token.json(), by_cookie.json());
+    assert_eq!(by_token["id"], by_cookie["id"]);
+    // The CSRF token is the cookie session's; a bearer session needs none.
+    assert_eq!(by_cookie["csrf_token"], login["csrf_token"]);
+    assert!(by_token.get("csrf_token").is_none());
 }
 
 #[tokio::test]
@@ -30,79 +31,6 @@ async fn anonymous_requests_get_401_with_a_bearer_challenge() {
             .unwrap()
             .starts_with("Bearer")
     );
-}
-
-fn claims(login: &serde_json::Value) -> Claims {
-    let token = login["access_token"].as_str().unwrap();
-    jsonwebtoken::dangerous::insecure_decode::<Claims>(token)
-        .unwrap()
-        .claims
-}
-
-#[tokio::test]
-async fn bad_tokens_are_401_never_500() {
-    let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
-    let keys = Keys::derive(&app.settings.secret_key);
-
-    let mut tampered_signature = token.clone();
-    let last = tampered_signature.pop().unwrap();
-    tampered_signature.push(if last == 'A' { 'B' } else { 'A' });
-
-    let mut other_user = claims(&login);
-    other_user.sub = "999".into();
-    let forged_sub = encode(
-        &Header::new(Algorithm::HS256),
-        &other_user,
-        &keys.token_encoding,
-    )
-    .unwrap();
-
-    let mut expired = claims(&login);
-    expired.exp = chrono::Utc::now().timestamp() - 3600;
-    let expired = encode(
-        &Header::new(Algorithm::HS256),
-        &expired,
-        &keys.token_encoding,
-    )
-    .unwrap();
-
-    let wrong_key = encode(
-        &Header::new(Algorithm::HS256),
-        &claims(&login),
-        &EncodingKey::from_secret(b"not the server's key"),
-    )
-    .unwrap();
-    let other_alg = encode(
-        &Header::new(Algorithm::HS512),
-        &claims(&login),
-        &EncodingKey::from_secret(b"not the server's key"),
-    )
-    .unwrap();
-    let parts: Vec<&str> = token.split('.').collect();
-    let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
-
-    for bad in [
-        tampered_signature.as_str(),
-        &token[..token.len() - 10],
-        "garbage",
-        "",
-        "a.b.c",
-        &forged_sub,
-        &expired,
-        &wrong_key,
-        &other_alg,
-        &alg_none,
-    ] {
-        app.me_with_token(bad).await.problem(401);
-    }
-    for header in ["Basic dXNlcjpwYXNz", "Bearer", "Token abc", token.as_str()] {
-        app.bare(Method::GET, "/api/me", None, &[("authorization", header)])
-            .await
-            .problem(401);
-    }
-    app.me_with_token(&token).await.assert_status(200);
 }
 
 #[tokio::test]

@@ -17,7 +17,10 @@ async fn the_contract_is_served_byte_for_byte() {
     let response = app.get("/api/openapi.yaml").await;
     response.assert_status(200);
     let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
-    assert_eq!(response.body, on_disk);
+    assert!(
+        response.body == on_disk,
+        "the served spec differs from openapi.yaml"
+    );
     assert!(
         response
             .header("content-type")

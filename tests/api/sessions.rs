@@ -88,7 +88,7 @@ async fn the_secure_flag_is_on_unless_configured_off() {
     let response = app.login("susan", false).await;
     assert!(
         response
-            .set_cookie("authd_session")
+            .set_cookie("__Host-authd_session")
             .unwrap()
             .contains("Secure")
     );

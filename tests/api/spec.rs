@@ -8,6 +8,7 @@ use actix_web::introspection::{IntrospectionReportItem, IntrospectionTree};
 use actix_web::{test as actix_test, web};
 use authd::passwords::Passwords;
 use authd::state::AppState;
+use authd::throttle::Throttle;
 use serde_json::Value;
 
 use crate::contract::{SPEC, validator};
@@ -174,7 +175,9 @@ fn every_operation_is_named_summarised_and_illustrated() {
 async fn the_served_routes_are_exactly_the_documented_ones() {
     let settings = crate::helpers::test_settings("postgres://127.0.0.1:1/unused".into());
     let passwords = Passwords::new(4).unwrap();
-    let state = web::Data::new(AppState::new(&settings, passwords));
+    let pool = authd::db::pool(&settings.database_url, 1, settings.db_timeout);
+    let throttle = Throttle::postgres(pool.clone(), settings.throttle);
+    let state = web::Data::new(AppState::new(&settings, pool, passwords, throttle));
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();
     let app = authd::startup::app(state).wrap_fn(move |request, service| {

@@ -1,0 +1,389 @@
+//! Password policy, hash upkeep, idle timeouts, cookie and header hygiene,
+//! CORS, the Origin check and the audit trail.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[tokio::test]
+async fn the_password_policy_explains_each_refusal() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        ("short", "at least 8"),
+        ("password", "commonly used"),
+        ("Baseball", "commonly used"),
+        ("qwertyuiop", "commonly used"),
+        ("pat_rick", "username"),
+        ("xxPAT_RICKxx", "username"),
+        ("p.star.99-", "email"),
+        ("P.STAR", "at least 8"),
+    ];
+    for (password, fragment) in cases {
+        let body = json!({"username": "pat_rick", "email": "p.star@example.com", "password": password, "password2": password});
+        let problem = app.post("/api/register", &body).await.problem(422);
+        let message = problem["errors"]["password"][0]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(message.contains(fragment), "{password}: {problem}");
+    }
+    // No composition rules: a long lower-case phrase is fine.
+    let good = "purple monkey dishwasher";
+    let body = json!({"username": "pat_rick", "email": "p.star@example.com", "password": good, "password2": good});
+    app.post("/api/register", &body).await.assert_status(201);
+}
+
+#[tokio::test]
+async fn a_raised_bcrypt_cost_upgrades_the_hash_at_the_next_login() {
+    let mut app = TestApp::spawn().await;
+    app.user("susan").await;
+    let hash = |app: &TestApp| -> String {
+        authd::schema::users::table
+            .select(authd::schema::users::password_hash)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    assert!(hash(&app).starts_with("$2b$04$"));
+    app.restart_with(|s| s.bcrypt_cost = 5).await;
+    app.login("susan", false).await.assert_status(200);
+    let upgraded = hash(&app);
+    assert!(upgraded.starts_with("$2b$05$"), "{upgraded}");
+    // The new hash still verifies the same password.
+    let (_, other) = app.new_browser();
+    app.login_from(&other, "susan", false)
+        .await
+        .assert_status(200);
+    assert_eq!(hash(&app), upgraded, "no second upgrade at the same cost");
+}
+
+#[tokio::test]
+async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
+    let app = TestApp::spawn_with(|s| s.session_idle_ttl = Duration::from_secs(2)).await;
+    app.user("susan").await;
+    let plain = app.login("susan", false).await.json();
+    let (_, phone) = app.new_browser();
+    let remembered = app.login_from(&phone, "susan", true).await.json();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.get("/api/me").await.problem(401);
+    app.me_with_token(plain["access_token"].as_str().unwrap())
+        .await
+        .problem(401);
+    app.me_with_token(remembered["access_token"].as_str().unwrap())
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn last_seen_is_written_at_most_once_a_minute() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let token = login["access_token"].as_str().unwrap();
+    use authd::schema::sessions::dsl::*;
+    let seen = |app: &TestApp| -> chrono::DateTime<chrono::Utc> {
+        sessions
+            .select(last_seen_at)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    let at_login = seen(&app);
+    for _ in 0..3 {
+        app.me_with_token(token).await.assert_status(200);
+    }
+    assert_eq!(seen(&app), at_login, "no write within the minute");
+    app.db
+        .execute("UPDATE sessions SET last_seen_at = now() - interval '90 seconds'");
+    let stale = seen(&app);
+    app.me_with_token(token).await.assert_status(200);
+    assert!(
+        seen(&app) > stale + chrono::TimeDelta::seconds(80),
+        "activity after a minute is noted"
+    );
+}
+
+#[tokio::test]
+async fn secure_cookies_use_the_host_prefix() {
+    let app = TestApp::spawn_with(|s| s.cookie_secure = true).await;
+    app.user("susan").await;
+    let response = app.login("susan", true).await;
+    let cookie = response
+        .set_cookie("__Host-authd_session")
+        .expect("a __Host- cookie");
+    for attribute in ["Secure", "HttpOnly", "Path=/", "SameSite=Lax", "Max-Age="] {
+        assert!(cookie.contains(attribute), "{attribute}: {cookie}");
+    }
+    assert!(!cookie.contains("Domain"), "{cookie}");
+    assert!(response.set_cookie("authd_session").is_none());
+    let token = format!(
+        "Bearer {}",
+        response.json()["access_token"].as_str().unwrap()
+    );
+    let logout = app
+        .bare(
+            Method::POST,
+            "/api/logout",
+            None,
+            &[("authorization", &token)],
+        )
+        .await;
+    logout.assert_status(204);
+    assert!(
+        logout
+            .set_cookie("__Host-authd_session")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+}
+
+#[tokio::test]
+async fn every_response_carries_the_security_headers() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let responses = [
+        app.get("/healthz").await,
+        app.get("/readyz").await,
+        app.get("/api/me").await,
+        app.bare(Method::GET, "/api/me", None, &[]).await,
+        app.get("/nope").await,
+        app.get("/api/nope").await,
+        app.request(Method::DELETE, "/api/login", None, &[]).await,
+        app.raw_request(
+            Method::POST,
+            "/api/login",
+            &[("content-type", "text/plain")],
+            b"x".to_vec(),
+        )
+        .await,
+        app.post("/api/register", &json!({})).await,
+        app.get("/api/openapi.yaml").await,
+    ];
+    for response in &responses {
+        assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(response.header("referrer-policy"), Some("no-referrer"));
+        assert_eq!(
+            response.header("content-security-policy"),
+            Some("default-src 'none'; frame-ancestors 'none'")
+        );
+    }
+    for response in &responses[2..4] {
+        assert_eq!(
+            response.header("cache-control"),
+            Some("no-store"),
+            "user data and 401s"
+        );
+    }
+    let logout = app
+        .request(
+            Method::POST,
+            "/api/logout",
+            None,
+            &[("x-csrf-token", login["csrf_token"].as_str().unwrap())],
+        )
+        .await;
+    logout.assert_status(204);
+    assert_eq!(logout.header("clear-site-data"), Some("\"cookies\""));
+}
+
+const SPA: &str = "https://app.example.com";
+
+#[tokio::test]
+async fn cors_serves_the_allowlist_and_no_one_else() {
+    let app = TestApp::spawn_with(|s| s.cors_origins = vec![SPA.into()]).await;
+    let preflight = |origin: &'static str| {
+        [
+            ("origin", origin),
+            ("access-control-request-method", "POST"),
+            (
+                "access-control-request-headers",
+                "content-type, x-csrf-token",
+            ),
+        ]
+    };
+    let allowed = app
+        .bare(Method::OPTIONS, "/api/login", None, &preflight(SPA))
+        .await;
+    allowed.assert_status(200);
+    assert_eq!(allowed.header("access-control-allow-origin"), Some(SPA));
+    assert_eq!(
+        allowed.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    let headers = allowed
+        .header("access-control-allow-headers")
+        .unwrap()
+        .to_lowercase();
+    for needed in ["authorization", "content-type", "x-csrf-token"] {
+        assert!(headers.contains(needed), "{headers}");
+    }
+
+    let refused = app
+        .bare(
+            Method::OPTIONS,
+            "/api/login",
+            None,
+            &preflight("https://evil.example"),
+        )
+        .await;
+    assert!(refused.status.is_client_error());
+    assert!(refused.header("access-control-allow-origin").is_none());
+
+    let login = app.logged_in("susan").await;
+    let auth = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let from_spa = app
+        .bare(
+            Method::GET,
+            "/api/me",
+            None,
+            &[("origin", SPA), ("authorization", &auth)],
+        )
+        .await;
+    from_spa.assert_status(200);
+    assert_eq!(from_spa.header("access-control-allow-origin"), Some(SPA));
+    for origin in [
+        "https://evil.example",
+        "https://app.example.com.evil.example",
+        "null",
+    ] {
+        let response = app
+            .bare(
+                Method::GET,
+                "/api/me",
+                None,
+                &[("origin", origin), ("authorization", &auth)],
+            )
+            .await;
+        assert!(
+            response.header("access-control-allow-origin").is_none(),
+            "{origin}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cookie_writes_from_a_foreign_origin_are_refused() {
+    let app = TestApp::spawn_with(|s| s.cors_origins = vec![SPA.into()]).await;
+    let login = app.logged_in("susan").await;
+    let csrf = login["csrf_token"].as_str().unwrap();
+    let own = app.address.clone();
+    for (header, value) in [
+        ("origin", "https://evil.example"),
+        ("origin", "null"),
+        ("origin", "http://127.0.0.1:1"),
+        ("referer", "https://evil.example/page"),
+    ] {
+        let response = app
+            .request(
+                Method::POST,
+                "/api/logout",
+                None,
+                &[("x-csrf-token", csrf), (header, value)],
+            )
+            .await;
+        assert_eq!(
+            response.problem(403)["type"],
+            "urn:authd:problem:foreign-origin",
+            "{header}: {value}"
+        );
+    }
+    app.get("/api/me").await.assert_status(200);
+    // Bearer requests are not cookie requests: no Origin rule.
+    let auth = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let (_, other) = app.new_browser();
+    let second = app.login_from(&other, "susan", false).await.json();
+    let second_auth = format!("Bearer {}", second["access_token"].as_str().unwrap());
+    app.bare(
+        Method::POST,
+        "/api/logout",
+        None,
+        &[
+            ("authorization", &second_auth),
+            ("origin", "https://evil.example"),
+        ],
+    )
+    .await
+    .assert_status(204);
+    for origin in [own.as_str(), SPA] {
+        let (_, browser) = app.new_browser();
+        let csrf = app.login_from(&browser, "susan", false).await.json()["csrf_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        app.request_with(
+            &browser,
+            Method::POST,
+            "/api/logout",
+            None,
+            &[("x-csrf-token", &csrf), ("origin", origin)],
+        )
+        .await
+        .assert_status(204);
+    }
+    app.bare(
+        Method::POST,
+        "/api/logout",
+        None,
+        &[("authorization", &auth)],
+    )
+    .await
+    .assert_status(204);
+}
+
+#[tokio::test]
+async fn the_audit_trail_records_who_did_what_from_where() {
+    let app = TestApp::spawn_with(|s| s.throttle.login_per_identifier = 1).await;
+    let user = app.user("susan").await;
+    let susan = user["id"].as_i64().unwrap();
+    app.post(
+        "/api/login",
+        &json!({"username": "susan", "password": "wrong-password"}),
+    )
+    .await
+    .problem(401);
+    app.post(
+        "/api/login",
+        &json!({"username": "susan", "password": PASSWORD}),
+    )
+    .await
+    .problem(429);
+    let other = app.browser_at("127.0.0.10");
+    let login = app.login_from(&other, "Susan", false).await.json();
+    let auth = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    app.request_with(
+        &other,
+        Method::POST,
+        "/api/logout",
+        None,
+        &[("authorization", &auth), ("user-agent", "audit-test")],
+    )
+    .await
+    .assert_status(204);
+
+    use authd::schema::auth_events::dsl::*;
+    type Row = (String, Option<i64>, Option<String>, Option<ipnet::IpNet>);
+    let rows: Vec<Row> = auth_events
+        .order(id)
+        .select((event, user_id, identifier, ip))
+        .load(&mut app.db.connect())
+        .unwrap();
+    let rows: Vec<(String, Option<i64>, Option<String>, String)> = rows
+        .into_iter()
+        .map(|(e, u, i, a)| (e, u, i, a.map(|a| a.addr().to_string()).unwrap_or_default()))
+        .collect();
+    let expected = [
+        ("register", Some(susan), Some("susan"), "127.0.0.1"),
+        ("login_failure", Some(susan), Some("susan"), "127.0.0.1"),
+        ("login_throttled", None, Some("susan"), "127.0.0.1"),
+        ("login_success", Some(susan), Some("Susan"), "127.0.0.10"),
+        ("logout", Some(susan), None, "127.0.0.10"),
+    ];
+    assert_eq!(rows.len(), expected.len(), "{rows:?}");
+    for (row, (e, u, i, a)) in rows.iter().zip(expected) {
+        assert_eq!(
+            (row.0.as_str(), row.1, row.2.as_deref(), row.3.as_str()),
+            (e, u, i, a)
+        );
+    }
+}

@@ -1,0 +1,130 @@
+//! Secrets never reach the logs: the server's own log output, captured at
+//! debug level over every flow that handles a secret, must not contain any
+//! password, hash, token, cookie or key the test used.
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use authd::configuration::LogFormat;
+use diesel::prelude::*;
+use reqwest::Method;
+use serde_json::json;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::MakeWriter;
+
+use crate::helpers::{PASSWORD, TestApp};
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for Capture {
+    type Writer = Capture;
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
+    }
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_logs() {
+    let capture = Capture::default();
+    // Everything the server side logs at debug; the test's own HTTP client
+    // (which logs the cookies it stores) is not the server.
+    let filter = EnvFilter::new("debug,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
+    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    tracing::info!("capture check");
+    assert!(
+        !capture.0.lock().unwrap().is_empty(),
+        "another subscriber was installed first; this test needs its own process (nextest)"
+    );
+
+    let app = TestApp::spawn_with(|s| s.throttle.login_per_identifier = 2).await;
+    app.user("susan").await;
+    let wrong = "wrong-but-secret-guess-42";
+    let rejected = "my-SUSAN2-password";
+    app.post(
+        "/api/login",
+        &json!({"username": "susan", "password": wrong}),
+    )
+    .await
+    .problem(401);
+    app.post(
+        "/api/register",
+        &json!({"username": "susan2", "email": "s2@example.com", "password": rejected, "password2": rejected}),
+    )
+    .await
+    .problem(422);
+    let login = app.login("susan", true).await.json();
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let csrf = login["csrf_token"].as_str().unwrap().to_owned();
+    let cookie = app.cookie("authd_session").unwrap();
+    app.get("/api/me").await.assert_status(200);
+    app.me_with_token(&token).await.assert_status(200);
+    app.me_with_token(&format!("{token}x")).await.problem(401);
+    app.request(Method::POST, "/api/logout", None, &[])
+        .await
+        .problem(403);
+    app.request(
+        Method::POST,
+        "/api/logout",
+        None,
+        &[("x-csrf-token", &csrf)],
+    )
+    .await
+    .assert_status(204);
+    for _ in 0..3 {
+        app.post(
+            "/api/login",
+            &json!({"username": "susan", "password": wrong}),
+        )
+        .await;
+    }
+    let hash: String = authd::schema::users::table
+        .select(authd::schema::users::password_hash)
+        .first(&mut app.db.connect())
+        .unwrap();
+    drop(app);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("login_failure") && logs.contains("login_success"),
+        "audit events are logged"
+    );
+    let secret_key = String::from_utf8(app_secret()).unwrap();
+    let cookie_decoded = cookie
+        .replace("%2F", "/")
+        .replace("%3D", "=")
+        .replace("%2B", "+");
+    let token_signature = token.rsplit('.').next().unwrap().to_owned();
+    for (name, secret) in [
+        ("password", PASSWORD),
+        ("wrong password", wrong),
+        ("rejected password", rejected),
+        ("hash", hash.as_str()),
+        ("bcrypt salt and digest", &hash[7..]),
+        ("access token", token.as_str()),
+        ("token signature", token_signature.as_str()),
+        ("session cookie", cookie.as_str()),
+        ("session cookie, decoded", cookie_decoded.as_str()),
+        ("csrf token", csrf.as_str()),
+        ("secret key", secret_key.as_str()),
+    ] {
+        assert!(!logs.contains(secret), "the {name} appears in the logs");
+    }
+}
+
+fn app_secret() -> Vec<u8> {
+    crate::helpers::test_settings(String::new())
+        .secret_key
+        .expose()
+        .to_vec()
+}

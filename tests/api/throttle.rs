@@ -1,0 +1,221 @@
+//! Throttling, not lockout: limits per (identifier, IP) and per IP, shared
+//! through Postgres or Redis, with spoofed forwarding headers ignored.
+
+use std::time::Duration;
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, TestResponse};
+
+async fn attempt(
+    app: &TestApp,
+    from: &reqwest::Client,
+    username: &str,
+    password: &str,
+) -> TestResponse {
+    let body = json!({"username": username, "password": password});
+    app.request_with(from, Method::POST, "/api/login", Some(&body), &[])
+        .await
+}
+
+fn retry_after(response: &TestResponse) -> u64 {
+    response.problem(429);
+    response.header("retry-after").unwrap().parse().unwrap()
+}
+
+async fn limited_app(per_identifier: u32, per_ip: u32) -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.throttle.login_per_identifier = per_identifier;
+        s.throttle.login_per_ip = per_ip;
+        s.throttle.login_window = Duration::from_secs(15 * 60);
+    })
+    .await
+}
+
+#[tokio::test]
+async fn failures_per_identifier_and_ip_are_throttled_before_the_password_check() {
+    let app = limited_app(3, 100).await;
+    app.user("susan").await;
+    let attacker = app.browser_at("127.0.0.2");
+    for _ in 0..3 {
+        attempt(&app, &attacker, "susan", "wrong-password")
+            .await
+            .problem(401);
+    }
+    // Even the right password is refused now: no check runs at all.
+    let refused = attempt(&app, &attacker, "SUSAN", PASSWORD).await;
+    let wait = retry_after(&refused);
+    assert!((1..=900).contains(&wait), "Retry-After {wait}");
+    assert_eq!(refused.json()["title"], "Too many attempts");
+
+    // The real user, elsewhere, is not locked out.
+    let user = app.browser_at("127.0.0.3");
+    attempt(&app, &user, "susan", PASSWORD)
+        .await
+        .assert_status(200);
+    // A forwarding header from an untrusted peer is ignored, not believed.
+    let spoofed = json!({"username": "susan", "password": PASSWORD});
+    app.request_with(
+        &attacker,
+        Method::POST,
+        "/api/login",
+        Some(&spoofed),
+        &[("x-forwarded-for", "198.51.100.77")],
+    )
+    .await
+    .problem(429);
+    app.request_with(
+        &attacker,
+        Method::POST,
+        "/api/login",
+        Some(&spoofed),
+        &[("forwarded", "for=198.51.100.77")],
+    )
+    .await
+    .problem(429);
+}
+
+#[tokio::test]
+async fn failures_per_ip_are_throttled_across_identifiers() {
+    let app = limited_app(100, 4).await;
+    app.user("susan").await;
+    let sprayer = app.browser_at("127.0.0.4");
+    for name in ["ann", "bob", "cid", "dan"] {
+        attempt(&app, &sprayer, name, "Password1!")
+            .await
+            .problem(401);
+    }
+    retry_after(&attempt(&app, &sprayer, "eve", "Password1!").await);
+    retry_after(&attempt(&app, &sprayer, "susan", PASSWORD).await);
+    attempt(&app, &app.browser_at("127.0.0.5"), "susan", PASSWORD)
+        .await
+        .assert_status(200);
+}
+
+#[tokio::test]
+async fn a_success_resets_the_identifiers_count() {
+    let app = limited_app(3, 100).await;
+    app.user("susan").await;
+    for round in 0..3 {
+        let (_, browser) = app.new_browser();
+        for _ in 0..2 {
+            attempt(&app, &browser, "susan", "wrong-password")
+                .await
+                .problem(401);
+        }
+        attempt(&app, &browser, "susan", PASSWORD)
+            .await
+            .assert_status(200);
+        let _ = round;
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
+    let app = TestApp::spawn_with(|s| {
+        s.throttle.login_per_identifier = 2;
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    app.user("susan").await;
+    let proxy = app.browser_at("127.0.0.6");
+    let from = |client: &'static str| [("x-forwarded-for", client)];
+    let wrong = json!({"username": "susan", "password": "wrong-password"});
+    let right = json!({"username": "susan", "password": PASSWORD});
+    for _ in 0..2 {
+        app.request_with(
+            &proxy,
+            Method::POST,
+            "/api/login",
+            Some(&wrong),
+            &from("198.51.100.1"),
+        )
+        .await
+        .problem(401);
+    }
+    app.request_with(
+        &proxy,
+        Method::POST,
+        "/api/login",
+        Some(&right),
+        &from("198.51.100.1"),
+    )
+    .await
+    .problem(429);
+    let other = app.browser_at("127.0.0.7");
+    let response = app
+        .request_with(
+            &other,
+            Method::POST,
+            "/api/login",
+            Some(&right),
+            &from("198.51.100.2"),
+        )
+        .await;
+    response.assert_status(200);
+
+    use authd::schema::sessions::dsl::*;
+    use diesel::prelude::*;
+    let recorded: Option<ipnet::IpNet> = sessions.select(ip).first(&mut app.db.connect()).unwrap();
+    assert_eq!(recorded.unwrap().addr().to_string(), "198.51.100.2");
+}
+
+#[tokio::test]
+async fn registration_is_throttled_per_ip() {
+    let app = TestApp::spawn_with(|s| s.throttle.register_per_ip = 2).await;
+    let (a, b) = (app.browser_at("127.0.0.8"), app.browser_at("127.0.0.9"));
+    let body = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "password2": PASSWORD});
+    for name in ["one", "two"] {
+        app.request_with(&a, Method::POST, "/api/register", Some(&body(name)), &[])
+            .await
+            .assert_status(201);
+    }
+    let refused = app
+        .request_with(&a, Method::POST, "/api/register", Some(&body("three")), &[])
+        .await;
+    retry_after(&refused);
+    app.request_with(&b, Method::POST, "/api/register", Some(&body("three")), &[])
+        .await
+        .assert_status(201);
+}
+
+/// The same limits with the counts in Redis, as several instances would
+/// share them. Addresses and names are random: the Redis server is shared.
+#[tokio::test]
+async fn redis_holds_the_counts_when_configured() {
+    let app = TestApp::spawn_with(|s| {
+        s.redis_url = Some("redis://127.0.0.1:6379".into());
+        s.throttle.login_per_identifier = 2;
+    })
+    .await;
+    let suffix = rand::random::<u32>();
+    let name = format!("redis{suffix}");
+    app.user(&name).await;
+    let ip = format!(
+        "127.{}.{}.{}",
+        suffix >> 24 & 0xff,
+        suffix >> 16 & 0xff,
+        (suffix >> 8 & 0xfe) + 1
+    );
+    let client = app.browser_at(&ip);
+    for _ in 0..2 {
+        attempt(&app, &client, &name, "wrong-password")
+            .await
+            .problem(401);
+    }
+    retry_after(&attempt(&app, &client, &name, PASSWORD).await);
+
+    // A second instance sharing the Redis sees the same counts.
+    let mut second = TestApp::spawn_with(|s| {
+        s.redis_url = Some("redis://127.0.0.1:6379".into());
+        s.throttle.login_per_identifier = 2;
+    })
+    .await;
+    second
+        .restart_with(|s| s.database_url = app.settings.database_url.clone())
+        .await;
+    attempt(&second, &client, &name, PASSWORD)
+        .await
+        .problem(429);
+}

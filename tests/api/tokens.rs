@@ -1,0 +1,166 @@
+//! Bearer tokens: only ours, unexpired, for our issuer and audience, with
+//! the one allowed algorithm; and key rotation.
+
+use authd::auth::keys::Keys;
+use authd::auth::token::Claims;
+use authd::configuration::SecretKey;
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::TestApp;
+
+fn claims(login: &Value) -> Claims {
+    let token = login["access_token"].as_str().unwrap();
+    jsonwebtoken::dangerous::insecure_decode::<Claims>(token)
+        .unwrap()
+        .claims
+}
+
+fn sign(claims: &Claims, algorithm: Algorithm, kid: Option<&str>, key: &EncodingKey) -> String {
+    let mut header = Header::new(algorithm);
+    header.kid = kid.map(str::to_owned);
+    encode(&header, claims, key).unwrap()
+}
+
+#[tokio::test]
+async fn tampered_and_foreign_tokens_are_401_never_500() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let keys = Keys::derive(&app.settings.secret_key, None);
+    let ours = |claims: &Claims| {
+        sign(
+            claims,
+            Algorithm::HS256,
+            Some(&keys.token.kid),
+            &keys.token.encoding,
+        )
+    };
+    assert_eq!(
+        ours(&claims(&login)).split('.').nth(1),
+        token.split('.').nth(1),
+        "the test signs like the server"
+    );
+
+    let mut tampered_signature = token.clone();
+    let last = tampered_signature.pop().unwrap();
+    tampered_signature.push(if last == 'A' { 'B' } else { 'A' });
+    let parts: Vec<&str> = token.split('.').collect();
+    let alg_none = format!("eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.{}.", parts[1]);
+    let foreign = EncodingKey::from_secret(b"not the server's key");
+
+    let mut variants: Vec<(String, String)> = vec![
+        ("signature flipped".into(), tampered_signature),
+        ("truncated".into(), token[..token.len() - 10].to_owned()),
+        ("garbage".into(), "garbage".into()),
+        ("empty".into(), String::new()),
+        ("three dots".into(), "a.b.c".into()),
+        ("alg none".into(), alg_none),
+        (
+            "another key".into(),
+            sign(
+                &claims(&login),
+                Algorithm::HS256,
+                Some(&keys.token.kid),
+                &foreign,
+            ),
+        ),
+        (
+            "HS512".into(),
+            sign(
+                &claims(&login),
+                Algorithm::HS512,
+                Some(&keys.token.kid),
+                &keys.token.encoding,
+            ),
+        ),
+        (
+            "no kid".into(),
+            sign(
+                &claims(&login),
+                Algorithm::HS256,
+                None,
+                &keys.token.encoding,
+            ),
+        ),
+        (
+            "unknown kid".into(),
+            sign(
+                &claims(&login),
+                Algorithm::HS256,
+                Some("0000"),
+                &keys.token.encoding,
+            ),
+        ),
+    ];
+    let mut changed = |name: &str, edit: &dyn Fn(&mut Claims)| {
+        let mut claims = claims(&login);
+        edit(&mut claims);
+        variants.push((name.into(), ours(&claims)));
+    };
+    changed("expired", &|c| c.exp = chrono::Utc::now().timestamp() - 60);
+    changed("other audience", &|c| c.aud = "someone-else".into());
+    changed("other issuer", &|c| c.iss = "someone-else".into());
+    changed("other user", &|c| c.sub = "999".into());
+    changed("non-numeric user", &|c| c.sub = "susan".into());
+    changed("unknown session", &|c| c.sid = "no-such-session".into());
+    for (name, bad) in &variants {
+        let response = app.me_with_token(bad).await;
+        assert_eq!(response.status, 401, "{name}");
+        response.problem(401);
+    }
+    for header in ["Basic dXNlcjpwYXNz", "Bearer", "Token abc", token.as_str()] {
+        app.bare(Method::GET, "/api/me", None, &[("authorization", header)])
+            .await
+            .problem(401);
+    }
+    app.me_with_token(&token).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn tokens_are_never_taken_from_the_url() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let token = login["access_token"].as_str().unwrap();
+    for query in ["access_token", "token", "authorization", "jwt"] {
+        app.bare(Method::GET, &format!("/api/me?{query}={token}"), None, &[])
+            .await
+            .problem(401);
+    }
+}
+
+#[tokio::test]
+async fn the_previous_key_still_works_during_a_rotation() {
+    let mut app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let old_token = login["access_token"].as_str().unwrap().to_owned();
+    let old_key = app.settings.secret_key.clone();
+    let old_kid = Keys::derive(&old_key, None).token.kid;
+
+    app.restart_with(|settings| {
+        settings.secret_key = SecretKey::new(b"the-new-secret-key-".repeat(4)).unwrap();
+        settings.secret_key_previous = Some(old_key.clone());
+    })
+    .await;
+    // The old cookie and the old token are still accepted...
+    app.get("/api/me").await.assert_status(200);
+    app.me_with_token(&old_token).await.assert_status(200);
+    // ...while new ones are signed with the new key.
+    let (_, phone) = app.new_browser();
+    let fresh = app.login_from(&phone, "susan", false).await.json();
+    let header = jsonwebtoken::decode_header(fresh["access_token"].as_str().unwrap()).unwrap();
+    assert_ne!(header.kid.as_deref(), Some(old_kid.as_str()));
+    app.me_with_token(fresh["access_token"].as_str().unwrap())
+        .await
+        .assert_status(200);
+
+    // Once the old key is retired, what it signed is dead.
+    app.restart_with(|settings| settings.secret_key_previous = None)
+        .await;
+    app.get("/api/me").await.problem(401);
+    app.me_with_token(&old_token).await.problem(401);
+    app.me_with_token(fresh["access_token"].as_str().unwrap())
+        .await
+        .assert_status(200);
+}
