@@ -117,28 +117,30 @@ pub async fn log_in(
 ) -> Result<(User, Session), LoginError> {
     let audit =
         |event, user_id| audit::record(&state.pool, event, user_id, Some(&identifier), client);
-    if let Some(blocked) = state.throttle.check_login(&identifier, client.ip).await? {
-        audit(Event::LoginThrottled, None).await;
-        return Err(LoginError::Throttled(blocked));
-    }
+    let attempt = match state.throttle.begin_login(&identifier, client.ip).await? {
+        Ok(attempt) => attempt,
+        Err(blocked) => {
+            audit(Event::LoginThrottled, None).await;
+            return Err(LoginError::Throttled(blocked));
+        }
+    };
     let checked = check_password(&state.pool, &state.passwords, identifier.clone(), password).await;
     let mut user = match checked {
         Ok(user) => user,
+        // The attempt stays counted: failures are what the throttle counts.
         Err(LoginError::InvalidCredentials { user_id }) => {
-            state.throttle.login_failed(&identifier, client.ip).await?;
             audit(Event::LoginFailure, user_id).await;
             return Err(LoginError::InvalidCredentials { user_id });
         }
+        // The right password is no guess, even for a disabled account.
         Err(LoginError::Inactive { user_id }) => {
+            state.throttle.login_succeeded(attempt).await?;
             audit(Event::LoginFailure, Some(user_id)).await;
             return Err(LoginError::Inactive { user_id });
         }
         Err(error) => return Err(error),
     };
-    state
-        .throttle
-        .login_succeeded(&identifier, client.ip)
-        .await?;
+    state.throttle.login_succeeded(attempt).await?;
     let session = sessions::start(
         &state.pool,
         state.lifetimes,

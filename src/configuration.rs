@@ -86,6 +86,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<IpNet>,
     /// Origins (`https://app.example.com`) allowed credentialed CORS.
     pub cors_origins: Vec<String>,
+    /// The origin clients reach the API at, when it differs from what the
+    /// Host header says (a proxy that rewrites it).
+    pub public_origin: Option<String>,
     /// Where throttling counts live when set; Postgres otherwise.
     pub redis_url: Option<String>,
     pub throttle: ThrottleSettings,
@@ -208,6 +211,12 @@ impl Settings {
             )?,
             trusted_proxies: env.parse("TRUSTED_PROXIES", Vec::new(), parse_networks)?,
             cors_origins: env.parse("CORS_ORIGINS", Vec::new(), parse_origins)?,
+            public_origin: env.parse("PUBLIC_URL", None, |v| {
+                match parse_origins(v)?.as_slice() {
+                    [origin] => Ok(Some(origin.clone())),
+                    _ => Err("must be one origin such as https://auth.example.com".into()),
+                }
+            })?,
             redis_url: env.parse("REDIS_URL", None, |v| match url::Url::parse(v) {
                 Ok(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(Some(v.to_owned())),
                 _ => Err("must be a redis:// or rediss:// URL".into()),
@@ -394,6 +403,7 @@ mod tests {
             ("REDIS_URL", "http://localhost"),
             ("LOGIN_FAILURES_PER_IP", "0"),
             ("SECRET_KEY_PREVIOUS", "short"),
+            ("PUBLIC_URL", "https://a.example, https://b.example"),
         ] {
             let error = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(error.variable, name);

@@ -28,8 +28,13 @@ pub enum StoreError {
 impl From<DieselError> for StoreError {
     fn from(error: DieselError) -> Self {
         match &error {
+            // A lost connection, a standby after failover, or a conflict a
+            // retry resolves: the client may try again shortly.
             DieselError::DatabaseError(
-                DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ReadOnlyTransaction
+                | DatabaseErrorKind::SerializationFailure,
                 info,
             ) => Self::Unavailable(info.message().to_owned()),
             _ => Self::Query(error),

@@ -1,12 +1,18 @@
 //! bcrypt hashing, always on the blocking thread pool: at cost 12 one hash
 //! takes a quarter of a second, which would stall every request sharing an
 //! async worker.
+//!
+//! bcrypt reads at most 72 bytes. The crate's `non_truncating_*` functions
+//! refuse 72 bytes too (they count the terminating NUL, which bcrypt drops
+//! at that length), so the 72-byte limit is enforced here instead, and the
+//! plain functions only ever see passwords they use in full.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use actix_web::web;
 
-use crate::domain::Password;
+use crate::domain::{PASSWORD_MAX_BYTES as MAX_BYTES, Password};
 
 #[derive(Clone)]
 pub struct Passwords {
@@ -15,6 +21,10 @@ pub struct Passwords {
     /// unknown users verify against it, so they take as long as real ones
     /// and timing does not reveal which usernames exist.
     dummy_hash: Arc<str>,
+    /// How long one verify at the configured cost takes here. Every verify
+    /// lasts at least this long, so that a user whose hash predates a
+    /// `BCRYPT_COST` increase is not told apart from an unknown one.
+    verify_floor: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,12 +32,16 @@ pub struct Passwords {
 pub struct HashError;
 
 impl Passwords {
-    /// Blocking: computes the dummy hash. Call once at start-up.
+    /// Blocking: computes the dummy hash and times a verify. Call once at
+    /// start-up.
     pub fn new(cost: u32) -> Result<Self, bcrypt::BcryptError> {
-        let random = crate::sessions::random_token();
+        let dummy_hash: Arc<str> = bcrypt::hash(crate::sessions::random_token(), cost)?.into();
+        let started = Instant::now();
+        bcrypt::verify("timing probe", &dummy_hash)?;
         Ok(Self {
             cost,
-            dummy_hash: bcrypt::non_truncating_hash(random, cost)?.into(),
+            dummy_hash,
+            verify_floor: started.elapsed(),
         })
     }
 
@@ -49,23 +63,31 @@ impl Passwords {
     }
 
     async fn hash_at_cost(&self, password: String) -> Result<String, HashError> {
+        if password.len() > MAX_BYTES {
+            return Err(HashError);
+        }
         let cost = self.cost;
-        web::block(move || bcrypt::non_truncating_hash(password, cost))
+        web::block(move || bcrypt::hash(password, cost))
             .await
             .map_err(|_| HashError)?
             .map_err(|_| HashError)
     }
 
     /// True when `candidate` matches `hash`. With no hash (unknown user) it
-    /// does the same work against the dummy hash and answers false. Inputs
-    /// over 72 bytes never match: they could not have been set.
+    /// does the same work against the dummy hash and answers false. A
+    /// candidate over 72 bytes never matches: no such password was set, and
+    /// bcrypt would compare only its first 72 bytes.
     pub async fn verify(&self, candidate: String, hash: Option<String>) -> bool {
+        let started = Instant::now();
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
-        let matched =
-            web::block(move || bcrypt::non_truncating_verify(&candidate, &hash).unwrap_or(false))
-                .await
-                .unwrap_or(false);
-        known && matched
+        let fits = candidate.len() <= MAX_BYTES;
+        let matched = web::block(move || bcrypt::verify(&candidate, &hash).unwrap_or(false))
+            .await
+            .unwrap_or(false);
+        if let Some(rest) = self.verify_floor.checked_sub(started.elapsed()) {
+            actix_web::rt::time::sleep(rest).await;
+        }
+        known && fits && matched
     }
 }

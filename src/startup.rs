@@ -15,6 +15,7 @@ use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
 use crate::auth::cookies::{accept_previous_key, persist_remembered};
+use crate::auth::keys::Keys;
 use crate::auth::middleware::protected;
 use crate::configuration::Settings;
 use crate::db;
@@ -53,11 +54,12 @@ impl Application {
             settings.db_pool_size,
             settings.db_timeout,
         );
+        let throttle_key = Keys::derive(&settings.secret_key, None).throttle;
         let throttle = match &settings.redis_url {
-            Some(url) => Throttle::redis(url, settings.db_timeout, settings.throttle)
+            Some(url) => Throttle::redis(url, settings.db_timeout, settings.throttle, throttle_key)
                 .await
                 .context("cannot connect to REDIS_URL")?,
-            None => Throttle::postgres(pool.clone(), settings.throttle),
+            None => Throttle::postgres(pool.clone(), settings.throttle, throttle_key),
         };
         let state = web::Data::new(AppState::new(&settings, pool, passwords, throttle));
 

@@ -19,6 +19,7 @@ pub struct AppState {
     pub trusted_proxies: Vec<IpNet>,
     /// Origins allowed credentialed CORS, and so cookie-authenticated writes.
     pub cors_origins: Vec<String>,
+    pub public_origin: Option<String>,
     pub throttle: Throttle,
 }
 
@@ -46,6 +47,7 @@ impl AppState {
             },
             trusted_proxies: settings.trusted_proxies.clone(),
             cors_origins: settings.cors_origins.clone(),
+            public_origin: settings.public_origin.clone(),
             throttle,
         }
     }

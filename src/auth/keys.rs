@@ -28,11 +28,15 @@ pub struct Keys {
     pub previous_cookie: Option<Key>,
     pub token: TokenKey,
     pub previous_token: Option<TokenKey>,
+    /// Keys the throttle's per-identifier counters (an HMAC, not a hash
+    /// anyone could recompute from a list of usernames).
+    pub throttle: [u8; 32],
 }
 
 struct Derived {
     cookie: Key,
     token: TokenKey,
+    throttle: [u8; 32],
 }
 
 fn derive(secret: &SecretKey) -> Derived {
@@ -45,6 +49,8 @@ fn derive(secret: &SecretKey) -> Derived {
     expand("authd session cookie v1", &mut cookie);
     let mut token = [0u8; 64];
     expand("authd bearer token HS256 v1", &mut token);
+    let mut throttle = [0u8; 32];
+    expand("authd throttle identifiers v1", &mut throttle);
     let kid = Sha256::digest(Sha256::digest(token))
         .iter()
         .take(8)
@@ -57,6 +63,7 @@ fn derive(secret: &SecretKey) -> Derived {
             encoding: EncodingKey::from_secret(&token),
             decoding: DecodingKey::from_secret(&token),
         },
+        throttle,
     }
 }
 
@@ -67,6 +74,7 @@ impl Keys {
         Self {
             cookie: current.cookie,
             token: current.token,
+            throttle: current.throttle,
             previous_cookie: previous.as_ref().map(|keys| keys.cookie.clone()),
             previous_token: previous.map(|keys| keys.token),
         }

@@ -48,14 +48,16 @@ struct Claimed {
 /// the more explicit of the two and needs no CSRF token. A credential that
 /// fails any check makes the request anonymous.
 fn claimed(request: &HttpRequest, state: &AppState) -> Option<Claimed> {
-    if let Some(header) = request.headers().get(AUTHORIZATION) {
-        let claims = bearer_token(header).and_then(|raw| token::verify(&state.keys, raw))?;
+    if let Some(raw) = request.headers().get(AUTHORIZATION).and_then(bearer_token) {
+        let claims = token::verify(&state.keys, raw)?;
         return Some(Claimed {
             session_id: claims.sid,
             user_id: Some(claims.sub.parse().ok()?),
             via: Via::Bearer,
         });
     }
+    // Any other `Authorization` (say, Basic auth of a staging proxy) is not
+    // ours and does not hide the cookie.
     let session_id = request.get_identity().ok()?.id().ok()?;
     Some(Claimed {
         session_id,
@@ -90,7 +92,7 @@ pub async fn authenticate(
     }
     if claimed.via == Via::Cookie && !request.method().is_safe() {
         // Belt and braces: a browser says where a request comes from.
-        if !same_or_allowed_origin(request, &state.cors_origins) {
+        if !same_or_allowed_origin(request, state.public_origin.as_deref(), &state.cors_origins) {
             return Err(ApiError::ForeignOrigin);
         }
         let sent = request
@@ -110,9 +112,10 @@ pub async fn authenticate(
 }
 
 /// True unless the request's `Origin` (or, lacking it, `Referer`) names a
-/// site other than this one or an allowed CORS origin. Requests that send
+/// site other than this one (`PUBLIC_URL`, or the Host header) or an
+/// allowed CORS origin. Requests that send
 /// neither (curl, native apps) are left to the CSRF token.
-fn same_or_allowed_origin(request: &HttpRequest, allowed: &[String]) -> bool {
+fn same_or_allowed_origin(request: &HttpRequest, public: Option<&str>, allowed: &[String]) -> bool {
     let headers = request.headers();
     let source = match (headers.get(ORIGIN), headers.get(REFERER)) {
         (Some(origin), _) => origin.to_str().ok().map(str::to_owned),
@@ -127,15 +130,16 @@ fn same_or_allowed_origin(request: &HttpRequest, allowed: &[String]) -> bool {
     let Some(source) = source.and_then(|source| url::Url::parse(&source).ok()) else {
         return false;
     };
-    let origin = source.origin();
-    if allowed
-        .iter()
-        .any(|allowed| *allowed == origin.ascii_serialization())
-    {
+    let origin = source.origin().ascii_serialization();
+    if allowed.contains(&origin) {
         return true;
     }
-    // The API's own origin: compared by host and port with the Host header
-    // the browser sent, which a cross-site page cannot set.
+    if let Some(public) = public {
+        return origin == public;
+    }
+    // Without PUBLIC_URL, the API's own origin is judged by host and port
+    // against the Host header the browser sent, which a cross-site page
+    // cannot set (behind a proxy that rewrites Host, set PUBLIC_URL).
     let host = request
         .headers()
         .get(HOST)

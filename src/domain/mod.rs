@@ -8,5 +8,5 @@ mod username;
 
 pub use email::Email;
 pub use next_path::NextPath;
-pub use password::{Owner, Password};
+pub use password::{MAX_BYTES as PASSWORD_MAX_BYTES, Owner, Password};
 pub use username::Username;

@@ -387,3 +387,87 @@ async fn the_audit_trail_records_who_did_what_from_where() {
         );
     }
 }
+
+#[tokio::test]
+async fn behind_a_host_rewriting_proxy_public_url_names_the_own_origin() {
+    let app =
+        TestApp::spawn_with(|s| s.public_origin = Some("https://auth.example.com".into())).await;
+    let login = app.logged_in("susan").await;
+    let csrf = login["csrf_token"].as_str().unwrap();
+    let own = app.address.clone();
+    // The Host header now says nothing: only PUBLIC_URL is this site.
+    app.request(
+        Method::POST,
+        "/api/logout",
+        None,
+        &[("x-csrf-token", csrf), ("origin", &own)],
+    )
+    .await
+    .problem(403);
+    app.request(
+        Method::POST,
+        "/api/logout",
+        None,
+        &[
+            ("x-csrf-token", csrf),
+            ("origin", "https://auth.example.com"),
+        ],
+    )
+    .await
+    .assert_status(204);
+}
+
+/// A staging proxy's Basic auth must not hide the session cookie.
+#[tokio::test]
+async fn a_foreign_authorization_scheme_leaves_the_cookie_in_charge() {
+    let app = TestApp::spawn().await;
+    app.logged_in("susan").await;
+    app.request(
+        Method::GET,
+        "/api/me",
+        None,
+        &[("authorization", "Basic c3RhZ2luZzpzZWNyZXQ=")],
+    )
+    .await
+    .assert_status(200);
+    // A bearer token that fails is a failed credential, not a fallback.
+    app.request(
+        Method::GET,
+        "/api/me",
+        None,
+        &[("authorization", "Bearer garbage")],
+    )
+    .await
+    .problem(401);
+}
+
+/// bcrypt reads 72 bytes: exactly 72 is accepted and used in full, and a
+/// longer guess that starts with the same 72 bytes does not match.
+#[tokio::test]
+async fn a_72_byte_password_works_and_longer_guesses_do_not_match() {
+    let app = TestApp::spawn().await;
+    let password = "horse-battery-".repeat(6)[..72].to_owned();
+    assert_eq!(password.len(), 72);
+    let body = json!({"username": "susan", "email": "s@example.com", "password": password, "password2": password});
+    app.post("/api/register", &body).await.assert_status(201);
+    let (_, browser) = app.new_browser();
+    let longer = format!("{password}extra");
+    app.request_with(
+        &browser,
+        Method::POST,
+        "/api/login",
+        Some(&json!({"username": "susan", "password": longer})),
+        &[],
+    )
+    .await
+    .problem(401);
+    app.request_with(
+        &browser,
+        Method::POST,
+        "/api/login",
+        Some(&json!({"username": "susan", "password": password})),
+        &[],
+    )
+    .await
+    .assert_status(200);
+}

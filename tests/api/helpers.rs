@@ -27,6 +27,11 @@ fn server_url() -> url::Url {
 fn database_url(name: &str) -> String {
     let mut url = server_url();
     url.set_path(&format!("/{name}"));
+    // Loopback needs no TLS, and libpq's TLS state torn down at process exit
+    // under live pool threads crashes the test process now and then.
+    if url.query().is_none() {
+        url.set_query(Some("sslmode=disable"));
+    }
     url.to_string()
 }
 

@@ -33,7 +33,7 @@ async fn the_contract_is_served_byte_for_byte() {
 async fn the_server_creates_its_database_and_migrates_it() {
     // A database name nobody has made yet: start-up must create it.
     let name = format!("authd_test_fresh_{}", std::process::id());
-    let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+    let url = format!("postgres://postgres@127.0.0.1:5432/{name}?sslmode=disable");
     tokio::task::spawn_blocking({
         let url = url.clone();
         move || {

@@ -176,7 +176,7 @@ async fn the_served_routes_are_exactly_the_documented_ones() {
     let settings = crate::helpers::test_settings("postgres://127.0.0.1:1/unused".into());
     let passwords = Passwords::new(4).unwrap();
     let pool = authd::db::pool(&settings.database_url, 1, settings.db_timeout);
-    let throttle = Throttle::postgres(pool.clone(), settings.throttle);
+    let throttle = Throttle::postgres(pool.clone(), settings.throttle, [0; 32]);
     let state = web::Data::new(AppState::new(&settings, pool, passwords, throttle));
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();

@@ -219,3 +219,21 @@ async fn redis_holds_the_counts_when_configured() {
         .await
         .problem(429);
 }
+
+/// Counted before the password check, atomically: a burst of parallel
+/// guesses gets no more tries than a patient attacker.
+#[tokio::test]
+async fn parallel_guesses_cannot_outrun_the_limit() {
+    let app = TestApp::spawn_with(|s| {
+        s.throttle.login_per_identifier = 3;
+        s.bcrypt_cost = 8;
+    })
+    .await;
+    app.user("susan").await;
+    let attacker = app.browser_at("127.0.0.11");
+    let guesses = (0..12).map(|_| attempt(&app, &attacker, "susan", "wrong-password"));
+    let responses = futures_util::future::join_all(guesses).await;
+    let checked = responses.iter().filter(|r| r.status == 401).count();
+    let refused = responses.iter().filter(|r| r.status == 429).count();
+    assert_eq!((checked, refused), (3, 9));
+}
