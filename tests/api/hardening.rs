@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, bearer};
 
 #[tokio::test]
 async fn the_password_policy_explains_each_refusal() {
@@ -231,7 +231,7 @@ async fn cors_serves_the_allowlist_and_no_one_else() {
     assert!(refused.header("access-control-allow-origin").is_none());
 
     let login = app.logged_in("susan").await;
-    let auth = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let auth = bearer(&login);
     let from_spa = app
         .bare(
             Method::GET,
@@ -290,10 +290,10 @@ async fn cookie_writes_from_a_foreign_origin_are_refused() {
     }
     app.get("/api/me").await.assert_status(200);
     // Bearer requests are not cookie requests: no Origin rule.
-    let auth = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let auth = bearer(&login);
     let (_, other) = app.new_browser();
     let second = app.login_from(&other, "susan", false).await.json();
-    let second_auth = format!("Bearer {}", second["access_token"].as_str().unwrap());
+    let second_auth = bearer(&second);
     app.bare(
         Method::POST,
         "/api/logout",
@@ -350,7 +350,7 @@ async fn the_audit_trail_records_who_did_what_from_where() {
     .problem(429);
     let other = app.browser_at("127.0.0.10");
     let login = app.login_from(&other, "Susan", false).await.json();
-    let auth = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let auth = bearer(&login);
     app.request_with(
         &other,
         Method::POST,

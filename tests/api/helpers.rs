@@ -540,3 +540,11 @@ impl TestApp {
             .unwrap()
     }
 }
+
+/// The `Authorization` header for the token in a login response.
+pub fn bearer(login: &Value) -> String {
+    format!(
+        "Bearer {}",
+        login["access_token"].as_str().expect("a login response")
+    )
+}

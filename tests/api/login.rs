@@ -2,7 +2,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, bearer};
 
 #[tokio::test]
 async fn login_returns_user_token_csrf_and_sets_cookies() {
@@ -155,7 +155,7 @@ async fn logging_in_while_logged_in_is_a_conflict() {
     )
     .await
     .problem(409);
-    let token = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let token = bearer(&login);
     app.bare(
         reqwest::Method::POST,
         "/api/login",

@@ -1,6 +1,6 @@
 use reqwest::Method;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, bearer};
 
 #[tokio::test]
 async fn cookie_logout_revokes_the_session_and_clears_the_cookies() {
@@ -81,7 +81,7 @@ async fn logging_out_one_device_leaves_the_others() {
     let laptop = app.logged_in("susan").await;
     let (_, phone) = app.new_browser();
     let phone = app.login_from(&phone, "susan", true).await.json();
-    let auth = format!("Bearer {}", phone["access_token"].as_str().unwrap());
+    let auth = bearer(&phone);
     app.bare(
         Method::POST,
         "/api/logout",

@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, bearer};
 
 #[tokio::test]
 async fn registering_returns_the_user_and_starts_no_session() {
@@ -195,7 +195,7 @@ async fn registering_while_logged_in_is_a_conflict() {
         .await;
     response.problem(409);
 
-    let token = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let token = bearer(&login);
     app.bare(
         reqwest::Method::POST,
         "/api/register",

@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, bearer};
 
 fn expires_at(login: &serde_json::Value) -> DateTime<Utc> {
     login["expires_at"].as_str().unwrap().parse().unwrap()
@@ -168,7 +168,7 @@ async fn cookie_requests_that_change_state_need_the_csrf_token() {
 async fn bearer_requests_need_no_csrf_token() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let auth = format!("Bearer {}", login["access_token"].as_str().unwrap());
+    let auth = bearer(&login);
     // Same browser, cookie and all: the bearer token takes precedence.
     app.request(
         Method::POST,
