@@ -7,9 +7,15 @@
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
 use actix_web::http::header::{FORWARDED, USER_AGENT, X_FORWARDED_FOR};
+use actix_web::{FromRequest, HttpRequest, web};
 use ipnet::IpNet;
+
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// A long User-Agent is kept, cut to this many characters.
 const USER_AGENT_MAX_CHARS: usize = 512;
@@ -21,7 +27,7 @@ pub struct Client {
 }
 
 impl Client {
-    pub fn from_request(request: &HttpRequest, trusted_proxies: &[IpNet]) -> Self {
+    pub fn from_headers(request: &HttpRequest, trusted_proxies: &[IpNet]) -> Self {
         let forwarded: Vec<&str> = request
             .headers()
             .get_all(FORWARDED)
@@ -42,6 +48,21 @@ impl Client {
                 .peer_addr()
                 .map(|peer| client_ip(peer.ip(), &forwarded, &forwarded_for, trusted_proxies)),
         }
+    }
+}
+
+/// Handlers take the client as an argument, read with the app's trusted proxies.
+impl FromRequest for Client {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(
+            request
+                .app_data::<web::Data<AppState>>()
+                .map(|state| Self::from_headers(request, &state.trusted_proxies))
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("AppState is not registered"))),
+        )
     }
 }
 

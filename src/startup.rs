@@ -54,14 +54,15 @@ impl Application {
             settings.db_pool_size,
             settings.db_timeout,
         );
-        let throttle_key = Keys::derive(&settings.secret_key, None).throttle;
+        let keys = Keys::derive(&settings.secret_key, settings.secret_key_previous.as_ref());
+        let throttle_key = keys.throttle;
         let throttle = match &settings.redis_url {
             Some(url) => Throttle::redis(url, settings.db_timeout, settings.throttle, throttle_key)
                 .await
                 .context("cannot connect to REDIS_URL")?,
             None => Throttle::postgres(pool.clone(), settings.throttle, throttle_key),
         };
-        let state = web::Data::new(AppState::new(&settings, pool, passwords, throttle));
+        let state = web::Data::new(AppState::new(&settings, keys, pool, passwords, throttle));
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;

@@ -24,10 +24,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Derives keys from the settings; the parts that take I/O or blocking
-    /// work to make are made by the caller.
+    /// Copies what handlers need from the settings; the parts that take I/O,
+    /// blocking work or key derivation to make are made by the caller.
     pub fn new(
         settings: &Settings,
+        keys: Keys,
         pool: PgPool,
         passwords: Passwords,
         throttle: Throttle,
@@ -35,7 +36,7 @@ impl AppState {
         Self {
             pool,
             passwords,
-            keys: Keys::derive(&settings.secret_key, settings.secret_key_previous.as_ref()),
+            keys,
             lifetimes: Lifetimes {
                 session: settings.session_ttl,
                 remember: settings.remember_ttl,

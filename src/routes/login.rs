@@ -54,6 +54,7 @@ fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String>
 pub async fn login(
     request: HttpRequest,
     state: web::Data<AppState>,
+    client: Client,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     super::reject_if_authenticated(&request, &state).await?;
@@ -63,7 +64,6 @@ pub async fn login(
     };
     let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
     let remember = body.remember_me.unwrap_or(false);
-    let client = Client::from_request(&request, &state.trusted_proxies);
 
     let (user, session) = accounts::log_in(&state, identifier, password, remember, &client)
         .await

@@ -13,10 +13,10 @@ use crate::state::AppState;
 pub async fn logout(
     request: HttpRequest,
     state: web::Data<AppState>,
+    client: Client,
 ) -> Result<HttpResponse, ApiError> {
     if let Some(authenticated) = auth::authenticate(&request, &state).await? {
         sessions::revoke(&state.pool, authenticated.session.id).await?;
-        let client = Client::from_request(&request, &state.trusted_proxies);
         let user = Some(authenticated.user.id);
         audit::record(&state.pool, Event::Logout, user, None, &client).await;
     }

@@ -59,10 +59,10 @@ impl RegisterRequest {
 pub async fn register(
     request: HttpRequest,
     state: web::Data<AppState>,
+    client: Client,
     ApiJson(body): ApiJson<RegisterRequest>,
 ) -> Result<HttpResponse, ApiError> {
     super::reject_if_authenticated(&request, &state).await?;
-    let client = Client::from_request(&request, &state.trusted_proxies);
     let username = body.username.clone();
     let audit =
         |event, user_id| audit::record(&state.pool, event, user_id, username.as_deref(), &client);

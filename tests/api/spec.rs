@@ -177,7 +177,8 @@ async fn the_served_routes_are_exactly_the_documented_ones() {
     let passwords = Passwords::new(4).unwrap();
     let pool = authd::db::pool(&settings.database_url, 1, settings.db_timeout);
     let throttle = Throttle::postgres(pool.clone(), settings.throttle, [0; 32]);
-    let state = web::Data::new(AppState::new(&settings, pool, passwords, throttle));
+    let keys = authd::auth::keys::Keys::derive(&settings.secret_key, None);
+    let state = web::Data::new(AppState::new(&settings, keys, pool, passwords, throttle));
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();
     let app = authd::startup::app(state).wrap_fn(move |request, service| {
