@@ -3,12 +3,13 @@
 //! message that names the variable instead of failing on the first request.
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use chrono::TimeDelta;
 use ipnet::IpNet;
 use rand::RngCore;
+use secrecy::{ExposeSecret, SecretSlice};
 
 /// The smallest `SECRET_KEY` we accept: every derived key gets at least this
 /// much input keying material.
@@ -28,8 +29,8 @@ pub enum LogFormat {
 
 /// Key material for every signature and encryption key the service uses.
 /// Its `Debug` never prints the bytes.
-#[derive(Clone)]
-pub struct SecretKey(Vec<u8>);
+#[derive(Clone, Debug)]
+pub struct SecretKey(SecretSlice<u8>);
 
 impl SecretKey {
     pub fn new(bytes: Vec<u8>) -> Result<Self, String> {
@@ -40,23 +41,55 @@ impl SecretKey {
                 bytes.len()
             ));
         }
-        Ok(Self(bytes))
+        Ok(Self(bytes.into()))
     }
 
     pub fn generate() -> Self {
         let mut bytes = vec![0u8; MIN_SECRET_KEY_BYTES];
         rand::rng().fill_bytes(&mut bytes);
-        Self(bytes)
+        Self(bytes.into())
     }
 
     pub fn expose(&self) -> &[u8] {
-        &self.0
+        self.0.expose_secret()
     }
 }
 
-impl fmt::Debug for SecretKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SecretKey(<redacted>)")
+/// A span of time from the configuration: longer than zero and at most ten
+/// years, so it fits a timestamp, a cookie `Max-Age` and a [`TimeDelta`].
+/// Checked once here, it converts without failing wherever it is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Period(Duration);
+
+impl Period {
+    pub const MAX: Duration = Duration::from_secs(10 * 365 * 86_400);
+
+    pub fn new(duration: Duration) -> Result<Self, String> {
+        if duration.is_zero() {
+            Err("must be longer than zero".into())
+        } else if duration > Self::MAX {
+            Err("must be at most ten years".into())
+        } else {
+            Ok(Self(duration))
+        }
+    }
+
+    pub fn from_secs(seconds: u32) -> Result<Self, String> {
+        Self::new(Duration::from_secs(seconds.into()))
+    }
+
+    pub fn std(self) -> Duration {
+        self.0
+    }
+
+    pub fn delta(self) -> TimeDelta {
+        // At most ten years: far inside TimeDelta's range.
+        TimeDelta::from_std(self.0).unwrap_or(TimeDelta::MAX)
+    }
+
+    /// Whole seconds, for `Max-Age` and `Retry-After`.
+    pub fn seconds(self) -> i64 {
+        self.delta().num_seconds()
     }
 }
 
@@ -69,19 +102,19 @@ pub struct Settings {
     /// True when `SECRET_KEY` was not set and a random one was made up.
     pub secret_key_generated: bool,
     pub bcrypt_cost: u32,
-    pub session_ttl: Duration,
-    pub remember_ttl: Duration,
+    pub session_ttl: Period,
+    pub remember_ttl: Period,
     pub cookie_secure: bool,
     pub db_pool_size: u32,
     /// How long a request waits for a database connection before giving up
     /// with 503: the bound on how long the service "hangs" when Postgres is gone.
-    pub db_timeout: Duration,
+    pub db_timeout: Period,
     pub log_format: LogFormat,
     /// The key being rotated out: cookies and tokens signed with it are
     /// still accepted, new ones are signed with `secret_key`.
     pub secret_key_previous: Option<SecretKey>,
     /// Inactivity after which a non-remembered session ends.
-    pub session_idle_ttl: Duration,
+    pub session_idle_ttl: Period,
     /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Origins (`https://app.example.com`) allowed credentialed CORS.
@@ -101,10 +134,10 @@ pub struct ThrottleSettings {
     pub login_per_identifier: u32,
     /// Failed logins allowed per client IP in `login_window`.
     pub login_per_ip: u32,
-    pub login_window: Duration,
+    pub login_window: Period,
     /// Registration attempts allowed per client IP in `register_window`.
     pub register_per_ip: u32,
-    pub register_window: Duration,
+    pub register_window: Period,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -152,16 +185,8 @@ impl Settings {
             }
             None => (SecretKey::generate(), true),
         };
-        let session_ttl = env.parse(
-            "SESSION_TTL",
-            Duration::from_secs(24 * 3600),
-            parse_duration,
-        )?;
-        let remember_ttl = env.parse(
-            "REMEMBER_TTL",
-            Duration::from_secs(30 * 24 * 3600),
-            parse_duration,
-        )?;
+        let session_ttl = env.period("SESSION_TTL", seconds(24 * HOUR))?;
+        let remember_ttl = env.period("REMEMBER_TTL", seconds(30 * DAY))?;
         if remember_ttl < session_ttl {
             return Err(ConfigError {
                 variable: "REMEMBER_TTL",
@@ -195,7 +220,7 @@ impl Settings {
                 Ok(size @ 1..=1000) => Ok(size),
                 _ => Err("must be a whole number from 1 to 1000".into()),
             })?,
-            db_timeout: env.parse("DB_TIMEOUT", Duration::from_secs(3), parse_duration)?,
+            db_timeout: env.period("DB_TIMEOUT", seconds(3))?,
             log_format: env.parse("LOG_FORMAT", LogFormat::Pretty, |v| match v {
                 "pretty" => Ok(LogFormat::Pretty),
                 "json" => Ok(LogFormat::Json),
@@ -204,11 +229,7 @@ impl Settings {
             secret_key_previous: env.parse("SECRET_KEY_PREVIOUS", None, |v| {
                 SecretKey::new(v.as_bytes().to_vec()).map(Some)
             })?,
-            session_idle_ttl: env.parse(
-                "SESSION_IDLE_TTL",
-                Duration::from_secs(2 * 3600),
-                parse_duration,
-            )?,
+            session_idle_ttl: env.period("SESSION_IDLE_TTL", seconds(2 * HOUR))?,
             trusted_proxies: env.parse("TRUSTED_PROXIES", Vec::new(), parse_networks)?,
             cors_origins: env.parse("CORS_ORIGINS", Vec::new(), parse_origins)?,
             public_origin: env.parse("PUBLIC_URL", None, |v| {
@@ -228,21 +249,20 @@ impl Settings {
                     parse_limit,
                 )?,
                 login_per_ip: env.parse("LOGIN_FAILURES_PER_IP", 100, parse_limit)?,
-                login_window: env.parse(
-                    "LOGIN_FAILURE_WINDOW",
-                    Duration::from_secs(15 * 60),
-                    parse_duration,
-                )?,
+                login_window: env.period("LOGIN_FAILURE_WINDOW", seconds(15 * MINUTE))?,
                 register_per_ip: env.parse("REGISTRATIONS_PER_IP", 20, parse_limit)?,
-                register_window: env.parse(
-                    "REGISTRATION_WINDOW",
-                    Duration::from_secs(3600),
-                    parse_duration,
-                )?,
+                register_window: env.period("REGISTRATION_WINDOW", seconds(HOUR))?,
             },
         })
     }
 }
+
+const fn seconds(seconds: u64) -> Period {
+    Period(Duration::from_secs(seconds))
+}
+const MINUTE: u64 = 60;
+const HOUR: u64 = 60 * MINUTE;
+const DAY: u64 = 24 * HOUR;
 
 struct Env<'a>(&'a HashMap<String, String>);
 
@@ -266,29 +286,19 @@ impl Env<'_> {
             Some(value) => parse(value.trim()).map_err(|message| ConfigError { variable, message }),
         }
     }
+
+    fn period(&self, variable: &'static str, default: Period) -> Result<Period, ConfigError> {
+        self.parse(variable, default, parse_period)
+    }
 }
 
-/// Parses durations written as a whole number and one unit: `90s`, `15m`,
-/// `24h`, `30d`.
-pub fn parse_duration(value: &str) -> Result<Duration, String> {
-    const HELP: &str =
-        "must be a whole number followed by s, m, h or d, such as 90s, 15m, 24h or 30d";
-    let split = value.find(|c: char| !c.is_ascii_digit()).ok_or(HELP)?;
-    let (number, unit) = value.split_at(split);
-    let number: u64 = number.parse().map_err(|_| HELP)?;
-    let seconds_per_unit = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(HELP.into()),
-    };
-    match number.checked_mul(seconds_per_unit) {
-        Some(0) => Err("must be longer than zero".into()),
-        // Keep every lifetime representable as a timestamp and a cookie Max-Age.
-        Some(seconds) if seconds <= 10 * 365 * 86_400 => Ok(Duration::from_secs(seconds)),
-        _ => Err("must be at most ten years".into()),
-    }
+/// Parses a duration in humantime's notation: `90s`, `15m`, `24h`, `30d`,
+/// `1.5h`, or combined, `1h 30m`.
+pub fn parse_period(value: &str) -> Result<Period, String> {
+    let duration = humantime::parse_duration(value).map_err(|error| {
+        format!("{error}: write a number and a unit, such as 90s, 15m, 24h or 30d")
+    })?;
+    Period::new(duration)
 }
 
 fn parse_limit(value: &str) -> Result<u32, String> {
@@ -355,8 +365,11 @@ mod tests {
         let settings = Settings::from_vars(&HashMap::new()).unwrap();
         assert_eq!(settings.bind.to_string(), "127.0.0.1:8080");
         assert_eq!(settings.bcrypt_cost, 12);
-        assert_eq!(settings.session_ttl, Duration::from_secs(86_400));
-        assert_eq!(settings.remember_ttl, Duration::from_secs(30 * 86_400));
+        assert_eq!(settings.session_ttl.std(), Duration::from_secs(86_400));
+        assert_eq!(
+            settings.remember_ttl.std(),
+            Duration::from_secs(30 * 86_400)
+        );
         assert!(settings.cookie_secure);
         assert!(settings.secret_key_generated);
         assert_eq!(
@@ -366,23 +379,26 @@ mod tests {
     }
 
     #[test]
-    fn durations_take_one_unit() {
-        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
-        assert_eq!(parse_duration("15m"), Ok(Duration::from_secs(900)));
-        assert_eq!(parse_duration("24h"), Ok(Duration::from_secs(86_400)));
-        assert_eq!(parse_duration("30d"), Ok(Duration::from_secs(2_592_000)));
+    fn durations_take_a_number_and_a_unit() {
+        let seconds = |value| parse_period(value).map(|period| period.std().as_secs());
+        assert_eq!(seconds("90s"), Ok(90));
+        assert_eq!(seconds("15m"), Ok(900));
+        assert_eq!(seconds("24h"), Ok(86_400));
+        assert_eq!(seconds("30d"), Ok(2_592_000));
+        assert_eq!(seconds("1h 30m"), Ok(5_400));
+        assert_eq!(seconds("1.5h"), Ok(5_400));
+        assert_eq!(seconds("2 days"), Ok(172_800));
         for bad in [
             "",
             "10",
             "h",
-            "1.5h",
             "-1h",
             "0s",
-            "1w",
-            "1h30m",
+            "1 fortnight",
+            "11y",
             "99999999999999999999d",
         ] {
-            assert!(parse_duration(bad).is_err(), "{bad:?} should be rejected");
+            assert!(parse_period(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 
@@ -391,7 +407,7 @@ mod tests {
         for (name, value) in [
             ("BCRYPT_COST", "3"),
             ("BCRYPT_COST", "twelve"),
-            ("SESSION_TTL", "1 day"),
+            ("SESSION_TTL", "one day"),
             ("COOKIE_SECURE", "yes"),
             ("BIND", "localhost"),
             ("DB_POOL_SIZE", "0"),

@@ -1,20 +1,20 @@
 //! authd: user accounts and login sessions as a JSON API.
+//!
+//! Layers, each importing only those below it:
+//! - [`http`]: routes, middleware, extractors, problem+json errors;
+//! - [`services`]: accounts, sessions, the throttle, the audit trail;
+//! - [`db`] (storage, one module per table, over [`schema`]) and [`domain`]
+//!   (values parsed once at the edge);
+//! - [`configuration`] and [`crypto`]: settings and small shared helpers.
+//!
+//! [`startup`] wires them together; [`telemetry`] sets up logging.
 
-pub mod accounts;
-pub mod audit;
-pub mod auth;
-pub mod client;
 pub mod configuration;
+pub mod crypto;
 pub mod db;
 pub mod domain;
-pub mod error;
-pub mod models;
-pub mod passwords;
-pub mod routes;
+pub mod http;
 pub mod schema;
-pub mod security_headers;
-pub mod sessions;
+pub mod services;
 pub mod startup;
-pub mod state;
 pub mod telemetry;
-pub mod throttle;

@@ -1,3 +1,5 @@
+//! The `authd` binary: read the settings, start logging, serve.
+
 use std::process::ExitCode;
 
 use authd::configuration::Settings;

@@ -1,30 +1,26 @@
 //! Builds the application from [`Settings`]: prepares the database, derives
-//! keys, and assembles the actix-web app. Tests start it through the same
-//! code path as `main`, on a random port.
+//! keys, wires the services together and starts the HTTP server. Tests
+//! start it through the same code path as `main`, on a random port.
 
 use std::net::TcpListener;
 
-use actix_cors::Cors;
-use actix_identity::IdentityMiddleware;
 use actix_web::dev::{Server, ServerHandle};
-use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderName};
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
-use actix_web::{App, HttpServer, web};
+use actix_web::{HttpServer, web};
 use anyhow::Context;
-use tracing_actix_web::TracingLogger;
 
-use crate::auth::cookies::{accept_previous_key, persist_remembered};
-use crate::auth::keys::Keys;
-use crate::auth::middleware::protected;
 use crate::configuration::Settings;
-use crate::db;
-use crate::error::problem_for_framework_error;
-use crate::passwords::Passwords;
-use crate::routes;
-use crate::security_headers::security_headers;
-use crate::state::AppState;
-use crate::throttle::Throttle;
+use crate::crypto::derive_key;
+use crate::db::{self, PgPool};
+use crate::http::auth::authenticate::Auth;
+use crate::http::auth::cookies::CookiePolicy;
+use crate::http::auth::origin::OriginPolicy;
+use crate::http::auth::token::TokenKeys;
+use crate::http::client::TrustedProxies;
+use crate::http::{self, Parts};
+use crate::services::accounts::Accounts;
+use crate::services::passwords::PasswordHasher;
+use crate::services::sessions::{Lifetimes, Sessions};
+use crate::services::throttle::{PostgresStore, RedisStore, Throttle};
 
 pub struct Application {
     port: u16,
@@ -40,11 +36,11 @@ impl Application {
             );
         }
         let database_url = settings.database_url.clone();
-        web::block(move || db::prepare(&database_url))
+        web::block(move || db::migrations::prepare(&database_url))
             .await
             .context("database preparation was cancelled")??;
         let cost = settings.bcrypt_cost;
-        let passwords = web::block(move || Passwords::new(cost))
+        let hasher = web::block(move || PasswordHasher::new(cost))
             .await
             .context("start-up hashing was cancelled")?
             .context("BCRYPT_COST")?;
@@ -52,22 +48,27 @@ impl Application {
         let pool = db::pool(
             &settings.database_url,
             settings.db_pool_size,
-            settings.db_timeout,
+            settings.db_timeout.std(),
         );
-        let keys = Keys::derive(&settings.secret_key, settings.secret_key_previous.as_ref());
-        let throttle_key = keys.throttle;
+        let throttle_key = derive_key(
+            settings.secret_key.expose(),
+            "authd throttle identifiers v1",
+        );
         let throttle = match &settings.redis_url {
-            Some(url) => Throttle::redis(url, settings.db_timeout, settings.throttle, throttle_key)
-                .await
-                .context("cannot connect to REDIS_URL")?,
-            None => Throttle::postgres(pool.clone(), settings.throttle, throttle_key),
+            Some(url) => Throttle::new(
+                RedisStore::connect(url, settings.db_timeout.std())
+                    .await
+                    .context("cannot connect to REDIS_URL")?,
+                throttle_key,
+            ),
+            None => Throttle::new(PostgresStore::new(pool.clone()), throttle_key),
         };
-        let state = web::Data::new(AppState::new(&settings, keys, pool, passwords, throttle));
+        let parts = parts(&settings, pool, hasher, throttle);
 
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
-        let server = HttpServer::new(move || app(state.clone()))
+        let server = HttpServer::new(move || http::app(parts.clone()))
             .listen(listener)?
             .run();
         tracing::info!(address = %settings.bind.ip(), port, "authd listening");
@@ -87,65 +88,45 @@ impl Application {
     }
 }
 
-/// The whole HTTP surface: middleware and routes.
-pub fn app(
-    state: web::Data<AppState>,
-) -> App<
-    impl actix_web::dev::ServiceFactory<
-        actix_web::dev::ServiceRequest,
-        Config = (),
-        Response = actix_web::dev::ServiceResponse<impl actix_web::body::MessageBody>,
-        Error = actix_web::Error,
-        InitError = (),
-    >,
-> {
-    let session = state.cookies.session_middleware(state.keys.cookie.clone());
-    let cors = cors(&state.cors_origins);
-    App::new()
-        .app_data(state)
-        .app_data(web::PayloadConfig::new(routes::MAX_BODY_BYTES))
-        // Listed innermost first: identity needs the session; a cookie sealed
-        // with the previous key is re-sealed before the session reads it;
-        // the remember-me rewrite needs the session's cookie; CORS answers
-        // preflights before any of that; every error (CORS refusals too)
-        // passes through the problem+json handler before it is logged; and
-        // every response, errors included, gets the security headers.
-        .wrap(IdentityMiddleware::default())
-        .wrap(session)
-        .wrap(from_fn(accept_previous_key))
-        .wrap(from_fn(persist_remembered))
-        .wrap(cors)
-        .wrap(ErrorHandlers::new().default_handler(problem_for_framework_error))
-        .wrap(TracingLogger::default())
-        .wrap(from_fn(security_headers))
-        .service(web::resource("/healthz").route(web::get().to(routes::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(routes::readyz)))
-        .service(
-            web::scope("/api")
-                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
-                .service(web::resource("/register").route(web::post().to(routes::register)))
-                .service(web::resource("/login").route(web::post().to(routes::login)))
-                .service(web::resource("/logout").route(web::post().to(routes::logout)))
-                .service(web::resource("/openapi.yaml").route(web::get().to(routes::openapi)))
-                .service(web::resource("/me").route(protected(web::get().to(routes::me)))),
-        )
-        .default_service(web::to(routes::not_found))
-}
-
-/// Credentialed CORS for the allowlisted origins only: any other origin gets
-/// no CORS headers at all (never a reflection, never `*`).
-fn cors(origins: &[String]) -> Cors {
-    origins
-        .iter()
-        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
-        .allowed_methods([Method::GET, Method::POST])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("x-csrf-token"),
-        ])
-        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
-        .supports_credentials()
-        .block_on_origin_mismatch(false)
-        .max_age(3600)
+/// Wires the services and the HTTP layer's policies from the settings and
+/// the parts that took I/O or blocking work to make.
+pub fn parts(
+    settings: &Settings,
+    pool: PgPool,
+    hasher: PasswordHasher,
+    throttle: Throttle,
+) -> Parts {
+    let sessions = Sessions::new(
+        pool.clone(),
+        Lifetimes {
+            session: settings.session_ttl,
+            remember: settings.remember_ttl,
+            idle: settings.session_idle_ttl,
+        },
+    );
+    let previous = settings.secret_key_previous.as_ref();
+    Parts {
+        accounts: web::Data::new(Accounts::new(
+            pool.clone(),
+            hasher,
+            throttle,
+            sessions.clone(),
+            settings.throttle,
+        )),
+        auth: web::Data::new(Auth {
+            sessions,
+            tokens: TokenKeys::derive(&settings.secret_key, previous),
+            origins: OriginPolicy {
+                public_origin: settings.public_origin.clone(),
+                cors_origins: settings.cors_origins.clone(),
+            },
+        }),
+        cookies: web::Data::new(CookiePolicy::new(
+            settings.cookie_secure,
+            &settings.secret_key,
+            previous,
+        )),
+        proxies: web::Data::new(TrustedProxies(settings.trusted_proxies.clone())),
+        pool: web::Data::new(pool),
+    }
 }

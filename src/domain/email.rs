@@ -1,3 +1,5 @@
+//! Email addresses: trimmed, lower-cased, syntactically valid.
+
 use validator::ValidateEmail;
 
 pub const MAX_LEN: usize = 254;

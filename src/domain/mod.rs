@@ -1,12 +1,28 @@
 //! Values parsed once at the edge. Holding a `Username`, `Email`,
 //! `Password` or `NextPath` means the rules have already been checked.
 
+mod client;
 mod email;
 mod next_path;
 mod password;
 mod username;
 
+use std::collections::BTreeMap;
+
+pub use client::Client;
 pub use email::Email;
 pub use next_path::NextPath;
 pub use password::{MAX_BYTES as PASSWORD_MAX_BYTES, Owner, Password};
 pub use username::Username;
+
+/// Field name to every message about it, in a stable order: what a form
+/// shows next to each field.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+/// Notes `message` against `field`.
+pub fn add_error(errors: &mut FieldErrors, field: &str, message: &str) {
+    errors
+        .entry(field.to_owned())
+        .or_default()
+        .push(message.to_owned());
+}

@@ -1,3 +1,5 @@
+//! The `next` redirect after login, made safe.
+
 /// Where to send the browser after login: a same-site relative path, or `/`.
 ///
 /// Flask-Login's recipe only checked that the URL had no host, which lets

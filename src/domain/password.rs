@@ -1,6 +1,9 @@
+//! New passwords and the policy they must meet. A password never prints.
+
 use std::collections::HashSet;
-use std::fmt;
 use std::sync::LazyLock;
+
+use secrecy::{ExposeSecret, SecretString};
 
 pub const MIN_CHARS: usize = 8;
 /// bcrypt reads at most 72 bytes; longer passwords are refused rather than
@@ -22,8 +25,8 @@ pub struct Owner<'a> {
 /// 8 characters to 72 bytes, no composition rules, not one of the most
 /// common passwords, and not built from the owner's username or email.
 /// `Debug` never shows it, so it cannot leak through a log line or an error.
-#[derive(Clone)]
-pub struct Password(String);
+#[derive(Debug)]
+pub struct Password(SecretString);
 
 impl Password {
     pub fn parse(value: &str, owner: Owner<'_>) -> Result<Self, &'static str> {
@@ -52,18 +55,12 @@ impl Password {
         } else if email_local.is_some_and(builds_on) {
             Err("Password must not contain your email address.")
         } else {
-            Ok(Self(value.to_owned()))
+            Ok(Self(value.into()))
         }
     }
 
     pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Password {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Password(<redacted>)")
+        self.0.expose_secret()
     }
 }
 

@@ -1,3 +1,5 @@
+//! Usernames: a small ASCII alphabet, unique regardless of case.
+
 pub const MIN_LEN: usize = 3;
 pub const MAX_LEN: usize = 32;
 

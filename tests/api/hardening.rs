@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, bearer};
+use crate::helpers::{PASSWORD, TestApp, bearer, secs};
 
 #[tokio::test]
 async fn the_password_policy_explains_each_refusal() {
@@ -62,7 +62,7 @@ async fn a_raised_bcrypt_cost_upgrades_the_hash_at_the_next_login() {
 
 #[tokio::test]
 async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
-    let app = TestApp::spawn_with(|s| s.session_idle_ttl = Duration::from_secs(2)).await;
+    let app = TestApp::spawn_with(|s| s.session_idle_ttl = secs(2)).await;
     app.user("susan").await;
     let plain = app.login("susan", false).await.json();
     let (_, phone) = app.new_browser();

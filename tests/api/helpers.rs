@@ -8,7 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use actix_web::dev::ServerHandle;
-use authd::configuration::{SecretKey, Settings};
+use authd::configuration::{Period, SecretKey, Settings};
 use authd::startup::Application;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::header::HeaderMap;
@@ -75,7 +75,7 @@ fn template() -> String {
                 &format!("DROP DATABASE IF EXISTS {building} WITH (FORCE)"),
             );
             execute(&mut conn, &format!("CREATE DATABASE {building}"));
-            authd::db::prepare(&database_url(&building)).expect("migrate the template");
+            authd::db::migrations::prepare(&database_url(&building)).expect("migrate the template");
             execute(
                 &mut conn,
                 &format!("ALTER DATABASE {building} RENAME TO {name}"),
@@ -161,7 +161,7 @@ pub fn test_settings(database_url: String) -> Settings {
     settings.secret_key = SecretKey::new(b"test-secret-key-".repeat(4)).unwrap();
     settings.secret_key_generated = false;
     settings.db_pool_size = 4;
-    settings.db_timeout = Duration::from_secs(2);
+    settings.db_timeout = secs(2);
     // Tests make many attempts from one address; the throttle tests set
     // their own limits.
     settings.throttle.login_per_identifier = 1000;
@@ -539,6 +539,11 @@ impl TestApp {
             .build()
             .unwrap()
     }
+}
+
+/// A configured span of `seconds`.
+pub fn secs(seconds: u32) -> Period {
+    Period::from_secs(seconds).expect("a valid period")
 }
 
 /// The `Authorization` header for the token in a login response.

@@ -37,8 +37,8 @@ async fn the_server_creates_its_database_and_migrates_it() {
     tokio::task::spawn_blocking({
         let url = url.clone();
         move || {
-            authd::db::prepare(&url).expect("first start creates and migrates");
-            authd::db::prepare(&url).expect("a second start finds nothing to do");
+            authd::db::migrations::prepare(&url).expect("first start creates and migrates");
+            authd::db::migrations::prepare(&url).expect("a second start finds nothing to do");
         }
     })
     .await

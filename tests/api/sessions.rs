@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, bearer};
+use crate::helpers::{PASSWORD, TestApp, bearer, secs};
 
 fn expires_at(login: &serde_json::Value) -> DateTime<Utc> {
     login["expires_at"].as_str().unwrap().parse().unwrap()
@@ -64,7 +64,7 @@ async fn remember_me_persists_the_cookie_and_the_session() {
         (lifetime - chrono::TimeDelta::days(30)).num_seconds().abs() < 60,
         "{lifetime}"
     );
-    let token = jsonwebtoken::dangerous::insecure_decode::<authd::auth::token::Claims>(
+    let token = jsonwebtoken::dangerous::insecure_decode::<authd::http::auth::token::Claims>(
         body["access_token"].as_str().unwrap(),
     )
     .unwrap()
@@ -103,8 +103,8 @@ async fn the_secure_flag_is_on_unless_configured_off() {
 #[tokio::test]
 async fn sessions_and_tokens_expire() {
     let app = TestApp::spawn_with(|s| {
-        s.session_ttl = Duration::from_secs(2);
-        s.remember_ttl = Duration::from_secs(3);
+        s.session_ttl = secs(2);
+        s.remember_ttl = secs(3);
     })
     .await;
     app.user("susan").await;

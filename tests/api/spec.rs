@@ -6,9 +6,8 @@ use std::sync::{Arc, Mutex};
 
 use actix_web::introspection::{IntrospectionReportItem, IntrospectionTree};
 use actix_web::{test as actix_test, web};
-use authd::passwords::Passwords;
-use authd::state::AppState;
-use authd::throttle::Throttle;
+use authd::services::passwords::PasswordHasher;
+use authd::services::throttle::{PostgresStore, Throttle};
 use serde_json::Value;
 
 use crate::contract::{SPEC, validator};
@@ -174,14 +173,13 @@ fn every_operation_is_named_summarised_and_illustrated() {
 #[actix_web::test]
 async fn the_served_routes_are_exactly_the_documented_ones() {
     let settings = crate::helpers::test_settings("postgres://127.0.0.1:1/unused".into());
-    let passwords = Passwords::new(4).unwrap();
-    let pool = authd::db::pool(&settings.database_url, 1, settings.db_timeout);
-    let throttle = Throttle::postgres(pool.clone(), settings.throttle, [0; 32]);
-    let keys = authd::auth::keys::Keys::derive(&settings.secret_key, None);
-    let state = web::Data::new(AppState::new(&settings, keys, pool, passwords, throttle));
+    let hasher = PasswordHasher::new(4).unwrap();
+    let pool = authd::db::pool(&settings.database_url, 1, settings.db_timeout.std());
+    let throttle = Throttle::new(PostgresStore::new(pool.clone()), [0; 32]);
+    let parts = authd::startup::parts(&settings, pool, hasher, throttle);
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();
-    let app = authd::startup::app(state).wrap_fn(move |request, service| {
+    let app = authd::http::app(parts).wrap_fn(move |request, service| {
         if let Some(tree) = request.app_data::<web::Data<IntrospectionTree>>() {
             *sink.lock().unwrap() = Vec::from(&tree.root);
         }

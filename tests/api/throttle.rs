@@ -1,12 +1,10 @@
 //! Throttling, not lockout: limits per (identifier, IP) and per IP, shared
 //! through Postgres or Redis, with spoofed forwarding headers ignored.
 
-use std::time::Duration;
-
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse};
+use crate::helpers::{PASSWORD, TestApp, TestResponse, secs};
 
 async fn attempt(
     app: &TestApp,
@@ -28,7 +26,7 @@ async fn limited_app(per_identifier: u32, per_ip: u32) -> TestApp {
     TestApp::spawn_with(|s| {
         s.throttle.login_per_identifier = per_identifier;
         s.throttle.login_per_ip = per_ip;
-        s.throttle.login_window = Duration::from_secs(15 * 60);
+        s.throttle.login_window = secs(15 * 60);
     })
     .await
 }

@@ -1,9 +1,8 @@
 //! Bearer tokens: only ours, unexpired, for our issuer and audience, with
 //! the one allowed algorithm; and key rotation.
 
-use authd::auth::keys::Keys;
-use authd::auth::token::Claims;
 use authd::configuration::SecretKey;
+use authd::http::auth::token::{Claims, TokenKeys};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::Method;
 use serde_json::Value;
@@ -28,15 +27,9 @@ async fn tampered_and_foreign_tokens_are_401_never_500() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
     let token = login["access_token"].as_str().unwrap().to_owned();
-    let keys = Keys::derive(&app.settings.secret_key, None);
-    let ours = |claims: &Claims| {
-        sign(
-            claims,
-            Algorithm::HS256,
-            Some(&keys.token.kid),
-            &keys.token.encoding,
-        )
-    };
+    let keys = TokenKeys::derive(&app.settings.secret_key, None);
+    let key = keys.current();
+    let ours = |claims: &Claims| sign(claims, Algorithm::HS256, Some(&key.kid), &key.encoding);
     assert_eq!(
         ours(&claims(&login)).split('.').nth(1),
         token.split('.').nth(1),
@@ -59,30 +52,20 @@ async fn tampered_and_foreign_tokens_are_401_never_500() {
         ("alg none".into(), alg_none),
         (
             "another key".into(),
-            sign(
-                &claims(&login),
-                Algorithm::HS256,
-                Some(&keys.token.kid),
-                &foreign,
-            ),
+            sign(&claims(&login), Algorithm::HS256, Some(&key.kid), &foreign),
         ),
         (
             "HS512".into(),
             sign(
                 &claims(&login),
                 Algorithm::HS512,
-                Some(&keys.token.kid),
-                &keys.token.encoding,
+                Some(&key.kid),
+                &key.encoding,
             ),
         ),
         (
             "no kid".into(),
-            sign(
-                &claims(&login),
-                Algorithm::HS256,
-                None,
-                &keys.token.encoding,
-            ),
+            sign(&claims(&login), Algorithm::HS256, None, &key.encoding),
         ),
         (
             "unknown kid".into(),
@@ -90,7 +73,7 @@ async fn tampered_and_foreign_tokens_are_401_never_500() {
                 &claims(&login),
                 Algorithm::HS256,
                 Some("0000"),
-                &keys.token.encoding,
+                &key.encoding,
             ),
         ),
     ];
@@ -136,7 +119,7 @@ async fn the_previous_key_still_works_during_a_rotation() {
     let login = app.logged_in("susan").await;
     let old_token = login["access_token"].as_str().unwrap().to_owned();
     let old_key = app.settings.secret_key.clone();
-    let old_kid = Keys::derive(&old_key, None).token.kid;
+    let old_kid = TokenKeys::derive(&old_key, None).current().kid.clone();
 
     app.restart_with(|settings| {
         settings.secret_key = SecretKey::new(b"the-new-secret-key-".repeat(4)).unwrap();

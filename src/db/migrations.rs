@@ -1,0 +1,103 @@
+//! Start-up preparation: create the database if it is missing, then apply
+//! the migrations embedded in the binary, once, however many instances
+//! start together.
+
+use diesel::pg::PgConnection;
+use diesel::result::Error as DieselError;
+use diesel::{Connection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("DATABASE_URL is not a valid postgres:// URL: {0}")]
+    BadUrl(String),
+    #[error("cannot connect to Postgres at {url}: {source}")]
+    Connect {
+        url: String,
+        source: diesel::ConnectionError,
+    },
+    #[error("cannot create database {name}: {source}")]
+    Create { name: String, source: DieselError },
+    #[error("cannot apply migrations: {0}")]
+    Migrate(String),
+}
+
+/// Creates the database named in `database_url` if it is missing, then
+/// applies pending migrations. Safe to run from several instances at once.
+pub fn prepare(database_url: &str) -> Result<(), PrepareError> {
+    create_database_if_missing(database_url)?;
+    let mut connection = connect(database_url)?;
+    migrate(&mut connection)
+}
+
+fn connect(url: &str) -> Result<PgConnection, PrepareError> {
+    PgConnection::establish(url).map_err(|source| PrepareError::Connect {
+        url: redact(url),
+        source,
+    })
+}
+
+fn create_database_if_missing(database_url: &str) -> Result<(), PrepareError> {
+    let url = url::Url::parse(database_url).map_err(|e| PrepareError::BadUrl(e.to_string()))?;
+    let name = url.path().trim_start_matches('/').to_owned();
+    if name.is_empty() {
+        return Err(PrepareError::BadUrl("it names no database".into()));
+    }
+    if PgConnection::establish(database_url).is_ok() {
+        return Ok(());
+    }
+    let mut maintenance_url = url.clone();
+    maintenance_url.set_path("/postgres");
+    let mut connection = connect(maintenance_url.as_str())?;
+    let statement = format!("CREATE DATABASE \"{}\"", name.replace('"', "\"\""));
+    match diesel::sql_query(statement).execute(&mut connection) {
+        Ok(_) => {
+            tracing::info!(database = %name, "created database");
+            Ok(())
+        }
+        // Another instance won the race: the database exists, which is all we want.
+        Err(DieselError::DatabaseError(_, info)) if info.message().contains("already exists") => {
+            Ok(())
+        }
+        Err(source) => Err(PrepareError::Create { name, source }),
+    }
+}
+
+/// Migrations run under an advisory lock so that instances starting together
+/// apply each one exactly once.
+pub fn migrate(connection: &mut PgConnection) -> Result<(), PrepareError> {
+    advisory(connection, "SELECT pg_advisory_lock($1)")?;
+    let applied = connection
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.len())
+        .map_err(|e| PrepareError::Migrate(e.to_string()));
+    advisory(connection, "SELECT pg_advisory_unlock($1)")?;
+    let applied = applied?;
+    if applied > 0 {
+        tracing::info!(applied, "applied migrations");
+    }
+    Ok(())
+}
+
+fn advisory(connection: &mut PgConnection, statement: &str) -> Result<(), PrepareError> {
+    const MIGRATION_LOCK: i64 = 0x6175_7468_6400; // "authd" in ASCII
+    diesel::sql_query(statement)
+        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
+        .execute(connection)
+        .map(drop)
+        .map_err(|e| PrepareError::Migrate(e.to_string()))
+}
+
+/// The URL without its password, fit for logs and error messages.
+pub fn redact(database_url: &str) -> String {
+    match url::Url::parse(database_url) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "<unparseable DATABASE_URL>".into(),
+    }
+}

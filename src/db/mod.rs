@@ -1,0 +1,86 @@
+//! The storage layer: the connection pool, [`run`] (the one way the rest of
+//! the code reaches Postgres: on the blocking thread pool, never on the
+//! async executor), and one module per table with its model and queries.
+//! Nothing outside this module writes SQL.
+
+pub mod auth_events;
+pub mod migrations;
+pub mod sessions;
+pub mod throttle_hits;
+pub mod users;
+
+use std::time::Duration;
+
+use actix_web::web;
+use diesel::RunQueryDsl;
+use diesel::pg::PgConnection;
+use diesel::r2d2::{ConnectionManager, Pool};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had, or it broke: Postgres is down or
+    /// overloaded. Clients get 503 and may retry.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    #[error(transparent)]
+    Query(DieselError),
+}
+
+impl From<DieselError> for DbError {
+    fn from(error: DieselError) -> Self {
+        match &error {
+            // A lost connection, a standby after failover, or a conflict a
+            // retry resolves: the client may try again shortly.
+            DieselError::DatabaseError(
+                DatabaseErrorKind::ClosedConnection
+                | DatabaseErrorKind::UnableToSendCommand
+                | DatabaseErrorKind::ReadOnlyTransaction
+                | DatabaseErrorKind::SerializationFailure,
+                info,
+            ) => Self::Unavailable(info.message().to_owned()),
+            _ => Self::Query(error),
+        }
+    }
+}
+
+/// Runs `query` with a pooled connection on the blocking thread pool,
+/// inside the caller's tracing span.
+pub async fn run<T, F>(pool: &PgPool, query: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut PgConnection) -> Result<T, DieselError> + Send + 'static,
+    T: Send + 'static,
+{
+    let pool = pool.clone();
+    let span = tracing::Span::current();
+    web::block(move || {
+        let _entered = span.enter();
+        let mut connection = pool
+            .get()
+            .map_err(|error| DbError::Unavailable(error.to_string()))?;
+        query(&mut connection).map_err(DbError::from)
+    })
+    .await
+    .map_err(|_| DbError::Unavailable("the blocking thread pool is shutting down".into()))?
+}
+
+/// Readiness: the database answers a trivial query.
+pub async fn ping(pool: &PgPool) -> Result<(), DbError> {
+    run(pool, |conn| {
+        diesel::sql_query("SELECT 1").execute(conn).map(drop)
+    })
+    .await
+}
+
+/// A pool that connects lazily: requests wait at most `timeout` for a
+/// connection, so a dead database means a quick 503 rather than a hang, and
+/// the pool reconnects by itself when the database returns.
+pub fn pool(database_url: &str, size: u32, timeout: Duration) -> PgPool {
+    Pool::builder()
+        .max_size(size)
+        .min_idle(Some(1))
+        .connection_timeout(timeout)
+        .build_unchecked(ConnectionManager::new(database_url))
+}

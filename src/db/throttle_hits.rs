@@ -1,0 +1,85 @@
+//! The `throttle_hits` table: one row per counted attempt, for the
+//! throttle's Postgres store. Keys are digests, never what a client typed.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::sql_types::Text;
+
+use crate::schema::throttle_hits;
+
+/// Serialises every transaction that counts against `(bucket, key)` until
+/// the current transaction ends.
+pub fn lock(conn: &mut PgConnection, bucket: &str, key: &str) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock(hashtextextended($1 || ':' || $2, 7400))")
+        .bind::<Text, _>(bucket)
+        .bind::<Text, _>(key)
+        .execute(conn)
+        .map(drop)
+}
+
+/// The time of the `n`-th newest hit (1-based) after `since`, if there are
+/// that many.
+pub fn nth_newest_since(
+    conn: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+    since: DateTime<Utc>,
+    n: u32,
+) -> QueryResult<Option<DateTime<Utc>>> {
+    throttle_hits::table
+        .filter(throttle_hits::bucket.eq(bucket))
+        .filter(throttle_hits::key.eq(key))
+        .filter(throttle_hits::at.gt(since))
+        .order(throttle_hits::at.desc())
+        .offset(i64::from(n.max(1)) - 1)
+        .select(throttle_hits::at)
+        .first(conn)
+        .optional()
+}
+
+pub fn insert(
+    conn: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+    at: DateTime<Utc>,
+) -> QueryResult<i64> {
+    diesel::insert_into(throttle_hits::table)
+        .values((
+            throttle_hits::bucket.eq(bucket),
+            throttle_hits::key.eq(key),
+            throttle_hits::at.eq(at),
+        ))
+        .returning(throttle_hits::id)
+        .get_result(conn)
+}
+
+/// Drops a bucket's hits at or before `until`: what no window can see.
+pub fn delete_older(
+    conn: &mut PgConnection,
+    bucket: &str,
+    until: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::delete(
+        throttle_hits::table
+            .filter(throttle_hits::bucket.eq(bucket))
+            .filter(throttle_hits::at.le(until)),
+    )
+    .execute(conn)
+    .map(drop)
+}
+
+pub fn delete(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
+    diesel::delete(throttle_hits::table.find(id))
+        .execute(conn)
+        .map(drop)
+}
+
+pub fn delete_key(conn: &mut PgConnection, bucket: &str, key: &str) -> QueryResult<()> {
+    diesel::delete(
+        throttle_hits::table
+            .filter(throttle_hits::bucket.eq(bucket))
+            .filter(throttle_hits::key.eq(key)),
+    )
+    .execute(conn)
+    .map(drop)
+}

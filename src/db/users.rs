@@ -1,0 +1,142 @@
+//! The `users` table: accounts, and the queries that find and change them.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+use serde::Serialize;
+
+use crate::domain::{Email, Username};
+use crate::schema::users;
+
+diesel::define_sql_function! {
+    /// Postgres `lower(text)`: matches the `users_username_lower_key` index.
+    fn lower(value: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// A row of `users`. Serialises to the public user object: never the hash.
+#[derive(Clone, Debug, Queryable, Selectable, Identifiable, Serialize)]
+#[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
+pub struct User {
+    pub id: i64,
+    pub username: String,
+    pub email: String,
+    #[serde(skip)]
+    pub password_hash: String,
+    #[serde(skip)]
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+    pub last_login_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = users)]
+pub struct NewUser<'a> {
+    pub username: &'a str,
+    pub email: &'a str,
+    pub password_hash: &'a str,
+}
+
+/// Which of the unique values are already in use.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Taken {
+    pub username: bool,
+    pub email: bool,
+}
+
+impl Taken {
+    pub fn any(&self) -> bool {
+        self.username || self.email
+    }
+}
+
+/// Which of the given values are in use. Case-insensitive: `Susan` is
+/// taken once `susan` exists.
+pub fn taken(
+    conn: &mut PgConnection,
+    username: Option<&Username>,
+    email: Option<&Email>,
+) -> QueryResult<Taken> {
+    let username = username.map(|name| name.as_str().to_lowercase());
+    let email = email.map(Email::as_str);
+    let matches: Vec<(String, String)> = users::table
+        .filter(
+            lower(users::username)
+                .nullable()
+                .eq(username.as_deref())
+                .or(users::email.nullable().eq(email)),
+        )
+        .select((users::username, users::email))
+        .load(conn)?;
+    Ok(Taken {
+        username: matches
+            .iter()
+            .any(|(name, _)| Some(name.to_lowercase()) == username),
+        email: matches
+            .iter()
+            .any(|(_, address)| Some(address.as_str()) == email),
+    })
+}
+
+/// Inserts a user, or says which unique value was taken meanwhile: the
+/// unique indexes decide races that [`taken`] cannot see.
+pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<Result<User, Taken>> {
+    let inserted = diesel::insert_into(users::table)
+        .values(new)
+        .returning(User::as_returning())
+        .get_result(conn);
+    match inserted {
+        Ok(user) => Ok(Ok(user)),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
+            match info.constraint_name() {
+                Some("users_username_lower_key") => Ok(Err(Taken {
+                    username: true,
+                    email: false,
+                })),
+                Some("users_email_key") => Ok(Err(Taken {
+                    username: false,
+                    email: true,
+                })),
+                _ => Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::UniqueViolation,
+                    info,
+                )),
+            }
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// Finds the account a login identifier names: its username (any case) or
+/// its email address (any case, surrounding space ignored).
+pub fn find_by_login(conn: &mut PgConnection, identifier: &str) -> QueryResult<Option<User>> {
+    // Postgres text cannot hold NUL, so no account can match one; asking
+    // would only earn an encoding error.
+    if identifier.contains('\0') {
+        return Ok(None);
+    }
+    let identifier = identifier.trim().to_lowercase();
+    users::table
+        .filter(
+            lower(users::username)
+                .eq(&identifier)
+                .or(users::email.eq(&identifier)),
+        )
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+pub fn record_login(conn: &mut PgConnection, id: i64, at: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::last_login_at.eq(at))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Swaps the hash, unless another login already did.
+pub fn replace_hash(conn: &mut PgConnection, id: i64, old: &str, new: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
+        .set(users::password_hash.eq(new))
+        .execute(conn)
+        .map(drop)
+}

@@ -1,0 +1,359 @@
+//! The HTTP layer's one error type, and the one place where errors become
+//! RFC 9457 `application/problem+json` responses. Service errors convert
+//! into it with `From`; logging them is the request span's job.
+
+use std::borrow::Cow;
+use std::time::Duration;
+
+use actix_web::dev::ServiceResponse;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
+use actix_web::middleware::ErrorHandlerResponse;
+use actix_web::{HttpResponse, ResponseError};
+use serde::Serialize;
+
+use crate::db::DbError;
+use crate::domain::FieldErrors;
+use crate::services::accounts::{LoginError, RegisterError};
+use crate::services::passwords::HashError;
+use crate::services::throttle::ThrottleError;
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("the request has invalid fields")]
+    Validation(FieldErrors),
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the body must be JSON")]
+    UnsupportedMediaType,
+    #[error("the body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("the body could not be read")]
+    UnreadableBody,
+    #[error("invalid username or password")]
+    InvalidCredentials,
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("the account is disabled")]
+    InactiveAccount,
+    #[error("CSRF token missing or wrong")]
+    CsrfFailed,
+    #[error("already authenticated")]
+    AlreadyAuthenticated,
+    #[error("too many attempts")]
+    TooManyRequests(Duration),
+    #[error("cross-origin request refused")]
+    ForeignOrigin,
+    #[error("no such route")]
+    NotFound,
+    /// A dependency (Postgres, Redis, the blocking pool) is down or
+    /// overloaded; the client may retry shortly.
+    #[error("a dependency is unavailable: {0:#}")]
+    Unavailable(anyhow::Error),
+    #[error("internal error: {0:#}")]
+    Internal(anyhow::Error),
+}
+
+/// How one error is written on the wire.
+struct Problem {
+    status: StatusCode,
+    /// The last part of the problem type URI, `urn:authd:problem:{kind}`.
+    kind: &'static str,
+    title: &'static str,
+    detail: Cow<'static, str>,
+    header: Option<(HeaderName, HeaderValue)>,
+}
+
+/// RFC 6750: tell the client which scheme to use.
+fn bearer_challenge() -> Option<(HeaderName, HeaderValue)> {
+    Some((
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static("Bearer realm=\"authd\""),
+    ))
+}
+
+fn retry_after(wait: Duration) -> Option<(HeaderName, HeaderValue)> {
+    Some((
+        header::RETRY_AFTER,
+        HeaderValue::from(wait.as_secs().max(1)),
+    ))
+}
+
+impl ApiError {
+    pub fn field(field: &str, message: &str) -> Self {
+        let mut errors = FieldErrors::new();
+        crate::domain::add_error(&mut errors, field, message);
+        Self::Validation(errors)
+    }
+
+    /// The table: per variant, its status, problem type, title, detail and
+    /// header.
+    fn problem(&self) -> Problem {
+        use StatusCode as S;
+        let (status, kind, title, detail, header): (_, _, _, Cow<'static, str>, _) = match self {
+            Self::Validation(_) => (
+                S::UNPROCESSABLE_ENTITY,
+                "validation-error",
+                "Invalid request",
+                "One or more fields are invalid; see `errors`.".into(),
+                None,
+            ),
+            Self::MalformedJson(reason) => (
+                S::BAD_REQUEST,
+                "malformed-json",
+                "Malformed JSON",
+                format!("The request body is not valid JSON: {reason}").into(),
+                None,
+            ),
+            Self::UnsupportedMediaType => (
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported-media-type",
+                "Unsupported media type",
+                "Send the body as JSON with `Content-Type: application/json`.".into(),
+                None,
+            ),
+            Self::PayloadTooLarge(limit) => (
+                S::PAYLOAD_TOO_LARGE,
+                "payload-too-large",
+                "Payload too large",
+                format!("The request body must be at most {limit} bytes.").into(),
+                None,
+            ),
+            Self::UnreadableBody => (
+                S::BAD_REQUEST,
+                "unreadable-body",
+                "Bad request",
+                "The request body could not be read.".into(),
+                None,
+            ),
+            Self::InvalidCredentials => (
+                S::UNAUTHORIZED,
+                "invalid-credentials",
+                "Invalid username or password",
+                "Invalid username or password".into(),
+                bearer_challenge(),
+            ),
+            Self::Unauthenticated => (
+                S::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication required",
+                "Log in, then send the session cookie or an `Authorization: Bearer` token.".into(),
+                bearer_challenge(),
+            ),
+            Self::InactiveAccount => (
+                S::FORBIDDEN,
+                "inactive-account",
+                "Account disabled",
+                "This account has been disabled.".into(),
+                None,
+            ),
+            Self::CsrfFailed => (
+                S::FORBIDDEN,
+                "csrf-failed",
+                "CSRF check failed",
+                "Cookie-authenticated requests that change state must send the session's \
+                 CSRF token in the `X-CSRF-Token` header."
+                    .into(),
+                None,
+            ),
+            Self::AlreadyAuthenticated => (
+                S::CONFLICT,
+                "already-authenticated",
+                "Already authenticated",
+                "This request already carries a valid session; log out first.".into(),
+                None,
+            ),
+            Self::TooManyRequests(wait) => (
+                S::TOO_MANY_REQUESTS,
+                "too-many-requests",
+                "Too many attempts",
+                format!(
+                    "Too many attempts; try again in {} seconds.",
+                    wait.as_secs().max(1)
+                )
+                .into(),
+                retry_after(*wait),
+            ),
+            Self::ForeignOrigin => (
+                S::FORBIDDEN,
+                "foreign-origin",
+                "Cross-origin request refused",
+                "Requests that change state with the session cookie must come from this \
+                 site or an allowed origin."
+                    .into(),
+                None,
+            ),
+            Self::NotFound => (
+                S::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "There is no such route.".into(),
+                None,
+            ),
+            Self::Unavailable(_) => (
+                S::SERVICE_UNAVAILABLE,
+                "service-unavailable",
+                "Service unavailable",
+                "The database is unavailable; try again shortly.".into(),
+                retry_after(Duration::from_secs(1)),
+            ),
+            Self::Internal(_) => (
+                S::INTERNAL_SERVER_ERROR,
+                "internal-error",
+                "Internal server error",
+                "An unexpected error occurred.".into(),
+                None,
+            ),
+        };
+        Problem {
+            status,
+            kind,
+            title,
+            detail,
+            header,
+        }
+    }
+}
+
+impl From<DbError> for ApiError {
+    fn from(error: DbError) -> Self {
+        match error {
+            DbError::Unavailable(_) => Self::Unavailable(error.into()),
+            DbError::Query(_) => Self::Internal(error.into()),
+        }
+    }
+}
+
+impl From<ThrottleError> for ApiError {
+    fn from(error: ThrottleError) -> Self {
+        match error {
+            ThrottleError::Db(error) => error.into(),
+            ThrottleError::Redis(_) => Self::Unavailable(error.into()),
+        }
+    }
+}
+
+impl From<HashError> for ApiError {
+    fn from(error: HashError) -> Self {
+        match error {
+            HashError::Cancelled => Self::Unavailable(error.into()),
+            HashError::Bcrypt(_) | HashError::TooLong => Self::Internal(error.into()),
+        }
+    }
+}
+
+impl From<RegisterError> for ApiError {
+    fn from(error: RegisterError) -> Self {
+        match error {
+            RegisterError::Invalid(errors) => Self::Validation(errors),
+            RegisterError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
+            RegisterError::Db(error) => error.into(),
+            RegisterError::Throttle(error) => error.into(),
+            RegisterError::Hash(error) => error.into(),
+        }
+    }
+}
+
+impl From<LoginError> for ApiError {
+    fn from(error: LoginError) -> Self {
+        match error {
+            LoginError::InvalidCredentials { .. } => Self::InvalidCredentials,
+            LoginError::Inactive { .. } => Self::InactiveAccount,
+            LoginError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
+            LoginError::Db(error) => error.into(),
+            LoginError::Throttle(error) => error.into(),
+            LoginError::Hash(error) => error.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    kind: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    errors: Option<&'a FieldErrors>,
+}
+
+fn problem_response(
+    status: StatusCode,
+    kind: &str,
+    title: &str,
+    detail: &str,
+    errors: Option<&FieldErrors>,
+) -> HttpResponse {
+    let body = ProblemBody {
+        kind: format!("urn:authd:problem:{kind}"),
+        title,
+        status: status.as_u16(),
+        detail,
+        errors,
+    };
+    HttpResponse::build(status)
+        .content_type(PROBLEM_JSON)
+        .json(body)
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.problem().status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let problem = self.problem();
+        let errors = match self {
+            Self::Validation(errors) => Some(errors),
+            _ => None,
+        };
+        let mut response = problem_response(
+            problem.status,
+            problem.kind,
+            problem.title,
+            &problem.detail,
+            errors,
+        );
+        if let Some((name, value)) = problem.header {
+            response.headers_mut().insert(name, value);
+        }
+        response
+    }
+}
+
+/// Turns any error response that did not come from [`ApiError`] (actix's own
+/// 405 with its `Allow` header, for example) into problem+json, keeping its
+/// status and headers, so clients only ever parse one error format.
+pub fn problem_for_framework_error<B>(
+    response: ServiceResponse<B>,
+) -> actix_web::Result<ErrorHandlerResponse<B>> {
+    let already_problem = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes() == PROBLEM_JSON.as_bytes());
+    if already_problem {
+        return Ok(ErrorHandlerResponse::Response(
+            response.map_into_left_body(),
+        ));
+    }
+    let status = response.status();
+    let (request, old) = response.into_parts();
+    let title = status.canonical_reason().unwrap_or("Error");
+    let detail = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "This route does not accept that method; see `Allow`.",
+        _ => title,
+    };
+    let kind = title.to_ascii_lowercase().replace(' ', "-");
+    let mut new = problem_response(status, &kind, title, detail, None);
+    for (name, value) in old.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            new.headers_mut().append(name.clone(), value.clone());
+        }
+    }
+    Ok(ErrorHandlerResponse::Response(
+        ServiceResponse::new(request, new).map_into_right_body(),
+    ))
+}

@@ -1,0 +1,113 @@
+//! The HTTP layer: the route table, the middleware around it, extractors,
+//! and the one error type every failure becomes. It calls the services;
+//! nothing below it knows about HTTP.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+pub mod json;
+pub mod request_span;
+pub mod routes;
+pub mod security_headers;
+
+use actix_cors::Cors;
+use actix_identity::IdentityMiddleware;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{self, HeaderName};
+use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
+use actix_web::{App, web};
+use tracing_actix_web::TracingLogger;
+
+use crate::db::PgPool;
+use crate::http::auth::authenticate::Auth;
+use crate::http::auth::cookies::{CookiePolicy, accept_previous_key, persist_remembered};
+use crate::http::auth::middleware::protected;
+use crate::http::client::TrustedProxies;
+use crate::http::error::problem_for_framework_error;
+use crate::http::request_span::RequestSpan;
+use crate::http::security_headers::security_headers;
+use crate::services::accounts::Accounts;
+
+/// What the HTTP layer is built from. Each part is registered as app data
+/// of its own, so a handler, extractor or middleware asks for exactly the
+/// part it uses.
+#[derive(Clone)]
+pub struct Parts {
+    pub accounts: web::Data<Accounts>,
+    pub auth: web::Data<Auth>,
+    pub cookies: web::Data<CookiePolicy>,
+    pub proxies: web::Data<TrustedProxies>,
+    pub pool: web::Data<PgPool>,
+}
+
+/// The whole HTTP surface: middleware and routes. A new route is a line in
+/// the `/api` scope below, a handler in [`routes`], and an operation in
+/// `openapi.yaml`.
+pub fn app(
+    parts: Parts,
+) -> App<
+    impl ServiceFactory<
+        ServiceRequest,
+        Config = (),
+        Response = ServiceResponse<impl MessageBody>,
+        Error = actix_web::Error,
+        InitError = (),
+    >,
+> {
+    let session = parts.cookies.session_middleware();
+    let cors = cors(&parts.auth.origins.cors_origins);
+    App::new()
+        .app_data(parts.accounts)
+        .app_data(parts.auth)
+        .app_data(parts.cookies)
+        .app_data(parts.proxies)
+        .app_data(parts.pool)
+        .app_data(web::PayloadConfig::new(json::MAX_BODY_BYTES))
+        // Listed innermost first: identity needs the session; a cookie sealed
+        // with the previous key is re-sealed before the session reads it;
+        // the remember-me rewrite needs the session's cookie; CORS answers
+        // preflights before any of that; every error (CORS refusals too)
+        // passes through the problem+json handler before the request span
+        // records it; and every response, errors included, gets the
+        // security headers.
+        .wrap(IdentityMiddleware::default())
+        .wrap(session)
+        .wrap(from_fn(accept_previous_key))
+        .wrap(from_fn(persist_remembered))
+        .wrap(cors)
+        .wrap(ErrorHandlers::new().default_handler(problem_for_framework_error))
+        .wrap(TracingLogger::<RequestSpan>::new())
+        .wrap(from_fn(security_headers))
+        .service(web::resource("/healthz").route(web::get().to(routes::healthz)))
+        .service(web::resource("/readyz").route(web::get().to(routes::readyz)))
+        .service(
+            web::scope("/api")
+                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
+                .service(web::resource("/register").route(web::post().to(routes::register)))
+                .service(web::resource("/login").route(web::post().to(routes::login)))
+                .service(web::resource("/logout").route(web::post().to(routes::logout)))
+                .service(web::resource("/openapi.yaml").route(web::get().to(routes::openapi)))
+                .service(web::resource("/me").route(protected(web::get().to(routes::me)))),
+        )
+        .default_service(web::to(routes::not_found))
+}
+
+/// Credentialed CORS for the allowlisted origins only: any other origin gets
+/// no CORS headers at all (never a reflection, never `*`).
+fn cors(origins: &[String]) -> Cors {
+    origins
+        .iter()
+        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
+        .allowed_methods([Method::GET, Method::POST])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            HeaderName::from_static("x-csrf-token"),
+        ])
+        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
+        .supports_credentials()
+        .block_on_origin_mismatch(false)
+        .max_age(3600)
+}

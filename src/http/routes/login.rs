@@ -1,0 +1,101 @@
+//! `POST /api/login`: a password for a session, as a cookie and a token.
+
+use actix_identity::Identity;
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use validator::Validate;
+
+use crate::db::users::User;
+use crate::domain::{Client, NextPath};
+use crate::http::auth::authenticate::Auth;
+use crate::http::auth::cookies::{CookiePolicy, PersistSessionCookie};
+use crate::http::error::ApiError;
+use crate::http::json::{ApiJson, field_errors};
+use crate::services::accounts::Accounts;
+
+#[derive(Deserialize, Validate)]
+pub struct LoginRequest {
+    /// The username or the email address.
+    #[validate(
+        required(message = "This field is required."),
+        length(min = 1, message = "This field is required.")
+    )]
+    username: Option<String>,
+    #[validate(
+        required(message = "This field is required."),
+        length(min = 1, message = "This field is required.")
+    )]
+    password: Option<String>,
+    remember_me: Option<bool>,
+    next: Option<String>,
+}
+
+#[derive(Serialize)]
+struct LoginResponse<'a> {
+    user: &'a User,
+    access_token: String,
+    token_type: &'static str,
+    expires_at: DateTime<Utc>,
+    remember_me: bool,
+    csrf_token: &'a str,
+    next: &'a str,
+}
+
+/// `next` from the body, else from the query string.
+fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String> {
+    body.or_else(|| {
+        url::form_urlencoded::parse(request.query_string().as_bytes())
+            .find(|(key, _)| key == "next")
+            .map(|(_, value)| value.into_owned())
+    })
+}
+
+pub async fn login(
+    request: HttpRequest,
+    accounts: web::Data<Accounts>,
+    auth: web::Data<Auth>,
+    cookies: web::Data<CookiePolicy>,
+    client: Client,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_anonymous(&request).await?;
+    let report = body.validate();
+    let (Ok(()), Some(identifier), Some(password)) = (&report, body.username, body.password) else {
+        return Err(ApiError::Validation(field_errors(report)));
+    };
+    let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
+    let remember = body.remember_me.unwrap_or(false);
+
+    let (user, session) = accounts
+        .log_in(identifier, password.into(), remember, &client)
+        .await?;
+
+    // actix-identity renews the cookie session, so no identifier from before
+    // the login survives it.
+    Identity::login(&request.extensions(), session.id.clone())
+        .map_err(|error| ApiError::Internal(anyhow::anyhow!("identity login: {error}")))?;
+    let access_token = auth
+        .tokens
+        .issue(&session)
+        .map_err(|error| ApiError::Internal(error.into()))?;
+
+    let lifetime = auth.sessions.lifetimes().for_login(remember);
+    let mut response = HttpResponse::Ok();
+    response.cookie(cookies.csrf(&session.csrf_token, remember.then_some(lifetime)));
+    if remember {
+        response.extensions_mut().insert(PersistSessionCookie {
+            name: cookies.session_cookie_name(),
+            lifetime,
+        });
+    }
+    Ok(response.json(LoginResponse {
+        user: &user,
+        access_token,
+        token_type: "Bearer",
+        expires_at: session.expires_at,
+        remember_me: remember,
+        csrf_token: &session.csrf_token,
+        next: next.as_str(),
+    }))
+}

@@ -1,0 +1,22 @@
+//! HTTP handlers: thin adapters from requests to the services, and back to
+//! JSON. One file per resource; the route table is in [`crate::http::app`].
+
+mod health;
+mod login;
+mod logout;
+mod me;
+mod openapi;
+mod register;
+
+pub use health::{healthz, readyz};
+pub use login::login;
+pub use logout::logout;
+pub use me::me;
+pub use openapi::openapi;
+pub use register::register;
+
+use crate::http::error::ApiError;
+
+pub async fn not_found() -> Result<actix_web::HttpResponse, ApiError> {
+    Err(ApiError::NotFound)
+}

@@ -1,0 +1,9 @@
+//! The services: what authd does, free of HTTP. Each takes the storage and
+//! helpers it needs when it is built, and is called by the handlers (and,
+//! later, the command line).
+
+pub mod accounts;
+pub mod audit;
+pub mod passwords;
+pub mod sessions;
+pub mod throttle;
