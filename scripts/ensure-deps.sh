@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs and starts what building and testing authd needs, where missing:
-# libpq (Diesel's Postgres driver), cargo-nextest, a running Postgres on
-# 127.0.0.1:5432 and a running Redis on 127.0.0.1:6379 (the throttle's
-# shared store, tested too). Safe to run repeatedly.
+# libpq (Diesel's Postgres driver), cargo-nextest, the Diesel CLI (for the
+# generated-schema check), a running Postgres on 127.0.0.1:5432 and a running
+# Redis on 127.0.0.1:6379 (the throttle's shared store, tested too). Safe to
+# run repeatedly.
 set -euo pipefail
 
 apt_install() {
@@ -22,6 +23,11 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
     echo "ensure-deps: installing cargo-nextest"
     cargo install cargo-nextest --locked
+fi
+
+if ! diesel --version >/dev/null 2>&1; then
+    echo "ensure-deps: installing diesel_cli (Postgres only)"
+    cargo install diesel_cli --version "^2.3" --no-default-features --features postgres --locked
 fi
 
 if ! command -v pg_ctlcluster >/dev/null 2>&1; then

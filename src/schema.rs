@@ -1,6 +1,18 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    auth_events (id) {
+        id -> Int8,
+        at -> Timestamptz,
+        event -> Text,
+        user_id -> Nullable<Int8>,
+        identifier -> Nullable<Text>,
+        ip -> Nullable<Inet>,
+        user_agent -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> Int8,
@@ -16,6 +28,15 @@ diesel::table! {
 }
 
 diesel::table! {
+    throttle_hits (id) {
+        id -> Int8,
+        bucket -> Text,
+        key -> Text,
+        at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         username -> Text,
@@ -27,29 +48,7 @@ diesel::table! {
     }
 }
 
-diesel::joinable!(sessions -> users (user_id));
-
-diesel::table! {
-    auth_events (id) {
-        id -> Int8,
-        at -> Timestamptz,
-        event -> Text,
-        user_id -> Nullable<Int8>,
-        identifier -> Nullable<Text>,
-        ip -> Nullable<Inet>,
-        user_agent -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
-    throttle_hits (id) {
-        id -> Int8,
-        bucket -> Text,
-        key -> Text,
-        at -> Timestamptz,
-    }
-}
-
 diesel::joinable!(auth_events -> users (user_id));
+diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(auth_events, sessions, throttle_hits, users,);

@@ -20,7 +20,9 @@ use crate::http::{self, Parts};
 use crate::services::accounts::Accounts;
 use crate::services::passwords::PasswordHasher;
 use crate::services::sessions::{Lifetimes, Sessions};
-use crate::services::throttle::{PostgresStore, RedisStore, Throttle};
+use crate::services::throttle::Throttle;
+use crate::services::throttle::postgres::PostgresStore;
+use crate::services::throttle::redis::RedisStore;
 
 pub struct Application {
     port: u16,

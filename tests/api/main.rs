@@ -1,5 +1,6 @@
 //! Integration tests over real HTTP against a real Postgres.
 
+mod architecture;
 mod contract;
 mod helpers;
 

@@ -7,7 +7,8 @@ use std::sync::{Arc, Mutex};
 use actix_web::introspection::{IntrospectionReportItem, IntrospectionTree};
 use actix_web::{test as actix_test, web};
 use authd::services::passwords::PasswordHasher;
-use authd::services::throttle::{PostgresStore, Throttle};
+use authd::services::throttle::Throttle;
+use authd::services::throttle::postgres::PostgresStore;
 use serde_json::Value;
 
 use crate::contract::{SPEC, validator};

@@ -8,8 +8,8 @@
 //! A new limit is a [`Counter`] at its call site; the policy of what to
 //! count (per identifier, per client address) belongs to that caller.
 
-mod postgres;
-mod redis;
+pub mod postgres;
+pub mod redis;
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -19,8 +19,6 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use ipnet::Ipv6Net;
 
-pub use self::postgres::PostgresStore;
-pub use self::redis::RedisStore;
 use crate::configuration::Period;
 use crate::crypto::keyed_digest;
 use crate::db::DbError;
