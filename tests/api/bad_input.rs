@@ -1,3 +1,6 @@
+//! Malformed requests: bad JSON, wrong media types, oversized bodies,
+//! unknown routes and wrong methods get the right 4xx.
+
 use reqwest::Method;
 use serde_json::json;
 

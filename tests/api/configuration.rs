@@ -1,3 +1,6 @@
+//! Start-up configuration: the real binary refuses bad settings with a
+//! clear message and a non-zero exit.
+
 use std::process::Command;
 
 /// Runs the real binary with `vars` and nothing else from this environment,

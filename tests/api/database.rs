@@ -1,6 +1,8 @@
+//! Postgres outages: quick 503s while it is gone, and recovery without a
+//! restart when it is back.
+
 use std::time::{Duration, Instant};
 
-use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};
@@ -12,7 +14,7 @@ use crate::helpers::{PASSWORD, TestApp};
 async fn a_database_outage_gives_quick_503s_and_heals() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let token = login.token().to_owned();
 
     app.db.set_reachable(false);
     let started = Instant::now();
@@ -54,7 +56,5 @@ async fn a_database_outage_gives_quick_503s_and_heals() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     app.me_with_token(&token).await.assert_status(200);
-    app.request(Method::GET, "/api/me", None, &[])
-        .await
-        .assert_status(200);
+    app.get("/api/me").await.assert_status(200);
 }

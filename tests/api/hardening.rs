@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, bearer, secs};
+use crate::helpers::{PASSWORD, TestApp, secs};
 
 #[tokio::test]
 async fn the_password_policy_explains_each_refusal() {
@@ -64,15 +64,13 @@ async fn a_raised_bcrypt_cost_upgrades_the_hash_at_the_next_login() {
 async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
     let app = TestApp::spawn_with(|s| s.session_idle_ttl = secs(2)).await;
     app.user("susan").await;
-    let plain = app.login("susan", false).await.json();
+    let plain = app.login("susan", false).await.login_body();
     let (_, phone) = app.new_browser();
-    let remembered = app.login_from(&phone, "susan", true).await.json();
+    let remembered = app.login_from(&phone, "susan", true).await.login_body();
     tokio::time::sleep(Duration::from_millis(2500)).await;
     app.get("/api/me").await.problem(401);
-    app.me_with_token(plain["access_token"].as_str().unwrap())
-        .await
-        .problem(401);
-    app.me_with_token(remembered["access_token"].as_str().unwrap())
+    app.me_with_token(plain.token()).await.problem(401);
+    app.me_with_token(remembered.token())
         .await
         .assert_status(200);
 }
@@ -81,7 +79,7 @@ async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
 async fn last_seen_is_written_at_most_once_a_minute() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let token = login["access_token"].as_str().unwrap();
+    let token = login.token();
     use authd::schema::sessions::dsl::*;
     let seen = |app: &TestApp| -> chrono::DateTime<chrono::Utc> {
         sessions
@@ -117,18 +115,7 @@ async fn secure_cookies_use_the_host_prefix() {
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
     assert!(response.set_cookie("authd_session").is_none());
-    let token = format!(
-        "Bearer {}",
-        response.json()["access_token"].as_str().unwrap()
-    );
-    let logout = app
-        .bare(
-            Method::POST,
-            "/api/logout",
-            None,
-            &[("authorization", &token)],
-        )
-        .await;
+    let logout = app.logout_with_token(response.login_body().token()).await;
     logout.assert_status(204);
     assert!(
         logout
@@ -175,14 +162,7 @@ async fn every_response_carries_the_security_headers() {
             "user data and 401s"
         );
     }
-    let logout = app
-        .request(
-            Method::POST,
-            "/api/logout",
-            None,
-            &[("x-csrf-token", login["csrf_token"].as_str().unwrap())],
-        )
-        .await;
+    let logout = app.logout_with_cookie(login.csrf()).await;
     logout.assert_status(204);
     assert_eq!(logout.header("clear-site-data"), Some("\"cookies\""));
 }
@@ -231,7 +211,7 @@ async fn cors_serves_the_allowlist_and_no_one_else() {
     assert!(refused.header("access-control-allow-origin").is_none());
 
     let login = app.logged_in("susan").await;
-    let auth = bearer(&login);
+    let auth = login.bearer();
     let from_spa = app
         .bare(
             Method::GET,
@@ -266,7 +246,6 @@ async fn cors_serves_the_allowlist_and_no_one_else() {
 async fn cookie_writes_from_a_foreign_origin_are_refused() {
     let app = TestApp::spawn_with(|s| s.cors_origins = vec![SPA.into()]).await;
     let login = app.logged_in("susan").await;
-    let csrf = login["csrf_token"].as_str().unwrap();
     let own = app.address.clone();
     for (header, value) in [
         ("origin", "https://evil.example"),
@@ -279,7 +258,7 @@ async fn cookie_writes_from_a_foreign_origin_are_refused() {
                 Method::POST,
                 "/api/logout",
                 None,
-                &[("x-csrf-token", csrf), (header, value)],
+                &[("x-csrf-token", login.csrf()), (header, value)],
             )
             .await;
         assert_eq!(
@@ -290,16 +269,14 @@ async fn cookie_writes_from_a_foreign_origin_are_refused() {
     }
     app.get("/api/me").await.assert_status(200);
     // Bearer requests are not cookie requests: no Origin rule.
-    let auth = bearer(&login);
     let (_, other) = app.new_browser();
-    let second = app.login_from(&other, "susan", false).await.json();
-    let second_auth = bearer(&second);
+    let second = app.login_from(&other, "susan", false).await.login_body();
     app.bare(
         Method::POST,
         "/api/logout",
         None,
         &[
-            ("authorization", &second_auth),
+            ("authorization", &second.bearer()),
             ("origin", "https://evil.example"),
         ],
     )
@@ -307,28 +284,20 @@ async fn cookie_writes_from_a_foreign_origin_are_refused() {
     .assert_status(204);
     for origin in [own.as_str(), SPA] {
         let (_, browser) = app.new_browser();
-        let csrf = app.login_from(&browser, "susan", false).await.json()["csrf_token"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+        let fresh = app.login_from(&browser, "susan", false).await.login_body();
         app.request_with(
             &browser,
             Method::POST,
             "/api/logout",
             None,
-            &[("x-csrf-token", &csrf), ("origin", origin)],
+            &[("x-csrf-token", fresh.csrf()), ("origin", origin)],
         )
         .await
         .assert_status(204);
     }
-    app.bare(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("authorization", &auth)],
-    )
-    .await
-    .assert_status(204);
+    app.logout_with_token(login.token())
+        .await
+        .assert_status(204);
 }
 
 #[tokio::test]
@@ -349,14 +318,16 @@ async fn the_audit_trail_records_who_did_what_from_where() {
     .await
     .problem(429);
     let other = app.browser_at("127.0.0.10");
-    let login = app.login_from(&other, "Susan", false).await.json();
-    let auth = bearer(&login);
+    let login = app.login_from(&other, "Susan", false).await.login_body();
     app.request_with(
         &other,
         Method::POST,
         "/api/logout",
         None,
-        &[("authorization", &auth), ("user-agent", "audit-test")],
+        &[
+            ("authorization", &login.bearer()),
+            ("user-agent", "audit-test"),
+        ],
     )
     .await
     .assert_status(204);
@@ -393,7 +364,7 @@ async fn behind_a_host_rewriting_proxy_public_url_names_the_own_origin() {
     let app =
         TestApp::spawn_with(|s| s.public_origin = Some("https://auth.example.com".into())).await;
     let login = app.logged_in("susan").await;
-    let csrf = login["csrf_token"].as_str().unwrap();
+    let csrf = login.csrf();
     let own = app.address.clone();
     // The Host header now says nothing: only PUBLIC_URL is this site.
     app.request(

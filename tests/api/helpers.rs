@@ -4,6 +4,7 @@
 //! that plays the browser. Every response is checked against openapi.yaml.
 
 use std::collections::HashMap;
+use std::ops::Deref;
 use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
@@ -195,6 +196,11 @@ impl TestResponse {
         })
     }
 
+    /// The body as a login response.
+    pub fn login_body(&self) -> Login {
+        Login(self.json())
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
@@ -349,6 +355,39 @@ impl TestApp {
             .await
     }
 
+    /// `GET /api/me` from a client whose only cookie is this
+    /// `authd_session` value: a copied or forged cookie.
+    pub async fn me_with_cookie(&self, session: &str) -> TestResponse {
+        let cookie = format!("authd_session={session}");
+        self.bare(Method::GET, "/api/me", None, &[("cookie", &cookie)])
+            .await
+    }
+
+    /// `GET /api/me` from `browser` (see [`TestApp::new_browser`]).
+    pub async fn me_from(&self, browser: &reqwest::Client) -> TestResponse {
+        self.request_with(browser, Method::GET, "/api/me", None, &[])
+            .await
+    }
+
+    /// `POST /api/logout` with a bearer token and no cookies.
+    pub async fn logout_with_token(&self, token: &str) -> TestResponse {
+        let auth = format!("Bearer {token}");
+        self.bare(
+            Method::POST,
+            "/api/logout",
+            None,
+            &[("authorization", &auth)],
+        )
+        .await
+    }
+
+    /// `POST /api/logout` from the app's browser, its cookie session
+    /// authorised by the `X-CSRF-Token` header.
+    pub async fn logout_with_cookie(&self, csrf: &str) -> TestResponse {
+        self.request(Method::POST, "/api/logout", None, &[("x-csrf-token", csrf)])
+            .await
+    }
+
     /// Logs `username` in from `browser` (see [`TestApp::new_browser`]).
     pub async fn login_from(
         &self,
@@ -387,11 +426,11 @@ impl TestApp {
     }
 
     /// Registers and logs in; returns the login response body.
-    pub async fn logged_in(&self, username: &str) -> Value {
+    pub async fn logged_in(&self, username: &str) -> Login {
         self.user(username).await;
         let response = self.login(username, false).await;
         response.assert_status(200);
-        response.json()
+        response.login_body()
     }
 
     /// Drops the cookies a browser forgets when it closes (those without
@@ -462,7 +501,7 @@ impl TestApp {
         let (_, browser) = self.new_browser();
         let response = self.login_from(&browser, username, false).await;
         response.assert_status(200);
-        response.json()["csrf_token"].as_str().unwrap().to_owned()
+        response.login_body().csrf().to_owned()
     }
 }
 
@@ -546,10 +585,36 @@ pub fn secs(seconds: u32) -> Period {
     Period::from_secs(seconds).expect("a valid period")
 }
 
-/// The `Authorization` header for the token in a login response.
-pub fn bearer(login: &Value) -> String {
-    format!(
-        "Bearer {}",
-        login["access_token"].as_str().expect("a login response")
-    )
+/// A login response body: the session's bearer token and CSRF token, and
+/// (through `Deref`) the rest of it, such as `user` or `expires_at`.
+#[derive(Debug, Clone)]
+pub struct Login(pub Value);
+
+impl Login {
+    /// The bearer token (`access_token`).
+    pub fn token(&self) -> &str {
+        self.0["access_token"]
+            .as_str()
+            .expect("a login response with an access_token")
+    }
+
+    /// The cookie session's CSRF token (`csrf_token`).
+    pub fn csrf(&self) -> &str {
+        self.0["csrf_token"]
+            .as_str()
+            .expect("a login response with a csrf_token")
+    }
+
+    /// The `Authorization` header for the token.
+    pub fn bearer(&self) -> String {
+        format!("Bearer {}", self.token())
+    }
+}
+
+impl Deref for Login {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.0
+    }
 }

@@ -1,8 +1,11 @@
+//! Logging in: the response, the cookies, what failures look like, and
+//! the conflicts with a session already open.
+
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, bearer};
+use crate::helpers::{PASSWORD, TestApp};
 
 #[tokio::test]
 async fn login_returns_user_token_csrf_and_sets_cookies() {
@@ -145,22 +148,20 @@ async fn missing_fields_are_422() {
 async fn logging_in_while_logged_in_is_a_conflict() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let csrf = login["csrf_token"].as_str().unwrap();
     let body = json!({"username": "susan", "password": PASSWORD});
     app.request(
         reqwest::Method::POST,
         "/api/login",
         Some(&body),
-        &[("x-csrf-token", csrf)],
+        &[("x-csrf-token", login.csrf())],
     )
     .await
     .problem(409);
-    let token = bearer(&login);
     app.bare(
         reqwest::Method::POST,
         "/api/login",
         Some(&body),
-        &[("authorization", &token)],
+        &[("authorization", &login.bearer())],
     )
     .await
     .problem(409);
@@ -171,19 +172,13 @@ async fn each_login_is_a_new_session_and_others_stay_logged_in() {
     let app = TestApp::spawn().await;
     let first = app.logged_in("susan").await;
     let (_, phone) = app.new_browser();
-    let second = app.login_from(&phone, "susan", false).await.json();
+    let second = app.login_from(&phone, "susan", false).await.login_body();
     assert_ne!(first["access_token"], second["access_token"]);
     assert_ne!(first["csrf_token"], second["csrf_token"]);
     app.get("/api/me").await.assert_status(200);
-    app.me_with_token(first["access_token"].as_str().unwrap())
-        .await
-        .assert_status(200);
-    app.me_with_token(second["access_token"].as_str().unwrap())
-        .await
-        .assert_status(200);
-    app.request_with(&phone, reqwest::Method::GET, "/api/me", None, &[])
-        .await
-        .assert_status(200);
+    app.me_with_token(first.token()).await.assert_status(200);
+    app.me_with_token(second.token()).await.assert_status(200);
+    app.me_from(&phone).await.assert_status(200);
 }
 
 #[tokio::test]
@@ -191,27 +186,14 @@ async fn a_fresh_login_never_reuses_the_old_session_cookie() {
     let app = TestApp::spawn().await;
     let first = app.logged_in("susan").await;
     let old_cookie = app.cookie("authd_session").unwrap();
-    app.request(
-        reqwest::Method::POST,
-        "/api/logout",
-        None,
-        &[("x-csrf-token", first["csrf_token"].as_str().unwrap())],
-    )
-    .await
-    .assert_status(204);
+    app.logout_with_cookie(first.csrf())
+        .await
+        .assert_status(204);
     app.login("susan", false).await.assert_status(200);
     let new_cookie = app.cookie("authd_session").unwrap();
     assert_ne!(old_cookie, new_cookie);
 
-    let cookie = format!("authd_session={old_cookie}");
-    app.bare(
-        reqwest::Method::GET,
-        "/api/me",
-        None,
-        &[("cookie", &cookie)],
-    )
-    .await
-    .problem(401);
+    app.me_with_cookie(&old_cookie).await.problem(401);
 }
 
 /// Found by schemathesis: Postgres text cannot hold NUL, and asking it to

@@ -1,17 +1,17 @@
+//! Logging out: by cookie or by bearer token, one session at a time, and
+//! what is left of a session afterwards.
+
 use reqwest::Method;
 
-use crate::helpers::{TestApp, bearer};
+use crate::helpers::TestApp;
 
 #[tokio::test]
 async fn cookie_logout_revokes_the_session_and_clears_the_cookies() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let cookie = format!("authd_session={}", app.cookie("authd_session").unwrap());
-    let csrf = login["csrf_token"].as_str().unwrap();
+    let cookie = app.cookie("authd_session").unwrap();
 
-    let response = app
-        .request(Method::POST, "/api/logout", None, &[("x-csrf-token", csrf)])
-        .await;
+    let response = app.logout_with_cookie(login.csrf()).await;
     response.assert_status(204);
     for name in ["authd_session", "csrf_token"] {
         let cleared = response
@@ -23,30 +23,19 @@ async fn cookie_logout_revokes_the_session_and_clears_the_cookies() {
     app.get("/api/me").await.problem(401);
 
     // A copy of the cookie kept by an attacker or a second tab is dead too.
-    app.bare(Method::GET, "/api/me", None, &[("cookie", &cookie)])
-        .await
-        .problem(401);
+    app.me_with_cookie(&cookie).await.problem(401);
     // ...and so is the bearer token of the same session.
-    app.me_with_token(login["access_token"].as_str().unwrap())
-        .await
-        .problem(401);
+    app.me_with_token(login.token()).await.problem(401);
 }
 
 #[tokio::test]
 async fn bearer_logout_revokes_the_token() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let token = login["access_token"].as_str().unwrap();
-    let auth = format!("Bearer {token}");
-    app.bare(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("authorization", &auth)],
-    )
-    .await
-    .assert_status(204);
-    app.me_with_token(token).await.problem(401);
+    app.logout_with_token(login.token())
+        .await
+        .assert_status(204);
+    app.me_with_token(login.token()).await.problem(401);
     let revoked: bool = {
         use authd::schema::sessions::dsl::*;
         use diesel::prelude::*;
@@ -65,14 +54,7 @@ async fn logging_out_anonymously_is_still_204() {
     app.request(Method::POST, "/api/logout", None, &[])
         .await
         .assert_status(204);
-    app.bare(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("authorization", "Bearer garbage")],
-    )
-    .await
-    .assert_status(204);
+    app.logout_with_token("garbage").await.assert_status(204);
 }
 
 #[tokio::test]
@@ -80,17 +62,9 @@ async fn logging_out_one_device_leaves_the_others() {
     let app = TestApp::spawn().await;
     let laptop = app.logged_in("susan").await;
     let (_, phone) = app.new_browser();
-    let phone = app.login_from(&phone, "susan", true).await.json();
-    let auth = bearer(&phone);
-    app.bare(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("authorization", &auth)],
-    )
-    .await
-    .assert_status(204);
-    app.me_with_token(laptop["access_token"].as_str().unwrap())
+    let phone = app.login_from(&phone, "susan", true).await.login_body();
+    app.logout_with_token(phone.token())
         .await
-        .assert_status(200);
+        .assert_status(204);
+    app.me_with_token(laptop.token()).await.assert_status(200);
 }

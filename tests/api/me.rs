@@ -1,3 +1,6 @@
+//! `GET /api/me`: the current user by cookie or by bearer token, and the
+//! 401s for everything else.
+
 use reqwest::Method;
 
 use crate::helpers::TestApp;
@@ -10,9 +13,7 @@ async fn me_returns_the_user_by_cookie_and_by_token() {
     by_cookie.assert_status(200);
     assert_eq!(by_cookie.json()["username"], "susan");
     assert_eq!(by_cookie.header("cache-control"), Some("no-store"));
-    let by_token = app
-        .me_with_token(login["access_token"].as_str().unwrap())
-        .await;
+    let by_token = app.me_with_token(login.token()).await;
     let (by_token, by_cookie) = (by_token.json(), by_cookie.json());
     assert_eq!(by_token["id"], by_cookie["id"]);
     // The CSRF token is the cookie session's; a bearer session needs none.
@@ -49,10 +50,7 @@ async fn bad_cookies_are_401_never_500() {
         "%%%",
         "{\"actix_identity.user_id\":\"\\\"x\\\"\"}",
     ] {
-        let header = format!("authd_session={bad}");
-        app.bare(Method::GET, "/api/me", None, &[("cookie", &header)])
-            .await
-            .problem(401);
+        app.me_with_cookie(bad).await.problem(401);
     }
 }
 
@@ -62,9 +60,7 @@ async fn an_inactive_user_is_logged_out_everywhere() {
     let login = app.logged_in("susan").await;
     app.db.execute("UPDATE users SET is_active = false");
     app.get("/api/me").await.problem(401);
-    app.me_with_token(login["access_token"].as_str().unwrap())
-        .await
-        .problem(401);
+    app.me_with_token(login.token()).await.problem(401);
 }
 
 #[tokio::test]

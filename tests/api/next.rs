@@ -1,3 +1,6 @@
+//! The `next` redirect target a login echoes: only same-site paths, from
+//! the body or the query.
+
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};

@@ -1,6 +1,9 @@
+//! Registration: validation and its messages, uniqueness under
+//! concurrency, and no session started.
+
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, bearer};
+use crate::helpers::{PASSWORD, TestApp};
 
 #[tokio::test]
 async fn registering_returns_the_user_and_starts_no_session() {
@@ -183,24 +186,22 @@ async fn concurrent_duplicate_registrations_give_one_201_and_the_rest_422() {
 async fn registering_while_logged_in_is_a_conflict() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let csrf = login["csrf_token"].as_str().unwrap();
     let body = json!({"username": "other", "email": "o@example.com", "password": PASSWORD, "password2": PASSWORD});
     let response = app
         .request(
             reqwest::Method::POST,
             "/api/register",
             Some(&body),
-            &[("x-csrf-token", csrf)],
+            &[("x-csrf-token", login.csrf())],
         )
         .await;
     response.problem(409);
 
-    let token = bearer(&login);
     app.bare(
         reqwest::Method::POST,
         "/api/register",
         Some(&body),
-        &[("authorization", &token)],
+        &[("authorization", &login.bearer())],
     )
     .await
     .problem(409);

@@ -1,3 +1,6 @@
+//! Health and readiness probes, the served contract, and database creation
+//! at start-up.
+
 use crate::helpers::TestApp;
 
 #[tokio::test]

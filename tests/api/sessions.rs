@@ -1,10 +1,13 @@
+//! Sessions: cookie attributes, remember-me, expiry, the CSRF check, and
+//! what the session row records.
+
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, bearer, secs};
+use crate::helpers::{PASSWORD, TestApp, secs};
 
 fn expires_at(login: &serde_json::Value) -> DateTime<Utc> {
     login["expires_at"].as_str().unwrap().parse().unwrap()
@@ -48,7 +51,7 @@ async fn remember_me_persists_the_cookie_and_the_session() {
     let app = TestApp::spawn().await;
     app.user("susan").await;
     let response = app.login("susan", true).await;
-    let body = response.json();
+    let body = response.login_body();
     assert_eq!(body["remember_me"], true);
     let cookie = response.set_cookie("authd_session").unwrap();
     assert!(cookie.contains("Max-Age=2592000"), "{cookie}");
@@ -64,11 +67,10 @@ async fn remember_me_persists_the_cookie_and_the_session() {
         (lifetime - chrono::TimeDelta::days(30)).num_seconds().abs() < 60,
         "{lifetime}"
     );
-    let token = jsonwebtoken::dangerous::insecure_decode::<authd::http::auth::token::Claims>(
-        body["access_token"].as_str().unwrap(),
-    )
-    .unwrap()
-    .claims;
+    let token =
+        jsonwebtoken::dangerous::insecure_decode::<authd::http::auth::token::Claims>(body.token())
+            .unwrap()
+            .claims;
     assert_eq!(
         token.exp,
         expires_at(&body).timestamp(),
@@ -108,57 +110,34 @@ async fn sessions_and_tokens_expire() {
     })
     .await;
     app.user("susan").await;
-    let plain = app.login("susan", false).await.json();
+    let plain = app.login("susan", false).await.login_body();
     let (_, phone) = app.new_browser();
-    let remembered = app.login_from(&phone, "susan", true).await.json();
+    let remembered = app.login_from(&phone, "susan", true).await.login_body();
     app.get("/api/me").await.assert_status(200);
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
     app.get("/api/me").await.problem(401);
-    app.me_with_token(plain["access_token"].as_str().unwrap())
-        .await
-        .problem(401);
-    app.request_with(&phone, Method::GET, "/api/me", None, &[])
-        .await
-        .assert_status(200);
+    app.me_with_token(plain.token()).await.problem(401);
+    app.me_from(&phone).await.assert_status(200);
 
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    app.request_with(&phone, Method::GET, "/api/me", None, &[])
-        .await
-        .problem(401);
-    app.me_with_token(remembered["access_token"].as_str().unwrap())
-        .await
-        .problem(401);
+    app.me_from(&phone).await.problem(401);
+    app.me_with_token(remembered.token()).await.problem(401);
 }
 
 #[tokio::test]
 async fn cookie_requests_that_change_state_need_the_csrf_token() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let csrf = login["csrf_token"].as_str().unwrap();
 
     let missing = app.request(Method::POST, "/api/logout", None, &[]).await;
     assert_eq!(missing.problem(403)["title"], "CSRF check failed");
-    app.request(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("x-csrf-token", "wrong")],
-    )
-    .await
-    .problem(403);
+    app.logout_with_cookie("wrong").await.problem(403);
     let other_session = app.login_elsewhere("susan").await;
-    app.request(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("x-csrf-token", &other_session)],
-    )
-    .await
-    .problem(403);
+    app.logout_with_cookie(&other_session).await.problem(403);
     app.get("/api/me").await.assert_status(200);
 
-    app.request(Method::POST, "/api/logout", None, &[("x-csrf-token", csrf)])
+    app.logout_with_cookie(login.csrf())
         .await
         .assert_status(204);
     app.get("/api/me").await.problem(401);
@@ -168,13 +147,12 @@ async fn cookie_requests_that_change_state_need_the_csrf_token() {
 async fn bearer_requests_need_no_csrf_token() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let auth = bearer(&login);
     // Same browser, cookie and all: the bearer token takes precedence.
     app.request(
         Method::POST,
         "/api/logout",
         None,
-        &[("authorization", &auth)],
+        &[("authorization", &login.bearer())],
     )
     .await
     .assert_status(204);
@@ -216,7 +194,5 @@ async fn sessions_survive_a_server_restart_with_the_same_key() {
     let login = app.logged_in("susan").await;
     app.restart_with(|_| {}).await;
     app.get("/api/me").await.assert_status(200);
-    app.me_with_token(login["access_token"].as_str().unwrap())
-        .await
-        .assert_status(200);
+    app.me_with_token(login.token()).await.assert_status(200);
 }

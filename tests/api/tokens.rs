@@ -5,13 +5,11 @@ use authd::configuration::SecretKey;
 use authd::http::auth::token::{Claims, TokenKeys};
 use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
 use reqwest::Method;
-use serde_json::Value;
 
-use crate::helpers::TestApp;
+use crate::helpers::{Login, TestApp};
 
-fn claims(login: &Value) -> Claims {
-    let token = login["access_token"].as_str().unwrap();
-    jsonwebtoken::dangerous::insecure_decode::<Claims>(token)
+fn claims(login: &Login) -> Claims {
+    jsonwebtoken::dangerous::insecure_decode::<Claims>(login.token())
         .unwrap()
         .claims
 }
@@ -26,7 +24,7 @@ fn sign(claims: &Claims, algorithm: Algorithm, kid: Option<&str>, key: &Encoding
 async fn tampered_and_foreign_tokens_are_401_never_500() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let token = login.token().to_owned();
     let keys = TokenKeys::derive(&app.settings.secret_key, None);
     let key = keys.current();
     let ours = |claims: &Claims| sign(claims, Algorithm::HS256, Some(&key.kid), &key.encoding);
@@ -105,7 +103,7 @@ async fn tampered_and_foreign_tokens_are_401_never_500() {
 async fn tokens_are_never_taken_from_the_url() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let token = login["access_token"].as_str().unwrap();
+    let token = login.token();
     for query in ["access_token", "token", "authorization", "jwt"] {
         app.bare(Method::GET, &format!("/api/me?{query}={token}"), None, &[])
             .await
@@ -117,7 +115,7 @@ async fn tokens_are_never_taken_from_the_url() {
 async fn the_previous_key_still_works_during_a_rotation() {
     let mut app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
-    let old_token = login["access_token"].as_str().unwrap().to_owned();
+    let old_token = login.token().to_owned();
     let old_key = app.settings.secret_key.clone();
     let old_kid = TokenKeys::derive(&old_key, None).current().kid.clone();
 
@@ -131,19 +129,15 @@ async fn the_previous_key_still_works_during_a_rotation() {
     app.me_with_token(&old_token).await.assert_status(200);
     // ...while new ones are signed with the new key.
     let (_, phone) = app.new_browser();
-    let fresh = app.login_from(&phone, "susan", false).await.json();
-    let header = jsonwebtoken::decode_header(fresh["access_token"].as_str().unwrap()).unwrap();
+    let fresh = app.login_from(&phone, "susan", false).await.login_body();
+    let header = jsonwebtoken::decode_header(fresh.token()).unwrap();
     assert_ne!(header.kid.as_deref(), Some(old_kid.as_str()));
-    app.me_with_token(fresh["access_token"].as_str().unwrap())
-        .await
-        .assert_status(200);
+    app.me_with_token(fresh.token()).await.assert_status(200);
 
     // Once the old key is retired, what it signed is dead.
     app.restart_with(|settings| settings.secret_key_previous = None)
         .await;
     app.get("/api/me").await.problem(401);
     app.me_with_token(&old_token).await.problem(401);
-    app.me_with_token(fresh["access_token"].as_str().unwrap())
-        .await
-        .assert_status(200);
+    app.me_with_token(fresh.token()).await.assert_status(200);
 }
