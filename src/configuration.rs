@@ -199,14 +199,10 @@ impl Settings {
                 .get("DATABASE_URL")
                 .unwrap_or("postgres://postgres@127.0.0.1:5432/authd")
                 .to_owned(),
-            bind: env.parse(
-                "BIND",
-                "127.0.0.1:8080".parse().expect("valid default"),
-                |v| {
-                    v.parse()
-                        .map_err(|_| "must be an address and port such as 127.0.0.1:8080".into())
-                },
-            )?,
+            bind: env.parse("BIND", SocketAddr::from(([127, 0, 0, 1], 8080)), |v| {
+                v.parse()
+                    .map_err(|_| "must be an address and port such as 127.0.0.1:8080".into())
+            })?,
             secret_key,
             secret_key_generated,
             bcrypt_cost: env.parse("BCRYPT_COST", 12, |v| match v.parse::<u32>() {

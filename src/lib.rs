@@ -14,6 +14,8 @@ pub mod crypto;
 pub mod db;
 pub mod domain;
 pub mod http;
+/// Diesel's tables, generated from the migrations by `diesel print-schema`
+/// (CI checks it): never edited by hand.
 pub mod schema;
 pub mod services;
 pub mod startup;

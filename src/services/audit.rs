@@ -34,6 +34,7 @@ const IDENTIFIER_MAX_CHARS: usize = 254;
 
 /// Records the event. A failure to store it is logged, not returned: the
 /// request it describes has already happened.
+#[tracing::instrument(skip(pool, identifier, client))]
 pub async fn record(
     pool: &PgPool,
     event: Event,

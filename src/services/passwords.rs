@@ -55,6 +55,7 @@ impl PasswordHasher {
         })
     }
 
+    #[tracing::instrument(skip_all)]
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         self.hash_at_cost(password.expose().to_owned().into()).await
     }
@@ -89,6 +90,7 @@ impl PasswordHasher {
     /// bcrypt would compare only its first 72 bytes. A hash bcrypt cannot
     /// read is an error, not a mismatch: it must not pass for a wrong
     /// password and lock its user out without a trace.
+    #[tracing::instrument(skip_all)]
     pub async fn verify(
         &self,
         candidate: SecretString,
