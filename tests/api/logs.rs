@@ -121,3 +121,39 @@ fn app_secret() -> Vec<u8> {
         .expose()
         .to_vec()
 }
+
+/// A stored hash bcrypt cannot read is a fault, not a wrong password: the
+/// user gets a 500 (not a misleading 401 that would lock them out without
+/// a trace), and the log says why, once, at error level.
+#[tokio::test]
+async fn a_corrupt_hash_is_a_logged_500_not_a_wrong_password() {
+    let capture = Capture::default();
+    let filter = EnvFilter::new("info,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
+    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    // Passes the table's `$2b$` check, but is no bcrypt hash.
+    app.db
+        .execute("UPDATE users SET password_hash = '$2b$12$corrupt'");
+    app.post(
+        "/api/login",
+        &json!({"username": "susan", "password": PASSWORD}),
+    )
+    .await
+    .problem(500);
+    drop(app);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let errors: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("\"level\":\"ERROR\""))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {errors:#?}");
+    assert!(errors[0].contains("bcrypt"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("/api/login"),
+        "with its request: {}",
+        errors[0]
+    );
+    assert!(!logs.contains(PASSWORD));
+}
