@@ -21,6 +21,16 @@ pub enum Environment {
     Production,
 }
 
+/// The one forwarding header believed from a trusted proxy: the one it
+/// writes. The other is ignored, since a proxy passes it through untouched
+/// from whoever sent it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientIpHeader {
+    #[default]
+    XForwardedFor,
+    Forwarded,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Pretty,
@@ -115,8 +125,15 @@ pub struct Settings {
     pub secret_key_previous: Option<SecretKey>,
     /// Inactivity after which a non-remembered session ends.
     pub session_idle_ttl: Period,
-    /// Peers whose `X-Forwarded-For` / `Forwarded` headers are believed.
+    /// Peers whose forwarding header is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Which forwarding header that is.
+    pub client_ip_header: ClientIpHeader,
+    /// How long a client may take to send a request's head and body.
+    pub client_timeout: Period,
+    /// Send `Clear-Site-Data: "cookies"` on logout (clears every cookie of
+    /// the site, other apps' on the same domain included).
+    pub clear_site_data: bool,
     /// Origins (`https://app.example.com`) allowed credentialed CORS.
     pub cors_origins: Vec<String>,
     /// The origin clients reach the API at, when it differs from what the
@@ -225,8 +242,27 @@ impl Settings {
             secret_key_previous: env.parse("SECRET_KEY_PREVIOUS", None, |v| {
                 SecretKey::new(v.as_bytes().to_vec()).map(Some)
             })?,
-            session_idle_ttl: env.period("SESSION_IDLE_TTL", seconds(2 * HOUR))?,
+            session_idle_ttl: env.parse("SESSION_IDLE_TTL", seconds(2 * HOUR), |value| {
+                let period = parse_period(value)?;
+                // Activity is written every quarter of it; below a second,
+                // clocks and request latency decide instead of activity.
+                if period.std() < Duration::from_secs(1) {
+                    return Err("must be at least 1s".into());
+                }
+                Ok(period)
+            })?,
             trusted_proxies: env.parse("TRUSTED_PROXIES", Vec::new(), parse_networks)?,
+            client_ip_header: env.parse(
+                "CLIENT_IP_HEADER",
+                ClientIpHeader::default(),
+                |v| match v.to_ascii_lowercase().as_str() {
+                    "x-forwarded-for" => Ok(ClientIpHeader::XForwardedFor),
+                    "forwarded" => Ok(ClientIpHeader::Forwarded),
+                    _ => Err("must be `x-forwarded-for` or `forwarded`".into()),
+                },
+            )?,
+            client_timeout: env.period("CLIENT_TIMEOUT", seconds(10))?,
+            clear_site_data: env.parse("CLEAR_SITE_DATA", false, parse_bool)?,
             cors_origins: env.parse("CORS_ORIGINS", Vec::new(), parse_origins)?,
             public_origin: env.parse("PUBLIC_URL", None, |v| {
                 match parse_origins(v)?.as_slice() {
@@ -368,6 +404,9 @@ mod tests {
         );
         assert!(settings.cookie_secure);
         assert!(settings.secret_key_generated);
+        assert_eq!(settings.client_ip_header, ClientIpHeader::XForwardedFor);
+        assert_eq!(settings.client_timeout.std(), Duration::from_secs(10));
+        assert!(!settings.clear_site_data);
         assert_eq!(
             settings.database_url,
             "postgres://postgres@127.0.0.1:5432/authd"
@@ -416,6 +455,10 @@ mod tests {
             ("LOGIN_FAILURES_PER_IP", "0"),
             ("SECRET_KEY_PREVIOUS", "short"),
             ("PUBLIC_URL", "https://a.example, https://b.example"),
+            ("CLIENT_IP_HEADER", "x-real-ip"),
+            ("CLIENT_TIMEOUT", "0s"),
+            ("CLEAR_SITE_DATA", "1"),
+            ("SESSION_IDLE_TTL", "500ms"),
         ] {
             let error = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(error.variable, name);

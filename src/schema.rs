@@ -13,6 +13,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    data_migrations (name) {
+        name -> Text,
+        applied_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> Int8,
@@ -24,6 +31,14 @@ diesel::table! {
         ip -> Nullable<Inet>,
         csrf_token -> Text,
         revoked_at -> Nullable<Timestamptz>,
+    }
+}
+
+diesel::table! {
+    shared_secrets (name) {
+        name -> Text,
+        value -> Bytea,
+        created_at -> Timestamptz,
     }
 }
 
@@ -51,4 +66,11 @@ diesel::table! {
 diesel::joinable!(auth_events -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(auth_events, sessions, throttle_hits, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    auth_events,
+    data_migrations,
+    sessions,
+    shared_secrets,
+    throttle_hits,
+    users,
+);

@@ -8,7 +8,7 @@ use actix_web::dev::{Server, ServerHandle};
 use actix_web::{HttpServer, web};
 use anyhow::Context;
 
-use crate::configuration::Settings;
+use crate::configuration::{Environment, Settings};
 use crate::crypto::derive_key;
 use crate::db::{self, PgPool};
 use crate::http::auth::authenticate::Auth;
@@ -16,6 +16,7 @@ use crate::http::auth::cookies::CookiePolicy;
 use crate::http::auth::origin::OriginPolicy;
 use crate::http::auth::token::TokenKeys;
 use crate::http::client::TrustedProxies;
+use crate::http::json::ClientTimeout;
 use crate::http::{self, Parts};
 use crate::services::accounts::Accounts;
 use crate::services::passwords::PasswordHasher;
@@ -37,6 +38,13 @@ impl Application {
                  restart and instances will not accept each other's cookies or tokens"
             );
         }
+        if settings.environment == Environment::Production && settings.public_origin.is_none() {
+            tracing::warn!(
+                "PUBLIC_URL is not set: the Origin check takes this server's origin to be \
+                 plain http at the Host header, so browsers reaching it over https through a \
+                 proxy will be refused; set PUBLIC_URL to the origin clients use"
+            );
+        }
         let database_url = settings.database_url.clone();
         web::block(move || db::migrations::prepare(&database_url))
             .await
@@ -52,10 +60,14 @@ impl Application {
             settings.db_pool_size,
             settings.db_timeout.std(),
         );
-        let throttle_key = derive_key(
-            settings.secret_key.expose(),
-            "authd throttle identifiers v1",
-        );
+        // Keyed by a secret in the database, not SECRET_KEY: instances in
+        // the middle of a key rotation still count together.
+        let shared = db::run(&pool, |conn| {
+            db::shared_secrets::get(conn, db::shared_secrets::THROTTLE_KEY)
+        })
+        .await
+        .context("cannot read the shared throttle key")?;
+        let throttle_key = derive_key(&shared, "authd throttle identifiers v1");
         let throttle = match &settings.redis_url {
             Some(url) => Throttle::new(
                 RedisStore::connect(url, settings.db_timeout.std())
@@ -71,6 +83,9 @@ impl Application {
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
         let server = HttpServer::new(move || http::app(parts.clone()))
+            // A head that has not arrived in time gets 408 from actix itself;
+            // a body, from the JSON extractor.
+            .client_request_timeout(settings.client_timeout.std())
             .listen(listener)?
             .run();
         tracing::info!(address = %settings.bind.ip(), port, "authd listening");
@@ -118,17 +133,22 @@ pub fn parts(
         auth: web::Data::new(Auth {
             sessions,
             tokens: TokenKeys::derive(&settings.secret_key, previous),
-            origins: OriginPolicy {
-                public_origin: settings.public_origin.clone(),
-                cors_origins: settings.cors_origins.clone(),
-            },
+        }),
+        origins: web::Data::new(OriginPolicy {
+            public_origin: settings.public_origin.clone(),
+            cors_origins: settings.cors_origins.clone(),
         }),
         cookies: web::Data::new(CookiePolicy::new(
             settings.cookie_secure,
+            settings.clear_site_data,
             &settings.secret_key,
             previous,
         )),
-        proxies: web::Data::new(TrustedProxies(settings.trusted_proxies.clone())),
+        timeout: web::Data::new(ClientTimeout(settings.client_timeout.std())),
+        proxies: web::Data::new(TrustedProxies {
+            networks: settings.trusted_proxies.clone(),
+            header: settings.client_ip_header,
+        }),
         pool: web::Data::new(pool),
     }
 }

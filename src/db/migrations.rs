@@ -1,13 +1,23 @@
 //! Start-up preparation: create the database if it is missing, then apply
-//! the migrations embedded in the binary, once, however many instances
-//! start together.
+//! the migrations embedded in the binary and the data migrations below,
+//! once, however many instances start together.
 
 use diesel::pg::PgConnection;
+use diesel::prelude::*;
 use diesel::result::Error as DieselError;
-use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::db::users;
+use crate::schema::data_migrations;
+
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations");
+
+/// Changes to existing rows that SQL cannot make, each applied once, in
+/// this order, after the schema migrations. Never reorder or rename one.
+const DATA_MIGRATIONS: &[(&str, DataMigration)] =
+    &[("normalise_emails_v1", users::normalise_emails)];
+
+type DataMigration = fn(&mut PgConnection) -> QueryResult<()>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PrepareError {
@@ -16,7 +26,7 @@ pub enum PrepareError {
     #[error("cannot connect to Postgres at {url}: {source}")]
     Connect {
         url: String,
-        source: diesel::ConnectionError,
+        source: ConnectionError,
     },
     #[error("cannot create database {name}: {source}")]
     Create { name: String, source: DieselError },
@@ -69,16 +79,38 @@ fn create_database_if_missing(database_url: &str) -> Result<(), PrepareError> {
 /// apply each one exactly once.
 pub fn migrate(connection: &mut PgConnection) -> Result<(), PrepareError> {
     advisory(connection, "SELECT pg_advisory_lock($1)")?;
-    let applied = connection
-        .run_pending_migrations(MIGRATIONS)
-        .map(|versions| versions.len())
-        .map_err(|e| PrepareError::Migrate(e.to_string()));
+    let applied = apply(connection);
     advisory(connection, "SELECT pg_advisory_unlock($1)")?;
     let applied = applied?;
     if applied > 0 {
         tracing::info!(applied, "applied migrations");
     }
     Ok(())
+}
+
+fn apply(connection: &mut PgConnection) -> Result<usize, PrepareError> {
+    let mut applied = connection
+        .run_pending_migrations(MIGRATIONS)
+        .map(|versions| versions.len())
+        .map_err(|e| PrepareError::Migrate(e.to_string()))?;
+    for (name, change) in DATA_MIGRATIONS {
+        let done = connection
+            .transaction(|conn| {
+                let done: bool =
+                    diesel::select(diesel::dsl::exists(data_migrations::table.find(name)))
+                        .get_result(conn)?;
+                if !done {
+                    change(conn)?;
+                    diesel::insert_into(data_migrations::table)
+                        .values(data_migrations::name.eq(name))
+                        .execute(conn)?;
+                }
+                Ok::<_, DieselError>(!done)
+            })
+            .map_err(|e| PrepareError::Migrate(format!("{name}: {e}")))?;
+        applied += usize::from(done);
+    }
+    Ok(applied)
 }
 
 fn advisory(connection: &mut PgConnection, statement: &str) -> Result<(), PrepareError> {

@@ -6,6 +6,7 @@
 pub mod auth_events;
 pub mod migrations;
 pub mod sessions;
+pub mod shared_secrets;
 pub mod throttle_hits;
 pub mod users;
 

@@ -5,7 +5,7 @@ use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
-use crate::domain::{Email, Username};
+use crate::domain::{Email, LoginName, Username, is_invisible};
 use crate::schema::users;
 
 diesel::define_sql_function! {
@@ -106,20 +106,19 @@ pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<Result<
     }
 }
 
-/// Finds the account a login identifier names: its username (any case) or
-/// its email address (any case, surrounding space ignored).
-pub fn find_by_login(conn: &mut PgConnection, identifier: &str) -> QueryResult<Option<User>> {
+/// Finds the account a login name names: by its username (any case), or by
+/// its e-mail address (in its normal form).
+pub fn find_by_login(conn: &mut PgConnection, name: &LoginName) -> QueryResult<Option<User>> {
     // Postgres text cannot hold NUL, so no account can match one; asking
     // would only earn an encoding error.
-    if identifier.contains('\0') {
+    if name.lowered().contains('\0') {
         return Ok(None);
     }
-    let identifier = identifier.trim().to_lowercase();
     users::table
         .filter(
             lower(users::username)
-                .eq(&identifier)
-                .or(users::email.eq(&identifier)),
+                .eq(name.lowered())
+                .or(users::email.eq(name.canonical())),
         )
         .select(User::as_select())
         .first(conn)
@@ -139,4 +138,49 @@ pub fn replace_hash(conn: &mut PgConnection, id: i64, old: &str, new: &str) -> Q
         .set(users::password_hash.eq(new))
         .execute(conn)
         .map(drop)
+}
+
+/// Data migration: stores every address in the form [`Email::parse`] gives
+/// (invisible characters dropped, the domain in IDNA ASCII, the local part
+/// folded). Only addresses with non-ASCII characters can change. One that
+/// would then collide with another account's is left as it is, with a
+/// warning naming both accounts: merging accounts is an operator's call.
+pub fn normalise_emails(conn: &mut PgConnection) -> QueryResult<()> {
+    let candidates: Vec<(i64, String)> = users::table
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "email ~ '[^[:ascii:]]'",
+        ))
+        .select((users::id, users::email))
+        .order(users::id)
+        .load(conn)?;
+    for (id, stored) in candidates {
+        let visible: String = stored.chars().filter(|c| !is_invisible(*c)).collect();
+        let Ok(normal) = Email::parse(&visible) else {
+            tracing::warn!(
+                user_id = id,
+                "an e-mail address cannot be normalised; left as it is"
+            );
+            continue;
+        };
+        if normal.as_str() == stored {
+            continue;
+        }
+        let holder: Option<i64> = users::table
+            .filter(users::email.eq(normal.as_str()))
+            .select(users::id)
+            .first(conn)
+            .optional()?;
+        if let Some(holder) = holder {
+            tracing::warn!(
+                user_id = id,
+                holder,
+                "an e-mail address normalises to another account's; left as it is"
+            );
+            continue;
+        }
+        diesel::update(users::table.find(id))
+            .set(users::email.eq(normal.as_str()))
+            .execute(conn)?;
+    }
+    Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod client;
 mod email;
+mod login_name;
 mod next_path;
 mod password;
 mod username;
@@ -10,7 +11,8 @@ mod username;
 use std::collections::BTreeMap;
 
 pub use client::Client;
-pub use email::Email;
+pub use email::{Email, is_invisible};
+pub use login_name::LoginName;
 pub use next_path::NextPath;
 pub use password::{MAX_BYTES as PASSWORD_MAX_BYTES, Owner, Password};
 pub use username::Username;

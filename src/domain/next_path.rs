@@ -7,6 +7,9 @@
 /// accepts only a path that starts with exactly one `/` and has no
 /// backslash, control or whitespace character. Starting with a single `/`
 /// also rules out a scheme (`https:`, `javascript:`) and a host (`//evil`).
+/// Nothing a browser or a router might decode or resolve into one of those
+/// gets through either: no encoded `/` or `\` (`%2F`, `%5C`), and no dot
+/// segment (`/./`, `/../`, also spelt `%2e`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NextPath(String);
 
@@ -25,11 +28,18 @@ impl NextPath {
 
 fn is_safe(path: &str) -> bool {
     let mut chars = path.chars();
+    let lower = path.to_ascii_lowercase();
     chars.next() == Some('/')
         && chars.next() != Some('/')
         && !path
             .chars()
             .any(|c| c == '\\' || c.is_control() || c.is_whitespace())
+        && !lower.contains("%2f")
+        && !lower.contains("%5c")
+        && !lower
+            .replace("%2e", ".")
+            .split(['/', '?', '#'])
+            .any(|segment| segment == "." || segment == "..")
 }
 
 #[cfg(test)]
@@ -77,6 +87,18 @@ mod tests {
             "/ /evil.com",
             "/\u{0}",
             "/\u{a0}evil",
+            "/%2F%2Fevil.com",
+            "/%2fevil.com",
+            "/%5Cevil.com",
+            "/a%5cb",
+            "/./evil",
+            "/a/../b",
+            "/a/..",
+            "/a/.",
+            "/%2e%2e/admin",
+            "/%2E/x",
+            "/a/.%2e/b",
+            "/a/..?x=1",
         ] {
             assert_eq!(NextPath::sanitise(Some(bad)).as_str(), "/", "{bad:?}");
         }
@@ -91,6 +113,8 @@ mod tests {
             "/posts?page=2#top",
             "/a/b:c",
             "/search?q=a:b",
+            "/files/a.b/..c/...",
+            "/a%20b",
         ] {
             assert_eq!(NextPath::sanitise(Some(good)).as_str(), good);
         }

@@ -1,9 +1,11 @@
 //! Who is calling: the client's IP address and user agent.
 //!
 //! The IP comes from the socket unless the direct peer is a trusted proxy
-//! (`TRUSTED_PROXIES`); only then are `Forwarded` / `X-Forwarded-For`
-//! believed, walked from the nearest hop outwards past every trusted proxy.
-//! A client that is not behind a trusted proxy cannot spoof its address.
+//! (`TRUSTED_PROXIES`); only then is the forwarding header the proxy writes
+//! (`CLIENT_IP_HEADER`: `X-Forwarded-For` or `Forwarded`) believed, walked
+//! from the nearest hop outwards past every trusted proxy. The other header
+//! is ignored: a proxy passes it through from the client untouched. A client
+//! that is not behind a trusted proxy cannot spoof its address.
 
 use std::future::{Ready, ready};
 use std::net::IpAddr;
@@ -13,28 +15,34 @@ use actix_web::http::header::{FORWARDED, USER_AGENT, X_FORWARDED_FOR};
 use actix_web::{FromRequest, HttpRequest, web};
 use ipnet::IpNet;
 
+use crate::configuration::ClientIpHeader;
 use crate::domain::Client;
 use crate::http::error::ApiError;
 
 /// A long User-Agent is kept, cut to this many characters.
 const USER_AGENT_MAX_CHARS: usize = 512;
 
-/// The proxies whose forwarding headers are believed (`TRUSTED_PROXIES`),
-/// registered as app data for the [`Client`] extractor.
+/// The proxies whose forwarding header is believed (`TRUSTED_PROXIES`), and
+/// which header that is; registered as app data for the [`Client`]
+/// extractor and the request span.
 #[derive(Clone, Debug, Default)]
-pub struct TrustedProxies(pub Vec<IpNet>);
+pub struct TrustedProxies {
+    pub networks: Vec<IpNet>,
+    pub header: ClientIpHeader,
+}
 
 impl TrustedProxies {
     /// The calling client as this request shows it.
     pub fn client(&self, request: &HttpRequest) -> Client {
         let headers = request.headers();
-        let values = |name| -> Vec<&str> {
-            headers
-                .get_all(name)
-                .filter_map(|value| value.to_str().ok())
-                .collect()
+        let name = match self.header {
+            ClientIpHeader::XForwardedFor => X_FORWARDED_FOR,
+            ClientIpHeader::Forwarded => FORWARDED,
         };
-        let (forwarded, forwarded_for) = (values(FORWARDED), values(X_FORWARDED_FOR));
+        let values: Vec<&str> = headers
+            .get_all(name)
+            .filter_map(|value| value.to_str().ok())
+            .collect();
         Client {
             user_agent: headers
                 .get(USER_AGENT)
@@ -42,7 +50,7 @@ impl TrustedProxies {
                 .map(|agent| agent.chars().take(USER_AGENT_MAX_CHARS).collect()),
             ip: request
                 .peer_addr()
-                .map(|peer| client_ip(peer.ip(), &forwarded, &forwarded_for, &self.0)),
+                .map(|peer| client_ip(peer.ip(), &values, self.header, &self.networks)),
         }
     }
 }
@@ -64,37 +72,31 @@ impl FromRequest for Client {
     }
 }
 
-/// The client's address given the socket peer and the forwarding headers.
+/// The client's address given the socket peer and the values of the one
+/// forwarding header believed.
 pub fn client_ip(
     peer: IpAddr,
-    forwarded: &[&str],
-    forwarded_for: &[&str],
+    values: &[&str],
+    header: ClientIpHeader,
     trusted: &[IpNet],
 ) -> IpAddr {
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
     if !is_trusted(&peer) {
         return peer;
     }
-    // RFC 7239 wins over the older de facto header when a proxy sends both.
-    let hops: Vec<Option<IpAddr>> = if forwarded.is_empty() {
-        forwarded_for
-            .iter()
-            .flat_map(|value| value.split(','))
-            .map(|hop| parse_hop(hop.trim()))
-            .collect()
-    } else {
-        forwarded
-            .iter()
-            .flat_map(|value| value.split(','))
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(key, _)| key.trim().eq_ignore_ascii_case("for"))
-                    .and_then(|(_, value)| parse_hop(value.trim().trim_matches('"')))
-            })
-            .collect()
-    };
+    let hops = values
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(|hop| match header {
+            ClientIpHeader::XForwardedFor => parse_hop(hop.trim()),
+            // RFC 7239: `for=` among `;`-separated pairs, maybe quoted.
+            ClientIpHeader::Forwarded => hop
+                .split(';')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(key, _)| key.trim().eq_ignore_ascii_case("for"))
+                .and_then(|(_, value)| parse_hop(value.trim().trim_matches('"'))),
+        });
+    let hops: Vec<Option<IpAddr>> = hops.collect();
     let mut client = peer;
     for hop in hops.into_iter().rev() {
         match hop {
@@ -127,6 +129,7 @@ fn parse_hop(hop: &str) -> Option<IpAddr> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ClientIpHeader::{Forwarded, XForwardedFor};
 
     fn ip(value: &str) -> IpAddr {
         value.parse().unwrap()
@@ -138,10 +141,17 @@ mod tests {
 
     #[test]
     fn untrusted_peers_cannot_spoof() {
-        let got = client_ip(ip("203.0.113.9"), &["for=1.2.3.4"], &["1.2.3.4"], &[]);
-        assert_eq!(got, ip("203.0.113.9"));
-        let got = client_ip(ip("203.0.113.9"), &[], &["1.2.3.4"], &nets(&["10.0.0.0/8"]));
-        assert_eq!(got, ip("203.0.113.9"));
+        for header in [XForwardedFor, Forwarded] {
+            let got = client_ip(ip("203.0.113.9"), &["for=1.2.3.4", "1.2.3.4"], header, &[]);
+            assert_eq!(got, ip("203.0.113.9"));
+            let got = client_ip(
+                ip("203.0.113.9"),
+                &["1.2.3.4"],
+                header,
+                &nets(&["10.0.0.0/8"]),
+            );
+            assert_eq!(got, ip("203.0.113.9"));
+        }
     }
 
     #[test]
@@ -150,38 +160,42 @@ mod tests {
         // The client may prepend anything; only what our proxies appended counts.
         let got = client_ip(
             ip("10.0.0.2"),
-            &[],
             &["6.6.6.6, 198.51.100.7, 10.0.0.1"],
+            XForwardedFor,
             &trusted,
         );
         assert_eq!(got, ip("198.51.100.7"));
         let got = client_ip(
             ip("10.0.0.2"),
-            &[],
             &["6.6.6.6", "198.51.100.7:4711"],
+            XForwardedFor,
             &trusted,
         );
         assert_eq!(got, ip("198.51.100.7"));
     }
 
     #[test]
-    fn forwarded_is_understood_and_preferred() {
+    fn forwarded_is_understood_when_configured() {
         let trusted = nets(&["10.0.0.0/8"]);
         let forwarded = ["for=6.6.6.6, for=\"[2001:db8::17]:4711\";proto=https;by=10.0.0.1"];
-        let got = client_ip(ip("10.0.0.2"), &forwarded, &["198.51.100.7"], &trusted);
+        let got = client_ip(ip("10.0.0.2"), &forwarded, Forwarded, &trusted);
         assert_eq!(got, ip("2001:db8::17"));
+        // Read as X-Forwarded-For, a Forwarded value names nobody.
+        let got = client_ip(ip("10.0.0.2"), &forwarded, XForwardedFor, &trusted);
+        assert_eq!(got, ip("10.0.0.2"));
     }
 
     proptest::proptest! {
         #[test]
         fn arbitrary_forwarding_headers_never_panic_nor_fool_an_untrusted_peer(
-            forwarded in "\\PC{0,100}",
-            forwarded_for in "\\PC{0,100}",
+            value in "\\PC{0,100}",
+            forwarded in proptest::bool::ANY,
         ) {
+            let header = if forwarded { Forwarded } else { XForwardedFor };
             let peer = ip("203.0.113.9");
-            let got = client_ip(peer, &[&forwarded], &[&forwarded_for], &nets(&["10.0.0.0/8"]));
+            let got = client_ip(peer, &[&value], header, &nets(&["10.0.0.0/8"]));
             proptest::prop_assert_eq!(got, peer);
-            let _ = client_ip(ip("10.0.0.2"), &[&forwarded], &[&forwarded_for], &nets(&["10.0.0.0/8"]));
+            let _ = client_ip(ip("10.0.0.2"), &[&value], header, &nets(&["10.0.0.0/8"]));
         }
     }
 
@@ -189,15 +203,15 @@ mod tests {
     fn garbage_stops_at_the_last_trusted_hop() {
         let trusted = nets(&["10.0.0.0/8"]);
         assert_eq!(
-            client_ip(ip("10.0.0.2"), &[], &["unknown"], &trusted),
+            client_ip(ip("10.0.0.2"), &["unknown"], XForwardedFor, &trusted),
             ip("10.0.0.2")
         );
         assert_eq!(
-            client_ip(ip("10.0.0.2"), &["for=_hidden"], &[], &trusted),
+            client_ip(ip("10.0.0.2"), &["for=_hidden"], Forwarded, &trusted),
             ip("10.0.0.2")
         );
         assert_eq!(
-            client_ip(ip("10.0.0.2"), &[], &[], &trusted),
+            client_ip(ip("10.0.0.2"), &[], Forwarded, &trusted),
             ip("10.0.0.2")
         );
     }

@@ -6,6 +6,7 @@ use std::borrow::Cow;
 use std::time::Duration;
 
 use actix_web::dev::ServiceResponse;
+use actix_web::http::ConnectionType;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::ErrorHandlerResponse;
@@ -32,6 +33,8 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("the body could not be read")]
     UnreadableBody,
+    #[error("the request did not arrive in time")]
+    RequestTimeout,
     #[error("invalid username or password")]
     InvalidCredentials,
     #[error("authentication required")]
@@ -128,6 +131,13 @@ impl ApiError {
                 "The request body could not be read.".into(),
                 None,
             ),
+            Self::RequestTimeout => (
+                S::REQUEST_TIMEOUT,
+                "request-timeout",
+                "Request timeout",
+                "The request did not arrive in time; the connection is closed.".into(),
+                None,
+            ),
             Self::InvalidCredentials => (
                 S::UNAUTHORIZED,
                 "invalid-credentials",
@@ -180,9 +190,7 @@ impl ApiError {
                 S::FORBIDDEN,
                 "foreign-origin",
                 "Cross-origin request refused",
-                "Requests that change state with the session cookie must come from this \
-                 site or an allowed origin."
-                    .into(),
+                "Requests that change state must come from this site or an allowed origin.".into(),
                 None,
             ),
             Self::NotFound => (
@@ -319,6 +327,12 @@ impl ResponseError for ApiError {
         );
         if let Some((name, value)) = problem.header {
             response.headers_mut().insert(name, value);
+        }
+        if problem.status == StatusCode::REQUEST_TIMEOUT {
+            // What is left of the body would be read as the next request.
+            response
+                .head_mut()
+                .set_connection_type(ConnectionType::Close);
         }
         response
     }

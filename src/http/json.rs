@@ -1,6 +1,8 @@
 //! JSON request bodies: the media type, size and syntax checks every body
 //! goes through, and the field-error plumbing for validation.
 
+use std::time::{Duration, Instant};
+
 use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
@@ -10,13 +12,21 @@ use validator::ValidationErrors;
 
 use crate::domain::{FieldErrors, add_error};
 use crate::http::error::ApiError;
+use crate::http::request_span::Started;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 pub const REQUIRED: &str = "This field is required.";
 
+/// How long a client has for a request, head and body (`CLIENT_TIMEOUT`);
+/// registered as app data. The server bounds the head; [`ApiJson`] the body.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientTimeout(pub Duration);
+
 /// A JSON object body deserialised into `T`. Unlike `web::Json`, every
 /// failure is an [`ApiError`] (and so problem+json): 415 for another media
-/// type, 413 past 64 KiB, 400 for broken JSON, 422 for wrong field types.
+/// type, 413 past 64 KiB, 408 when it does not arrive within
+/// `CLIENT_TIMEOUT` of the head, 400 for broken JSON, 422 for wrong field
+/// types.
 pub struct ApiJson<T>(pub T);
 
 impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
@@ -30,10 +40,13 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
         );
         let body = is_json.then(|| web::Bytes::from_request(request, payload));
+        let deadline = body_deadline(request);
         Box::pin(async move {
-            let bytes = body
-                .ok_or(ApiError::UnsupportedMediaType)?
+            let body = body.ok_or(ApiError::UnsupportedMediaType)?;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let bytes = actix_web::rt::time::timeout(left, body)
                 .await
+                .map_err(|_| ApiError::RequestTimeout)?
                 .map_err(|error| {
                     if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
                         ApiError::PayloadTooLarge(MAX_BODY_BYTES)
@@ -54,6 +67,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
                 })
         })
     }
+}
+
+/// When the body must have arrived: `CLIENT_TIMEOUT` after the head.
+fn body_deadline(request: &HttpRequest) -> Instant {
+    let timeout = request
+        .app_data::<web::Data<ClientTimeout>>()
+        .map_or(Duration::from_secs(10), |timeout| timeout.0);
+    let started = request
+        .extensions()
+        .get::<Started>()
+        .map_or_else(Instant::now, |started| started.0);
+    started + timeout
 }
 
 /// validator's report as field name to messages. A missing field reports

@@ -4,28 +4,30 @@
 
 pub mod auth;
 pub mod client;
+pub mod cors;
 pub mod error;
 pub mod json;
 pub mod request_span;
 pub mod routes;
 pub mod security_headers;
 
-use actix_cors::Cors;
 use actix_identity::IdentityMiddleware;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
-use actix_web::http::header::{self, HeaderName};
+use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
-use actix_web::{App, web};
+use actix_web::{App, FromRequest, Handler, Resource, Responder, Route, web};
 use tracing_actix_web::TracingLogger;
 
 use crate::db::PgPool;
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::{CookiePolicy, accept_previous_key, persist_remembered};
 use crate::http::auth::middleware::protected;
+use crate::http::auth::origin::{OriginPolicy, refuse_foreign_origins};
 use crate::http::client::TrustedProxies;
+use crate::http::cors::{cors, preflight_headers};
 use crate::http::error::problem_for_framework_error;
+use crate::http::json::ClientTimeout;
 use crate::http::request_span::RequestSpan;
 use crate::http::security_headers::security_headers;
 use crate::services::accounts::Accounts;
@@ -38,6 +40,8 @@ pub struct Parts {
     pub accounts: web::Data<Accounts>,
     pub auth: web::Data<Auth>,
     pub cookies: web::Data<CookiePolicy>,
+    pub origins: web::Data<OriginPolicy>,
+    pub timeout: web::Data<ClientTimeout>,
     pub proxies: web::Data<TrustedProxies>,
     pub pool: web::Data<PgPool>,
 }
@@ -57,18 +61,21 @@ pub fn app(
     >,
 > {
     let session = parts.cookies.session_middleware();
-    let cors = cors(&parts.auth.origins.cors_origins);
+    let cors = cors(&parts.origins.cors_origins);
     App::new()
         .app_data(parts.accounts)
         .app_data(parts.auth)
         .app_data(parts.cookies)
+        .app_data(parts.origins)
+        .app_data(parts.timeout)
         .app_data(parts.proxies)
         .app_data(parts.pool)
         .app_data(web::PayloadConfig::new(json::MAX_BODY_BYTES))
         // Listed innermost first: identity needs the session; a cookie sealed
         // with the previous key is re-sealed before the session reads it;
-        // the remember-me rewrite needs the session's cookie; CORS answers
-        // preflights before any of that; every error (CORS refusals too)
+        // the remember-me rewrite needs the session's cookie; a foreign
+        // origin's unsafe request is refused before any of that; CORS
+        // answers preflights before that; every error (CORS refusals too)
         // passes through the problem+json handler before the request span
         // records it; and every response, errors included, gets the
         // security headers.
@@ -76,38 +83,40 @@ pub fn app(
         .wrap(session)
         .wrap(from_fn(accept_previous_key))
         .wrap(from_fn(persist_remembered))
+        .wrap(from_fn(refuse_foreign_origins))
         .wrap(cors)
+        .wrap(from_fn(preflight_headers))
         .wrap(ErrorHandlers::new().default_handler(problem_for_framework_error))
         .wrap(TracingLogger::<RequestSpan>::new())
         .wrap(from_fn(security_headers))
-        .service(web::resource("/healthz").route(web::get().to(routes::healthz)))
-        .service(web::resource("/readyz").route(web::get().to(routes::readyz)))
+        .service(readable("/healthz", routes::healthz, public))
+        .service(readable("/readyz", routes::readyz, public))
         .service(
             web::scope("/api")
                 .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
                 .service(web::resource("/register").route(web::post().to(routes::register)))
                 .service(web::resource("/login").route(web::post().to(routes::login)))
                 .service(web::resource("/logout").route(web::post().to(routes::logout)))
-                .service(web::resource("/openapi.yaml").route(web::get().to(routes::openapi)))
-                .service(web::resource("/me").route(protected(web::get().to(routes::me)))),
+                .service(readable("/openapi.yaml", routes::openapi, public))
+                .service(readable("/me", routes::me, protected)),
         )
         .default_service(web::to(routes::not_found))
 }
 
-/// Credentialed CORS for the allowlisted origins only: any other origin gets
-/// no CORS headers at all (never a reflection, never `*`).
-fn cors(origins: &[String]) -> Cors {
-    origins
-        .iter()
-        .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
-        .allowed_methods([Method::GET, Method::POST])
-        .allowed_headers([
-            header::AUTHORIZATION,
-            header::CONTENT_TYPE,
-            HeaderName::from_static("x-csrf-token"),
-        ])
-        .expose_headers([header::WWW_AUTHENTICATE, header::RETRY_AFTER])
-        .supports_credentials()
-        .block_on_origin_mismatch(false)
-        .max_age(3600)
+/// A resource read with GET, and with HEAD, which answers the same status
+/// and headers without the body (the server leaves it out).
+fn readable<F, Args>(path: &str, handler: F, access: fn(Route) -> Route) -> Resource
+where
+    F: Handler<Args> + Clone,
+    Args: FromRequest + 'static,
+    F::Output: Responder + 'static,
+{
+    web::resource(path)
+        .route(access(web::get().to(handler.clone())))
+        .route(access(web::head().to(handler)))
+}
+
+/// Open to anyone: the route as it is.
+fn public(route: Route) -> Route {
+    route
 }

@@ -1,23 +1,30 @@
-//! The span every request runs in, and the one place a failed request is
-//! logged. Its fields are what authd itself believes: the route template
-//! and path (never the query, which may carry a pasted token), and the
-//! client address as resolved through `TRUSTED_PROXIES` (never a forwarding
-//! header from an untrusted peer).
+//! The span every request runs in, and its one log line. Its fields are
+//! what authd itself believes: the route template and the path (never the
+//! query, which may carry a pasted token), and the client address as
+//! resolved through `TRUSTED_PROXIES` (never a forwarding header from an
+//! untrusted peer).
+
+use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
 use actix_web::{HttpMessage, web};
 use tracing::Span;
-use tracing::field::Empty;
 use tracing_actix_web::{RequestId, RootSpanBuilder};
 
 use crate::http::client::TrustedProxies;
 
 pub struct RequestSpan;
 
+/// When the request's head reached the app: the start of its duration, and
+/// of the time its body has to arrive.
+#[derive(Clone, Copy, Debug)]
+pub struct Started(pub Instant);
+
 impl RootSpanBuilder for RequestSpan {
     fn on_request_start(request: &ServiceRequest) -> Span {
+        request.extensions_mut().insert(Started(Instant::now()));
         let route = request.match_pattern().unwrap_or_else(|| "default".into());
         let request_id = request
             .extensions()
@@ -36,29 +43,33 @@ impl RootSpanBuilder for RequestSpan {
             path = %request.path(),
             client_ip = %client_ip,
             request_id = %request_id,
-            status = Empty,
         )
     }
 
+    /// One line per request: `info` whatever the client's mistake, `warn`
+    /// when a dependency is down, `error` with its cause for a fault.
     fn on_request_end<B: MessageBody>(
-        span: Span,
+        _span: Span,
         outcome: &Result<ServiceResponse<B>, actix_web::Error>,
     ) {
-        let (status, error) = match outcome {
-            Ok(response) => (response.status(), response.response().error()),
-            Err(error) => (error.as_response_error().status_code(), Some(error)),
+        let (status, error, started) = match outcome {
+            Ok(response) => (
+                response.status(),
+                response.response().error(),
+                response.request().extensions().get::<Started>().copied(),
+            ),
+            Err(error) => (error.as_response_error().status_code(), Some(error), None),
         };
-        span.record("status", status.as_u16());
-        // A client's mistake is the client's to see; a fault is ours to log,
-        // once, with its cause.
-        match (status, error) {
-            (StatusCode::SERVICE_UNAVAILABLE, Some(error)) => {
-                tracing::warn!(error = %error, "request failed: a dependency is unavailable");
+        let duration_ms = started.map(|Started(at)| at.elapsed().as_secs_f64() * 1000.0);
+        let status = status.as_u16();
+        match error {
+            Some(error) if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() => {
+                tracing::warn!(status, duration_ms, error = %error, "request failed: a dependency is unavailable");
             }
-            (status, Some(error)) if status.is_server_error() => {
-                tracing::error!(error = %error, "request failed");
+            Some(error) if status >= 500 => {
+                tracing::error!(status, duration_ms, error = %error, "request failed");
             }
-            _ => {}
+            _ => tracing::info!(status, duration_ms, "request"),
         }
     }
 }

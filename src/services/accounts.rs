@@ -1,14 +1,15 @@
 //! Accounts: registration and login, each with its throttle and its audit
 //! trail, so that a handler only translates HTTP to a call here and back.
 
+use diesel::Connection;
 use secrecy::SecretString;
 
 use crate::configuration::ThrottleSettings;
 use crate::db::sessions::Session;
 use crate::db::users::{self, NewUser, Taken, User};
 use crate::db::{self, DbError, PgPool};
-use crate::domain::{Client, Email, FieldErrors, Password, Username, add_error};
-use crate::services::audit::{self, Event};
+use crate::domain::{Client, Email, FieldErrors, LoginName, Password, Username, add_error};
+use crate::services::audit::{self, Event, Record};
 use crate::services::passwords::{HashError, PasswordHasher};
 use crate::services::sessions::Sessions;
 use crate::services::throttle::{
@@ -97,28 +98,26 @@ impl Accounts {
         account: NewAccount,
         client: &Client,
     ) -> Result<User, RegisterError> {
-        let identifier = account.submitted_username.clone();
-        let audit = |event, user_id| {
-            audit::record(&self.pool, event, user_id, identifier.as_deref(), client)
-        };
         let counter = Counter {
             bucket: "register_ip",
             key: client_key(client.ip),
             limit: self.limits.register_per_ip,
             window: self.limits.register_window,
         };
+        let typed = account.submitted_username.as_deref();
         if let Err(blocked) = self.throttle.hit(&[counter]).await? {
-            audit(Event::RegisterThrottled, None).await;
+            let event = Record::new(Event::RegisterThrottled, None, typed, client);
+            audit::record(&self.pool, event).await;
             return Err(RegisterError::Throttled(blocked));
         }
-        let user = self.create(account).await?;
-        audit(Event::Register, Some(user.id)).await;
-        Ok(user)
+        let event = Record::new(Event::Register, None, typed, client);
+        self.create(account, event).await
     }
 
     /// The pre-check of taken names also spares a hash for a doomed
-    /// request; the unique indexes still decide races.
-    async fn create(&self, account: NewAccount) -> Result<User, RegisterError> {
+    /// request; the unique indexes still decide races. The account and its
+    /// `register` event are stored in one transaction.
+    async fn create(&self, account: NewAccount, event: Record) -> Result<User, RegisterError> {
         let NewAccount {
             username,
             email,
@@ -143,26 +142,45 @@ impl Accounts {
         // Hash with no connection checked out: a slow hash must not hold the pool.
         let password_hash = self.hasher.hash(&password).await?;
         let inserted = db::run(&self.pool, move |conn| {
-            users::insert(
-                conn,
-                &NewUser {
+            // A taken name aborts the transaction: roll it back, and say which.
+            let created = conn.transaction(|conn| {
+                let new = NewUser {
                     username: username.as_str(),
                     email: email.as_str(),
                     password_hash: &password_hash,
-                },
-            )
+                };
+                let user = users::insert(conn, &new)?.map_err(Refused::Taken)?;
+                let event = event.about(user.id);
+                event.store(conn)?;
+                Ok::<_, Refused>((user, event))
+            });
+            match created {
+                Ok(created) => Ok(Ok(created)),
+                Err(Refused::Taken(taken)) => Ok(Err(taken)),
+                Err(Refused::Db(error)) => Err(error),
+            }
         })
         .await?;
-        inserted.map_err(|taken| {
-            note_taken(&mut errors, &taken);
-            RegisterError::Invalid(errors)
-        })
+        match inserted {
+            Ok((user, event)) => {
+                event.log();
+                Ok(user)
+            }
+            Err(taken) => {
+                note_taken(&mut errors, &taken);
+                Err(RegisterError::Invalid(errors))
+            }
+        }
     }
 
     /// Logs in: throttle check, password check, a new session, and the
-    /// audit trail of whichever happened. Failed logins are counted per
-    /// (identifier, client address) and per client address; each attempt is
-    /// counted before its password check, and a success takes it back.
+    /// audit trail of whichever happened.
+    ///
+    /// Failed logins are counted per (account, client address) and per
+    /// client address. The account is whichever the name reaches, however
+    /// it is spelt (username or address, any case); a name that reaches
+    /// none counts under its normal spelling. Each attempt is counted
+    /// before its password check, and a success takes it back.
     #[tracing::instrument(skip_all)]
     pub async fn log_in(
         &self,
@@ -171,13 +189,25 @@ impl Accounts {
         remember: bool,
         client: &Client,
     ) -> Result<(User, Session), LoginError> {
-        let audit =
-            |event, user_id| audit::record(&self.pool, event, user_id, Some(&identifier), client);
+        let name = LoginName::parse(&identifier);
+        let lookup = name.clone();
+        let found = db::run(&self.pool, move |conn| users::find_by_login(conn, &lookup)).await?;
+        let event = |event, user_id| Record::new(event, user_id, Some(&identifier), client);
+        let audit = |event, user_id| {
+            audit::record(
+                &self.pool,
+                Record::new(event, user_id, Some(&identifier), client),
+            )
+        };
+
         let ip = client_key(client.ip);
-        let typed = self.throttle.text_key(&identifier.trim().to_lowercase());
-        let per_identifier = Counter {
-            bucket: "login_identifier",
-            key: format!("{typed}|{ip}"),
+        let subject = match &found {
+            Some(user) => format!("user:{}", user.id),
+            None => format!("name:{}", name.canonical()),
+        };
+        let per_account = Counter {
+            bucket: "login_account",
+            key: format!("{}|{ip}", self.throttle.text_key(&subject)),
             limit: self.limits.login_per_identifier,
             window: self.limits.login_window,
         };
@@ -187,81 +217,51 @@ impl Accounts {
             limit: self.limits.login_per_ip,
             window: self.limits.login_window,
         };
-        let attempt = match self.throttle.hit(&[per_identifier.clone(), per_ip]).await? {
+        let user_id = found.as_ref().map(|user| user.id);
+        let attempt = match self.throttle.hit(&[per_account.clone(), per_ip]).await? {
             Ok(attempt) => attempt,
             Err(blocked) => {
-                audit(Event::LoginThrottled, None).await;
+                audit(Event::LoginThrottled, user_id).await;
                 return Err(LoginError::Throttled(blocked));
             }
         };
-        let mut user = match self.check_password(identifier.clone(), password).await {
-            Ok(user) => user,
-            // The attempt stays counted: failures are what the throttle counts.
-            Err(LoginError::InvalidCredentials { user_id }) => {
-                audit(Event::LoginFailure, user_id).await;
-                return Err(LoginError::InvalidCredentials { user_id });
-            }
-            // The right password is no guess, even for a disabled account.
-            Err(LoginError::Inactive { user_id }) => {
-                self.forgive(&per_identifier, attempt).await?;
-                audit(Event::LoginFailure, Some(user_id)).await;
-                return Err(LoginError::Inactive { user_id });
-            }
-            Err(error) => return Err(error),
-        };
-        self.forgive(&per_identifier, attempt).await?;
-        let session = self
-            .sessions
-            .start(user.id, remember, client.clone())
-            .await?;
-        user.last_login_at = Some(session.created_at);
-        audit(Event::LoginSuccess, Some(user.id)).await;
-        Ok((user, session))
-    }
 
-    /// The password was right: this identifier's failures from this address
-    /// are forgiven, and the attempt no longer counts against the address.
-    async fn forgive(
-        &self,
-        per_identifier: &Counter,
-        attempt: Reservation,
-    ) -> Result<(), ThrottleError> {
-        self.throttle.reset(per_identifier).await?;
-        self.throttle.release(attempt).await
-    }
-
-    /// The user whose username or email is `identifier` and whose password
-    /// is `password`. Unknown users and wrong passwords fail the same way,
-    /// after the same amount of bcrypt work. The active flag is only
-    /// revealed to someone who knows the password. A hash made at a lower
-    /// cost than configured is upgraded on the way.
-    async fn check_password(
-        &self,
-        identifier: String,
-        password: SecretString,
-    ) -> Result<User, LoginError> {
-        let found = db::run(&self.pool, move |conn| {
-            users::find_by_login(conn, &identifier)
-        })
-        .await?;
-        let hash = found.as_ref().map(|user| user.password_hash.clone());
         // Verify before looking at `found`, so unknown users cost a hash too.
+        let hash = found.as_ref().map(|user| user.password_hash.clone());
         let matched = self.hasher.verify(password.clone(), hash).await?;
-        let Some(mut user) = found else {
-            return Err(LoginError::InvalidCredentials { user_id: None });
+        let Some(mut user) = found.filter(|_| matched) else {
+            // The attempt stays counted: failures are what the throttle counts.
+            audit(Event::LoginFailure, user_id).await;
+            return Err(LoginError::InvalidCredentials { user_id });
         };
-        if !matched {
-            return Err(LoginError::InvalidCredentials {
-                user_id: Some(user.id),
-            });
-        }
+        // The right password is no guess, even for a disabled account,
+        // which is only revealed to someone who knows its password.
+        self.forgive(&per_account, attempt).await?;
         if !user.is_active {
+            audit(Event::LoginFailure, Some(user.id)).await;
             return Err(LoginError::Inactive { user_id: user.id });
         }
         if self.hasher.needs_upgrade(&user.password_hash) {
             self.upgrade_hash(&mut user, password).await;
         }
-        Ok(user)
+        let success = event(Event::LoginSuccess, Some(user.id));
+        let session = self
+            .sessions
+            .start(user.id, remember, client.clone(), success)
+            .await?;
+        user.last_login_at = Some(session.created_at);
+        Ok((user, session))
+    }
+
+    /// The password was right: this account's failures from this address
+    /// are forgiven, and the attempt no longer counts against the address.
+    async fn forgive(
+        &self,
+        per_account: &Counter,
+        attempt: Reservation,
+    ) -> Result<(), ThrottleError> {
+        self.throttle.reset(per_account).await?;
+        self.throttle.release(attempt).await
     }
 
     /// Best effort: a failed upgrade is logged and retried at the next login.
@@ -290,6 +290,18 @@ impl Accounts {
                 tracing::warn!(user_id = user.id, %error, "could not store an upgraded hash")
             }
         }
+    }
+}
+
+/// Why a registration's transaction rolled back.
+enum Refused {
+    Taken(Taken),
+    Db(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Refused {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Db(error)
     }
 }
 

@@ -1,6 +1,11 @@
 //! The audit trail: every registration, login, failure, throttled attempt,
-//! and logout (which revokes its session) goes to the `auth_events` table
-//! and to the structured log. It records who and from where, never a secret.
+//! and logout goes to the `auth_events` table and to the structured log.
+//! It records who and from where, never a secret. An event that records a
+//! change is stored in the change's own transaction, so neither can exist
+//! without the other.
+
+use diesel::{PgConnection, QueryResult};
+use ipnet::IpNet;
 
 use crate::db::auth_events::{self, NewAuthEvent};
 use crate::db::{self, PgPool};
@@ -32,46 +37,80 @@ impl Event {
 /// The identifier as typed is evidence, but bounded.
 const IDENTIFIER_MAX_CHARS: usize = 254;
 
-/// Records the event. A failure to store it is logged, not returned: the
-/// request it describes has already happened.
-#[tracing::instrument(skip(pool, identifier, client))]
-pub async fn record(
-    pool: &PgPool,
+/// One event, ready to be stored and logged.
+#[derive(Clone, Debug)]
+pub struct Record {
     event: Event,
     user_id: Option<i64>,
-    identifier: Option<&str>,
-    client: &Client,
-) {
-    let identifier: Option<String> = identifier.map(|value| {
-        value
-            .chars()
-            .filter(|c| *c != '\0')
-            .take(IDENTIFIER_MAX_CHARS)
-            .collect()
-    });
-    tracing::info!(
-        target: "authd::audit",
-        event = event.as_str(),
-        user_id,
-        identifier = identifier.as_deref(),
-        ip = client.ip.map(|ip| ip.to_string()),
-        user_agent = client.user_agent.as_deref(),
-        "auth event"
-    );
-    let client = client.clone();
-    let stored = db::run(pool, move |conn| {
+    identifier: Option<String>,
+    ip: Option<IpNet>,
+    user_agent: Option<String>,
+}
+
+impl Record {
+    pub fn new(
+        event: Event,
+        user_id: Option<i64>,
+        identifier: Option<&str>,
+        client: &Client,
+    ) -> Self {
+        Self {
+            event,
+            user_id,
+            identifier: identifier.map(|value| {
+                value
+                    .chars()
+                    .filter(|c| *c != '\0')
+                    .take(IDENTIFIER_MAX_CHARS)
+                    .collect()
+            }),
+            ip: client.ip.map(Into::into),
+            user_agent: client.user_agent.clone(),
+        }
+    }
+
+    /// The same event about `user_id`, once the change has made it.
+    pub fn about(mut self, user_id: i64) -> Self {
+        self.user_id = Some(user_id);
+        self
+    }
+
+    /// Stores the event, inside the caller's transaction.
+    pub fn store(&self, conn: &mut PgConnection) -> QueryResult<()> {
         auth_events::insert(
             conn,
             &NewAuthEvent {
-                event: event.as_str(),
-                user_id,
-                identifier: identifier.as_deref(),
-                ip: client.ip.map(Into::into),
-                user_agent: client.user_agent.as_deref(),
+                event: self.event.as_str(),
+                user_id: self.user_id,
+                identifier: self.identifier.as_deref(),
+                ip: self.ip,
+                user_agent: self.user_agent.as_deref(),
             },
         )
-    })
-    .await;
+    }
+
+    /// The log line, once the transaction that stored the event committed.
+    pub fn log(&self) {
+        tracing::info!(
+            target: "authd::audit",
+            event = self.event.as_str(),
+            user_id = self.user_id,
+            identifier = self.identifier.as_deref(),
+            ip = self.ip.map(|ip| ip.addr().to_string()),
+            user_agent = self.user_agent.as_deref(),
+            "auth event"
+        );
+    }
+}
+
+/// Records an event that comes with no change of its own (a failure, a
+/// refusal). A failure to store it is logged, not returned: the request it
+/// describes has already happened.
+#[tracing::instrument(skip_all, fields(event = record.event.as_str()))]
+pub async fn record(pool: &PgPool, record: Record) {
+    record.log();
+    let event = record.event;
+    let stored = db::run(pool, move |conn| record.store(conn)).await;
     if let Err(error) = stored {
         tracing::error!(event = event.as_str(), %error, "could not store an audit event");
     }

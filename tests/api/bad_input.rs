@@ -4,7 +4,9 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use std::time::Duration;
+
+use crate::helpers::{TestApp, secs};
 
 async fn raw(
     app: &TestApp,
@@ -138,12 +140,67 @@ async fn a_wrong_method_is_405_with_allow() {
         (Method::GET, "/api/login", "POST"),
         (Method::PUT, "/api/register", "POST"),
         (Method::DELETE, "/api/logout", "POST"),
-        (Method::POST, "/api/me", "GET"),
-        (Method::POST, "/healthz", "GET"),
-        (Method::DELETE, "/api/openapi.yaml", "GET"),
+        (Method::POST, "/api/me", "GET, HEAD"),
+        (Method::POST, "/healthz", "GET, HEAD"),
+        (Method::DELETE, "/api/openapi.yaml", "GET, HEAD"),
     ] {
         let response = app.request(method, path, None, &[]).await;
         response.problem(405);
         assert_eq!(response.header("allow"), Some(allowed), "{path}");
     }
+}
+
+/// A client that announces a body and stalls, or never finishes its head,
+/// is cut off after `CLIENT_TIMEOUT`: a 408 (problem+json where one can
+/// still be sent) and a closed connection, not a request held for minutes.
+#[tokio::test]
+async fn stalled_requests_are_cut_off_after_the_client_timeout() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = TestApp::spawn_with(|s| s.client_timeout = secs(2)).await;
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let stalled = |request: &'static [u8]| {
+        let address = address.clone();
+        async move {
+            let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+            stream.write_all(request).await.unwrap();
+            let started = std::time::Instant::now();
+            let mut answer = Vec::new();
+            tokio::time::timeout(Duration::from_secs(15), stream.read_to_end(&mut answer))
+                .await
+                .expect("the server closes the connection")
+                .unwrap();
+            (
+                started.elapsed(),
+                String::from_utf8_lossy(&answer).into_owned(),
+            )
+        }
+    };
+
+    let (took, answer) = stalled(
+        b"POST /api/login HTTP/1.1\r\nHost: authd\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+    )
+    .await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+    assert!(
+        answer.contains("urn:authd:problem:request-timeout"),
+        "{answer}"
+    );
+
+    let (took, answer) = stalled(b"GET /api/me HTTP/1.1\r\nHost: authd\r\n").await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        answer.is_empty() || answer.starts_with("HTTP/1.1 408"),
+        "{answer}"
+    );
+
+    // A route that reads no body answers, and does not wait for the rest.
+    let (took, answer) = stalled(
+        b"POST /api/logout HTTP/1.1\r\nHost: authd\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\nx",
+    )
+    .await;
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
 }

@@ -164,7 +164,8 @@ async fn every_response_carries_the_security_headers() {
     }
     let logout = app.logout_with_cookie(login.csrf()).await;
     logout.assert_status(204);
-    assert_eq!(logout.header("clear-site-data"), Some("\"cookies\""));
+    // Opt-in (CLEAR_SITE_DATA): browsers apply it to the whole domain.
+    assert_eq!(logout.header("clear-site-data"), None);
 }
 
 const SPA: &str = "https://app.example.com";
@@ -268,20 +269,26 @@ async fn cookie_writes_from_a_foreign_origin_are_refused() {
         );
     }
     app.get("/api/me").await.assert_status(200);
-    // Bearer requests are not cookie requests: no Origin rule.
+    // Whatever the credential: a foreign page's unsafe request is refused
+    // before anything runs, so the token's session lives on.
     let (_, other) = app.new_browser();
     let second = app.login_from(&other, "susan", false).await.login_body();
-    app.bare(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[
-            ("authorization", &second.bearer()),
-            ("origin", "https://evil.example"),
-        ],
-    )
-    .await
-    .assert_status(204);
+    let refused = app
+        .bare(
+            Method::POST,
+            "/api/logout",
+            None,
+            &[
+                ("authorization", &second.bearer()),
+                ("origin", "https://evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        refused.problem(403)["type"],
+        "urn:authd:problem:foreign-origin"
+    );
+    app.me_with_token(second.token()).await.assert_status(200);
     for origin in [own.as_str(), SPA] {
         let (_, browser) = app.new_browser();
         let fresh = app.login_from(&browser, "susan", false).await.login_body();
@@ -346,7 +353,8 @@ async fn the_audit_trail_records_who_did_what_from_where() {
     let expected = [
         ("register", Some(susan), Some("susan"), "127.0.0.1"),
         ("login_failure", Some(susan), Some("susan"), "127.0.0.1"),
-        ("login_throttled", None, Some("susan"), "127.0.0.1"),
+        // The throttle counts per account, so it knows whose it refused.
+        ("login_throttled", Some(susan), Some("susan"), "127.0.0.1"),
         ("login_success", Some(susan), Some("Susan"), "127.0.0.10"),
         ("logout", Some(susan), None, "127.0.0.10"),
     ];
@@ -441,4 +449,176 @@ async fn a_72_byte_password_works_and_longer_guesses_do_not_match() {
     )
     .await
     .assert_status(200);
+}
+
+/// Origins are compared whole: the plain-http server's own host and port
+/// under `https` is another origin.
+#[tokio::test]
+async fn the_origin_check_compares_scheme_host_and_port() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let own = app.address.clone();
+    let https = own.replacen("http://", "https://", 1);
+    let response = app
+        .request(
+            Method::POST,
+            "/api/logout",
+            None,
+            &[("x-csrf-token", login.csrf()), ("origin", &https)],
+        )
+        .await;
+    assert_eq!(
+        response.problem(403)["type"],
+        "urn:authd:problem:foreign-origin"
+    );
+    app.get("/api/me").await.assert_status(200);
+    app.request(
+        Method::POST,
+        "/api/logout",
+        None,
+        &[("x-csrf-token", login.csrf()), ("origin", &own)],
+    )
+    .await
+    .assert_status(204);
+}
+
+/// A foreign page can make a browser post without asking (a form, a
+/// `text/plain` fetch): such a request is refused before anything runs,
+/// with or without a session, so it can neither log the browser out nor
+/// into the attacker's account. Clients that send no `Origin` or `Referer`
+/// (curl, apps) are unaffected.
+#[tokio::test]
+async fn a_foreign_page_cannot_make_the_browser_act() {
+    let app = TestApp::spawn().await;
+    app.user("attacker").await;
+    let foreign = [("origin", "https://evil.example")];
+    let refer = [("referer", "https://evil.example/page")];
+    let text = |headers: &[(&'static str, &'static str)]| {
+        let mut all = vec![("content-type", "text/plain")];
+        all.extend_from_slice(headers);
+        all
+    };
+    let logout = app
+        .raw_request(Method::POST, "/api/logout", &text(&foreign), Vec::new())
+        .await;
+    assert_eq!(
+        logout.problem(403)["type"],
+        "urn:authd:problem:foreign-origin"
+    );
+    assert!(logout.header("clear-site-data").is_none());
+    assert!(logout.set_cookie("csrf_token").is_none());
+
+    let credentials = format!(r#"{{"username":"attacker","password":"{PASSWORD}"}}"#);
+    for headers in [&foreign, &refer] {
+        let mut headers = headers.to_vec();
+        headers.push(("content-type", "application/json"));
+        let login = app
+            .raw_request(
+                Method::POST,
+                "/api/login",
+                &headers,
+                credentials.clone().into_bytes(),
+            )
+            .await;
+        login.problem(403);
+        assert!(login.set_cookie("authd_session").is_none());
+        let register = app
+            .raw_request(Method::POST, "/api/register", &headers, b"{}".to_vec())
+            .await;
+        register.problem(403);
+    }
+    let sessions: i64 = {
+        use authd::schema::sessions::dsl::*;
+        sessions.count().get_result(&mut app.db.connect()).unwrap()
+    };
+    assert_eq!(sessions, 0, "no login went through");
+    // No Origin, no Referer: not a browser, not refused.
+    app.raw_request(
+        Method::POST,
+        "/api/login",
+        &[("content-type", "application/json")],
+        credentials.into_bytes(),
+    )
+    .await
+    .assert_status(200);
+    app.raw_request(Method::POST, "/api/logout", &text(&[]), Vec::new())
+        .await
+        .assert_status(204);
+}
+
+/// However short the idle timeout, a session in use is never ended by it:
+/// activity is noted at least every quarter of the timeout.
+#[tokio::test]
+async fn a_session_in_use_outlives_a_short_idle_timeout() {
+    let app = TestApp::spawn_with(|s| s.session_idle_ttl = secs(3)).await;
+    let login = app.logged_in("susan").await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        app.get("/api/me").await.assert_status(200);
+        app.me_with_token(login.token()).await.assert_status(200);
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    app.get("/api/me").await.problem(401);
+}
+
+/// HEAD answers like GET on every GET route: same status and headers, no
+/// body.
+#[tokio::test]
+async fn head_answers_like_get() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let auth = login.bearer();
+    for (path, headers) in [
+        ("/healthz", vec![]),
+        ("/readyz", vec![]),
+        ("/api/openapi.yaml", vec![]),
+        ("/api/me", vec![("authorization", auth.as_str())]),
+        ("/api/me", vec![]),
+    ] {
+        let get = app.bare(Method::GET, path, None, &headers).await;
+        let head = app.bare(Method::HEAD, path, None, &headers).await;
+        assert_eq!(head.status, get.status, "{path}");
+        assert!(head.body.is_empty(), "{path}");
+        for name in [
+            "content-type",
+            "cache-control",
+            "www-authenticate",
+            "x-content-type-options",
+            "content-security-policy",
+        ] {
+            assert_eq!(head.header(name), get.header(name), "{path}: {name}");
+        }
+    }
+    let wrong = app.bare(Method::PUT, "/api/me", None, &[]).await;
+    let allowed = wrong.problem(405);
+    assert_eq!(allowed["status"], 405);
+    let allow = wrong.header("allow").unwrap();
+    assert!(allow.contains("GET") && allow.contains("HEAD"), "{allow}");
+}
+
+/// Preflight answers, granted or refused, are for the browser that asked:
+/// no shared cache keeps them, and they say what they depend on.
+#[tokio::test]
+async fn preflight_answers_are_not_cached_and_say_what_they_vary_on() {
+    let app = TestApp::spawn_with(|s| s.cors_origins = vec![SPA.into()]).await;
+    for origin in [SPA, "https://evil.example"] {
+        let response = app
+            .bare(
+                Method::OPTIONS,
+                "/api/login",
+                None,
+                &[
+                    ("origin", origin),
+                    ("access-control-request-method", "POST"),
+                ],
+            )
+            .await;
+        assert_eq!(
+            response.header("cache-control"),
+            Some("no-store"),
+            "{origin}"
+        );
+        let vary = response.header("vary").unwrap_or_default();
+        assert!(vary.contains("Origin"), "{origin}: {vary}");
+    }
 }

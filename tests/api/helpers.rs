@@ -173,7 +173,8 @@ pub fn test_settings(database_url: String) -> Settings {
 
 pub struct TestApp {
     pub address: String,
-    pub db: TestDatabase,
+    /// Shared with sibling instances; dropped with the last of them.
+    pub db: Arc<TestDatabase>,
     pub settings: Settings,
     handle: ServerHandle,
     pub cookies: Arc<CookieStoreMutex>,
@@ -268,7 +269,25 @@ impl TestApp {
         let cookies = Arc::new(CookieStoreMutex::default());
         Self {
             address,
-            db,
+            db: Arc::new(db),
+            settings,
+            handle,
+            client: client(cookies.clone()),
+            cookies,
+        }
+    }
+
+    /// Another instance on the same database, as a load balancer would
+    /// spread them, with its own browser; `configure` changes its settings
+    /// from this one's.
+    pub async fn sibling(&self, configure: impl FnOnce(&mut Settings)) -> Self {
+        let mut settings = self.settings.clone();
+        configure(&mut settings);
+        let (address, handle) = start(settings.clone()).await;
+        let cookies = Arc::new(CookieStoreMutex::default());
+        Self {
+            address,
+            db: self.db.clone(),
             settings,
             handle,
             client: client(cookies.clone()),

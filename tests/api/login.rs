@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};
@@ -150,7 +151,7 @@ async fn logging_in_while_logged_in_is_a_conflict() {
     let login = app.logged_in("susan").await;
     let body = json!({"username": "susan", "password": PASSWORD});
     app.request(
-        reqwest::Method::POST,
+        Method::POST,
         "/api/login",
         Some(&body),
         &[("x-csrf-token", login.csrf())],
@@ -158,7 +159,7 @@ async fn logging_in_while_logged_in_is_a_conflict() {
     .await
     .problem(409);
     app.bare(
-        reqwest::Method::POST,
+        Method::POST,
         "/api/login",
         Some(&body),
         &[("authorization", &login.bearer())],
@@ -233,4 +234,25 @@ async fn null_optional_fields_mean_absent() {
     response.assert_status(200);
     assert_eq!(response.json()["remember_me"], false);
     assert_eq!(response.json()["next"], "/");
+}
+
+/// A login by address goes through the same normalisation as registration:
+/// any spelling of the mailbox reaches the account.
+#[tokio::test]
+async fn any_spelling_of_the_address_logs_in() {
+    let app = TestApp::spawn().await;
+    app.register("idn", "Idn@Bücher.example")
+        .await
+        .assert_status(201);
+    for spelling in [
+        "idn@xn--bcher-kva.example",
+        "IDN@B\u{DC}CHER.EXAMPLE",
+        "\u{FF49}\u{FF44}\u{FF4E}@bücher\u{3002}example",
+    ] {
+        let (_, browser) = app.new_browser();
+        let body = json!({"username": spelling, "password": PASSWORD});
+        app.request_with(&browser, Method::POST, "/api/login", Some(&body), &[])
+            .await
+            .assert_status(200);
+    }
 }

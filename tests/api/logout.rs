@@ -68,3 +68,84 @@ async fn logging_out_one_device_leaves_the_others() {
         .assert_status(204);
     app.me_with_token(laptop.token()).await.assert_status(200);
 }
+
+/// A stale or garbage token beside a live cookie must not hide the cookie:
+/// logout ends the cookie's session too, so a copy of it is dead.
+#[tokio::test]
+async fn logout_beside_a_stale_or_garbage_token_ends_the_cookie_session() {
+    let app = TestApp::spawn().await;
+    let stale = app.logged_in("susan").await;
+    app.logout_with_token(stale.token())
+        .await
+        .assert_status(204);
+    for token in [stale.token(), "garbage", "a.b.c"] {
+        let login = app.login("susan", false).await.login_body();
+        let cookie = app.cookie("authd_session").unwrap();
+        let bearer = format!("Bearer {token}");
+        app.request(
+            Method::POST,
+            "/api/logout",
+            None,
+            &[("x-csrf-token", login.csrf()), ("authorization", &bearer)],
+        )
+        .await
+        .assert_status(204);
+        app.me_with_cookie(&cookie).await.problem(401);
+        app.me_with_token(login.token()).await.problem(401);
+    }
+}
+
+/// Without its CSRF token, a cookie session beside a token that names
+/// another session is not ended: the whole request is refused, never
+/// answered 204 while a session lives on.
+#[tokio::test]
+async fn logout_refuses_rather_than_leaving_a_cookie_session_alive() {
+    let app = TestApp::spawn().await;
+    let cookie_login = app.logged_in("susan").await;
+    let cookie = app.cookie("authd_session").unwrap();
+    let (_, phone) = app.new_browser();
+    let phone = app.login_from(&phone, "susan", false).await.login_body();
+    for bearer in [phone.bearer(), "Bearer garbage".to_owned()] {
+        app.request(
+            Method::POST,
+            "/api/logout",
+            None,
+            &[("authorization", &bearer)],
+        )
+        .await
+        .problem(403);
+        app.me_with_cookie(&cookie).await.assert_status(200);
+    }
+    app.me_with_token(phone.token()).await.assert_status(200);
+    // With it, both sessions end.
+    app.request(
+        Method::POST,
+        "/api/logout",
+        None,
+        &[
+            ("x-csrf-token", cookie_login.csrf()),
+            ("authorization", &phone.bearer()),
+        ],
+    )
+    .await
+    .assert_status(204);
+    app.me_with_cookie(&cookie).await.problem(401);
+    app.me_with_token(phone.token()).await.problem(401);
+}
+
+/// `Clear-Site-Data` wipes every cookie of the registrable domain in real
+/// browsers, so it is sent only when the operator asks for it; authd's own
+/// cookies are deleted by `Set-Cookie` either way.
+#[tokio::test]
+async fn clear_site_data_is_sent_only_when_configured() {
+    for (configured, expected) in [(false, None), (true, Some("\"cookies\""))] {
+        let app = TestApp::spawn_with(|s| s.clear_site_data = configured).await;
+        let login = app.logged_in("susan").await;
+        let response = app.logout_with_cookie(login.csrf()).await;
+        response.assert_status(204);
+        assert_eq!(response.header("clear-site-data"), expected);
+        for name in ["authd_session", "csrf_token"] {
+            assert!(response.set_cookie(name).unwrap().contains("Max-Age=0"));
+        }
+    }
+}

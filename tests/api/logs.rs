@@ -157,3 +157,66 @@ async fn a_corrupt_hash_is_a_logged_500_not_a_wrong_password() {
     );
     assert!(!logs.contains(PASSWORD));
 }
+
+/// A token pasted into a query string (by mistake, or by an attacker
+/// probing) is never written to the log: requests are logged by path.
+#[tokio::test]
+async fn nothing_from_a_query_reaches_the_log() {
+    let capture = Capture::default();
+    let filter = EnvFilter::new("debug,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
+    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let token = login.token().to_owned();
+    for path in [
+        format!("/api/me?access_token={token}"),
+        format!("/api/me?{token}"),
+        format!("/healthz?token={token}&next=/x"),
+        format!("/nope?secret={token}"),
+    ] {
+        app.bare(Method::GET, &path, None, &[]).await;
+    }
+    drop(app);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let requests: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("\"message\":\"request\""))
+        .collect();
+    assert!(
+        requests
+            .iter()
+            .any(|line| line.contains("\"path\":\"/api/me\"")),
+        "requests are logged, by path: {requests:#?}"
+    );
+    assert!(!logs.contains(&token), "the token appears in the logs");
+    assert!(
+        !logs.contains("access_token="),
+        "a query appears in the logs"
+    );
+}
+
+/// The request log names the client authd believes in: the socket peer
+/// unless it is a trusted proxy, never a forwarding header an untrusted
+/// peer sent.
+#[tokio::test]
+async fn the_request_log_names_the_client_the_throttle_counts() {
+    let capture = Capture::default();
+    let filter = EnvFilter::new("info,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
+    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    let app = TestApp::spawn().await;
+    let spoofed = [
+        ("x-forwarded-for", "198.51.100.66"),
+        ("forwarded", "for=198.51.100.67"),
+    ];
+    app.bare(Method::GET, "/healthz", None, &spoofed).await;
+    drop(app);
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let line = logs
+        .lines()
+        .find(|line| line.contains("\"message\":\"request\"") && line.contains("/healthz"))
+        .expect("the request is logged");
+    assert!(line.contains("\"client_ip\":\"127.0.0.1\""), "{line}");
+    assert!(!logs.contains("198.51.100.66") && !logs.contains("198.51.100.67"));
+}

@@ -10,6 +10,7 @@ mod helpers;
 mod bad_input;
 mod configuration;
 mod database;
+mod durability;
 mod hardening;
 mod login;
 mod logout;

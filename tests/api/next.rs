@@ -81,3 +81,41 @@ async fn the_body_wins_over_the_query_and_absence_means_root() {
     );
     assert_eq!(next_after_login(&app, None, "").await, "/");
 }
+
+/// Encoded separators and dot segments, which a browser or a client-side
+/// router may decode or resolve into another path, become `/`, from the
+/// body and from the query, encoded once or as they stand.
+#[tokio::test]
+async fn encoded_slashes_and_dot_segments_become_root() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    for candidate in [
+        "/%2F%2Fevil.com",
+        "/%2f%2fevil.com",
+        "/%5C%5Cevil.com",
+        "/a%5cb",
+        "/./admin",
+        "/a/../admin",
+        "/a/..",
+        "/%2e%2e/admin",
+        "/%2E/admin",
+    ] {
+        assert_eq!(
+            next_after_login(&app, Some(candidate), "").await,
+            "/",
+            "body {candidate:?}"
+        );
+        assert_eq!(
+            next_after_login(&app, None, &query(candidate)).await,
+            "/",
+            "query {candidate:?}"
+        );
+        // Unencoded in the URL, the server's decoding yields a `/`, `\` or
+        // `.`, which is refused just the same.
+        assert_eq!(
+            next_after_login(&app, None, &format!("?next={candidate}")).await,
+            "/",
+            "raw query {candidate:?}"
+        );
+    }
+}

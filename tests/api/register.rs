@@ -224,3 +224,60 @@ async fn wrong_field_types_are_field_errors() {
             .contains("expected a string")
     );
 }
+
+/// One mailbox, one account: spellings of a registered address that look
+/// the same on screen (or are the same mailbox) are taken, and addresses
+/// with characters nobody can see are refused.
+#[tokio::test]
+async fn look_alike_addresses_cannot_make_a_second_account() {
+    let app = TestApp::spawn().await;
+    app.register("dup", "dup@example.com")
+        .await
+        .assert_status(201);
+    app.register("idn", "idn@bücher.example")
+        .await
+        .assert_status(201);
+    let taken = ["Please use a different email address."];
+    for (n, same) in [
+        "DUP@EXAMPLE.COM",
+        "\u{FF44}\u{FF55}\u{FF50}@example.com",
+        "dup@\u{FF45}\u{FF58}\u{FF41}\u{FF4D}\u{FF50}\u{FF4C}\u{FF45}.com",
+        "dup@example\u{3002}com",
+        "idn@xn--bcher-kva.example",
+        "idn@B\u{DC}CHER.example",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let problem = app.register(&format!("other{n}"), same).await.problem(422);
+        assert_eq!(problem["errors"]["email"], json!(taken), "{same:?}");
+    }
+    for (n, hidden) in [
+        "dup@ex\u{00AD}ample.com",
+        "dup\u{200B}@example.com",
+        "d\u{200D}up@example.com",
+        "dup@example.com\u{202E}",
+        "\u{2067}dup@example.com",
+        "dup@exa\u{FEFF}mple.com",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let problem = app
+            .register(&format!("hidden{n}"), hidden)
+            .await
+            .problem(422);
+        let message = problem["errors"]["email"][0].as_str().unwrap_or_default();
+        assert!(message.contains("invisible"), "{hidden:?}: {problem}");
+    }
+    let stored: Vec<String> = {
+        use authd::schema::users::dsl::*;
+        use diesel::prelude::*;
+        users
+            .select(email)
+            .order(id)
+            .load(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(stored, ["dup@example.com", "idn@xn--bcher-kva.example"]);
+}

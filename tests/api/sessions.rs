@@ -196,3 +196,39 @@ async fn sessions_survive_a_server_restart_with_the_same_key() {
     app.get("/api/me").await.assert_status(200);
     app.me_with_token(login.token()).await.assert_status(200);
 }
+
+/// Deactivation ends every session for good, by whatever path it is made
+/// (here plain SQL, as an operator might): re-activating the account does
+/// not bring a copied cookie or token back.
+#[tokio::test]
+async fn deactivation_revokes_sessions_and_reactivation_does_not_revive_them() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let cookie = app.cookie("authd_session").unwrap();
+    let (_, phone) = app.new_browser();
+    let phone = app.login_from(&phone, "susan", true).await.login_body();
+
+    app.db
+        .execute("UPDATE users SET is_active = false WHERE username = 'susan'");
+    let revoked: i64 = {
+        use authd::schema::sessions::dsl::*;
+        use diesel::prelude::*;
+        sessions
+            .filter(revoked_at.is_not_null())
+            .count()
+            .get_result(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(revoked, 2, "both sessions are revoked at deactivation");
+    app.db
+        .execute("UPDATE users SET is_active = true WHERE username = 'susan'");
+
+    app.me_with_cookie(&cookie).await.problem(401);
+    app.me_with_token(login.token()).await.problem(401);
+    app.me_with_token(phone.token()).await.problem(401);
+    // A fresh login works again.
+    let (_, browser) = app.new_browser();
+    app.login_from(&browser, "susan", false)
+        .await
+        .assert_status(200);
+}

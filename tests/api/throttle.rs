@@ -236,3 +236,114 @@ async fn parallel_guesses_cannot_outrun_the_limit() {
     let refused = responses.iter().filter(|r| r.status == 429).count();
     assert_eq!((checked, refused), (3, 9));
 }
+
+/// Behind a proxy that writes one forwarding header, a client's own copy
+/// of the other passes through untouched: only the configured one counts.
+#[tokio::test]
+async fn only_the_configured_forwarding_header_is_believed() {
+    use authd::configuration::ClientIpHeader;
+    use authd::schema::sessions::dsl::*;
+    use diesel::prelude::*;
+
+    let mut app = TestApp::spawn_with(|s| {
+        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+    })
+    .await;
+    app.user("susan").await;
+    let proxy = app.browser_at("127.0.0.6");
+    let headers = [
+        ("x-forwarded-for", "198.51.100.1"),
+        ("forwarded", "for=203.0.113.66"),
+    ];
+    let login = json!({"username": "susan", "password": PASSWORD});
+    let newest_ip = |app: &TestApp| -> String {
+        let recorded: Option<ipnet::IpNet> = sessions
+            .select(ip)
+            .order(created_at.desc())
+            .first(&mut app.db.connect())
+            .unwrap();
+        recorded.unwrap().addr().to_string()
+    };
+
+    app.request_with(&proxy, Method::POST, "/api/login", Some(&login), &headers)
+        .await
+        .assert_status(200);
+    assert_eq!(
+        newest_ip(&app),
+        "198.51.100.1",
+        "X-Forwarded-For by default"
+    );
+
+    app.restart_with(|s| s.client_ip_header = ClientIpHeader::Forwarded)
+        .await;
+    let proxy = app.browser_at("127.0.0.6");
+    app.request_with(&proxy, Method::POST, "/api/login", Some(&login), &headers)
+        .await
+        .assert_status(200);
+    assert_eq!(newest_ip(&app), "203.0.113.66", "Forwarded when configured");
+}
+
+/// Failures count against the account however its name is spelt: username
+/// or address, in any case, give one count, not one each.
+#[tokio::test]
+async fn failures_count_per_account_whatever_the_spelling() {
+    let app = limited_app(3, 100).await;
+    app.user("victim").await;
+    let (_, from) = app.new_browser();
+    for spelling in ["victim", "VICTIM@EXAMPLE.COM", " victim@example.com "] {
+        attempt(&app, &from, spelling, "wrong-password")
+            .await
+            .problem(401);
+    }
+    for spelling in ["Victim", "victim@example\u{3002}com"] {
+        retry_after(&attempt(&app, &from, spelling, PASSWORD).await);
+    }
+    // An unknown name is counted under its normal spelling, too.
+    for spelling in [
+        "ghost@example.com",
+        "GHOST@example.com",
+        "ghost@EXAMPLE.com",
+    ] {
+        attempt(&app, &from, spelling, "wrong-password")
+            .await
+            .problem(401);
+    }
+    retry_after(&attempt(&app, &from, "Ghost@Example.Com", "wrong-password").await);
+}
+
+/// Instances in the middle of a key rotation (new SECRET_KEY, the old one
+/// as SECRET_KEY_PREVIOUS) share one count: the throttle is keyed by a
+/// secret in the database, not by SECRET_KEY.
+#[tokio::test]
+async fn instances_with_rotated_keys_share_one_count() {
+    let old = app_key(b"the-old-secret-key-");
+    let new = app_key(b"the-new-secret-key-");
+    let first = TestApp::spawn_with(|s| {
+        s.throttle.login_per_identifier = 3;
+        s.secret_key = old.clone();
+    })
+    .await;
+    let second = first
+        .sibling(|s| {
+            s.secret_key = new.clone();
+            s.secret_key_previous = Some(old.clone());
+        })
+        .await;
+    first.user("susan").await;
+    let (_, from) = first.new_browser();
+    attempt(&first, &from, "susan", "wrong-password")
+        .await
+        .problem(401);
+    attempt(&second, &from, "susan", "wrong-password")
+        .await
+        .problem(401);
+    attempt(&first, &from, "susan", "wrong-password")
+        .await
+        .problem(401);
+    retry_after(&attempt(&second, &from, "susan", PASSWORD).await);
+    retry_after(&attempt(&first, &from, "susan", PASSWORD).await);
+}
+
+fn app_key(seed: &[u8]) -> authd::configuration::SecretKey {
+    authd::configuration::SecretKey::new(seed.repeat(4)).unwrap()
+}

@@ -11,7 +11,6 @@ use subtle::ConstantTimeEq;
 
 use crate::db::sessions::Session;
 use crate::db::users::User;
-use crate::http::auth::origin::OriginPolicy;
 use crate::http::auth::token::TokenKeys;
 use crate::http::error::ApiError;
 use crate::services::sessions::Sessions;
@@ -45,21 +44,61 @@ struct Claimed {
 pub struct Auth {
     pub sessions: Sessions,
     pub tokens: TokenKeys,
-    pub origins: OriginPolicy,
 }
 
 impl Auth {
     /// Matches the request to a live session: `Ok(None)` when it presents
-    /// no credential or one that is invalid, expired or revoked. A
-    /// cookie-carried session on an unsafe method must also present its
-    /// CSRF token.
+    /// no credential or one that is invalid, expired or revoked. A bearer
+    /// token, when the request sends one, wins over the cookie: it is the
+    /// more explicit of the two. A cookie-carried session on an unsafe
+    /// method must also present its CSRF token.
     pub async fn authenticate(
         &self,
         request: &HttpRequest,
     ) -> Result<Option<Authenticated>, ApiError> {
-        let Some(claimed) = self.claimed(request) else {
-            return Ok(None);
+        // A token that fails verification still hides the cookie: the
+        // request is anonymous, not silently authenticated another way.
+        let claimed = match request.headers().get(AUTHORIZATION).and_then(bearer_token) {
+            Some(_) => self.bearer(request),
+            None => self.cookie(request),
         };
+        match claimed {
+            Some(claimed) => self.check(request, claimed).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Every live session a credential in the request names, each checked
+    /// on its own: for logout, which must end them all rather than stop at
+    /// the first (a stale token beside a live cookie must not leave the
+    /// cookie's session alive). A cookie session failing its CSRF check
+    /// refuses the whole request.
+    pub async fn every_presented(
+        &self,
+        request: &HttpRequest,
+    ) -> Result<Vec<Authenticated>, ApiError> {
+        let mut found: Vec<Authenticated> = Vec::new();
+        for claimed in [self.bearer(request), self.cookie(request)]
+            .into_iter()
+            .flatten()
+        {
+            // A cookie naming the session a valid token already named adds
+            // nothing, and needs no CSRF token of its own.
+            if found.iter().any(|f| f.session.id == claimed.session_id) {
+                continue;
+            }
+            if let Some(authenticated) = self.check(request, claimed).await? {
+                found.push(authenticated);
+            }
+        }
+        Ok(found)
+    }
+
+    async fn check(
+        &self,
+        request: &HttpRequest,
+        claimed: Claimed,
+    ) -> Result<Option<Authenticated>, ApiError> {
         let Some((session, user)) = self.sessions.validate(claimed.session_id).await? else {
             return Ok(None);
         };
@@ -67,10 +106,6 @@ impl Auth {
             return Ok(None);
         }
         if claimed.via == Via::Cookie && !request.method().is_safe() {
-            // Belt and braces: a browser says where a request comes from.
-            if !self.origins.allows(request) {
-                return Err(ApiError::ForeignOrigin);
-            }
             let sent = request
                 .headers()
                 .get(CSRF_HEADER)
@@ -96,20 +131,24 @@ impl Auth {
         }
     }
 
-    /// A bearer token, when the request sends one, wins over the cookie: it
-    /// is the more explicit of the two and needs no CSRF token. A credential
-    /// that fails any check makes the request anonymous.
-    fn claimed(&self, request: &HttpRequest) -> Option<Claimed> {
-        if let Some(raw) = request.headers().get(AUTHORIZATION).and_then(bearer_token) {
-            let claims = self.tokens.verify(raw)?;
-            return Some(Claimed {
-                session_id: claims.sid,
-                user_id: Some(claims.sub.parse().ok()?),
-                via: Via::Bearer,
-            });
-        }
-        // Any other `Authorization` (say, Basic auth of a staging proxy) is
-        // not ours and does not hide the cookie.
+    /// The session a bearer token names, if the request sends a valid one.
+    /// Any other `Authorization` (say, Basic auth of a staging proxy) is not
+    /// ours.
+    fn bearer(&self, request: &HttpRequest) -> Option<Claimed> {
+        let raw = request
+            .headers()
+            .get(AUTHORIZATION)
+            .and_then(bearer_token)?;
+        let claims = self.tokens.verify(raw)?;
+        Some(Claimed {
+            session_id: claims.sid,
+            user_id: Some(claims.sub.parse().ok()?),
+            via: Via::Bearer,
+        })
+    }
+
+    /// The session the session cookie names, if the request sends one.
+    fn cookie(&self, request: &HttpRequest) -> Option<Claimed> {
         let identity = request.get_identity().ok()?;
         Some(Claimed {
             session_id: identity.id().ok()?,

@@ -15,7 +15,7 @@ use actix_web::cookie::{Cookie, CookieJar, Key, SameSite, time};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::middleware::Next;
-use actix_web::web;
+use actix_web::{HttpResponse, web};
 
 use crate::configuration::{Period, SecretKey};
 use crate::crypto::derive_key;
@@ -33,6 +33,8 @@ pub const CSRF_COOKIE: &str = "csrf_token";
 #[derive(Clone)]
 pub struct CookiePolicy {
     secure: bool,
+    /// Whether logout also sends `Clear-Site-Data: "cookies"`.
+    clear_site_data: bool,
     /// Signs and encrypts the session cookie (AES-256-GCM in actix's private jar).
     key: Key,
     /// The key being rotated out: its cookies are still opened.
@@ -54,9 +56,15 @@ fn derive(secret: &SecretKey) -> Key {
 }
 
 impl CookiePolicy {
-    pub fn new(secure: bool, secret: &SecretKey, previous: Option<&SecretKey>) -> Self {
+    pub fn new(
+        secure: bool,
+        clear_site_data: bool,
+        secret: &SecretKey,
+        previous: Option<&SecretKey>,
+    ) -> Self {
         Self {
             secure,
+            clear_site_data,
             key: derive(secret),
             previous_key: previous.map(derive),
         }
@@ -93,13 +101,21 @@ impl CookiePolicy {
         cookie
     }
 
-    /// Cookies that delete both of ours.
-    pub fn removals(&self) -> [Cookie<'static>; 2] {
-        [self.session_cookie_name(), CSRF_COOKIE].map(|name| {
+    /// A logout's response: both of our cookies deleted, and, when
+    /// `CLEAR_SITE_DATA` asks for it, every other cookie of the site too.
+    /// Browsers apply that to the whole registrable domain (every app on
+    /// `example.com`, not just `auth.example.com`), so it is opt-in.
+    pub fn logged_out(&self) -> HttpResponse {
+        let mut response = HttpResponse::NoContent();
+        if self.clear_site_data {
+            response.insert_header(("Clear-Site-Data", "\"cookies\""));
+        }
+        for name in [self.session_cookie_name(), CSRF_COOKIE] {
             let mut cookie = self.base(name, String::new());
             cookie.make_removal();
-            cookie
-        })
+            response.cookie(cookie);
+        }
+        response.finish()
     }
 
     fn base(&self, name: &'static str, value: String) -> Cookie<'static> {

@@ -1,4 +1,4 @@
-//! `POST /api/logout`: ends the session the request presents.
+//! `POST /api/logout`: ends the sessions the request presents.
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
@@ -7,24 +7,19 @@ use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::error::ApiError;
 
-/// Revokes the presented session on the server and clears the cookies.
-/// Anonymous callers get the same 204: logging out is idempotent.
+/// Revokes every session a valid credential in the request names (a bearer
+/// token and a cookie may name two), and clears the cookies. Anonymous
+/// callers get the same 204: logging out is idempotent.
 pub async fn logout(
     request: HttpRequest,
     auth: web::Data<Auth>,
     cookies: web::Data<CookiePolicy>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(authenticated) = auth.authenticate(&request).await? {
+    for authenticated in auth.every_presented(&request).await? {
         auth.sessions
             .log_out(&authenticated.session, &client)
             .await?;
     }
-    let mut response = HttpResponse::NoContent();
-    // Also tells the browser to drop any cookie we did not name here.
-    response.insert_header(("Clear-Site-Data", "\"cookies\""));
-    for cookie in cookies.removals() {
-        response.cookie(cookie);
-    }
-    Ok(response.finish())
+    Ok(cookies.logged_out())
 }
