@@ -34,13 +34,27 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
+impl Capture {
+    /// Installs a JSON subscriber at `level` writing here (the server side
+    /// only: the test's own HTTP client logs the cookies it stores).
+    fn install(level: &str) -> Self {
+        let capture = Self::default();
+        let filter = EnvFilter::new(format!(
+            "{level},cookie_store=off,reqwest=off,hyper_util=off,hyper=off"
+        ));
+        authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+        capture
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
+    }
+}
+
 #[tokio::test]
 async fn no_secret_reaches_the_logs() {
-    let capture = Capture::default();
-    // Everything the server side logs at debug; the test's own HTTP client
-    // (which logs the cookies it stores) is not the server.
-    let filter = EnvFilter::new("debug,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
-    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    // Everything the server side logs at debug.
+    let capture = Capture::install("debug");
     tracing::info!("capture check");
     assert!(
         !capture.0.lock().unwrap().is_empty(),
@@ -87,7 +101,7 @@ async fn no_secret_reaches_the_logs() {
         .unwrap();
     drop(app);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     assert!(
         logs.contains("login_failure") && logs.contains("login_success"),
         "audit events are logged"
@@ -127,9 +141,7 @@ fn app_secret() -> Vec<u8> {
 /// a trace), and the log says why, once, at error level.
 #[tokio::test]
 async fn a_corrupt_hash_is_a_logged_500_not_a_wrong_password() {
-    let capture = Capture::default();
-    let filter = EnvFilter::new("info,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
-    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    let capture = Capture::install("info");
     let app = TestApp::spawn().await;
     app.user("susan").await;
     // Passes the table's `$2b$` check, but is no bcrypt hash.
@@ -143,7 +155,7 @@ async fn a_corrupt_hash_is_a_logged_500_not_a_wrong_password() {
     .problem(500);
     drop(app);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let errors: Vec<&str> = logs
         .lines()
         .filter(|line| line.contains("\"level\":\"ERROR\""))
@@ -162,9 +174,7 @@ async fn a_corrupt_hash_is_a_logged_500_not_a_wrong_password() {
 /// probing) is never written to the log: requests are logged by path.
 #[tokio::test]
 async fn nothing_from_a_query_reaches_the_log() {
-    let capture = Capture::default();
-    let filter = EnvFilter::new("debug,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
-    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    let capture = Capture::install("debug");
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
     let token = login.token().to_owned();
@@ -178,7 +188,7 @@ async fn nothing_from_a_query_reaches_the_log() {
     }
     drop(app);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let requests: Vec<&str> = logs
         .lines()
         .filter(|line| line.contains("\"message\":\"request\""))
@@ -201,9 +211,7 @@ async fn nothing_from_a_query_reaches_the_log() {
 /// peer sent.
 #[tokio::test]
 async fn the_request_log_names_the_client_the_throttle_counts() {
-    let capture = Capture::default();
-    let filter = EnvFilter::new("info,cookie_store=off,reqwest=off,hyper_util=off,hyper=off");
-    authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+    let capture = Capture::install("info");
     let app = TestApp::spawn().await;
     let spoofed = [
         ("x-forwarded-for", "198.51.100.66"),
@@ -212,7 +220,7 @@ async fn the_request_log_names_the_client_the_throttle_counts() {
     app.bare(Method::GET, "/healthz", None, &spoofed).await;
     drop(app);
 
-    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let logs = capture.text();
     let line = logs
         .lines()
         .find(|line| line.contains("\"message\":\"request\"") && line.contains("/healthz"))
