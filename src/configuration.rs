@@ -134,6 +134,10 @@ pub struct Settings {
     /// Send `Clear-Site-Data: "cookies"` on logout (clears every cookie of
     /// the site, other apps' on the same domain included).
     pub clear_site_data: bool,
+    /// How long ended sessions and audit events are kept.
+    pub audit_retention: Period,
+    /// How often one instance purges what is past keeping.
+    pub purge_interval: Period,
     /// Origins (`https://app.example.com`) allowed credentialed CORS.
     pub cors_origins: Vec<String>,
     /// The origin clients reach the API at, when it differs from what the
@@ -155,6 +159,13 @@ pub struct ThrottleSettings {
     /// Registration attempts allowed per client IP in `register_window`.
     pub register_per_ip: u32,
     pub register_window: Period,
+}
+
+impl ThrottleSettings {
+    /// The longest of the windows: hits older than it count for nothing.
+    pub fn longest_window(&self) -> Period {
+        self.login_window.max(self.register_window)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,6 +274,8 @@ impl Settings {
             )?,
             client_timeout: env.period("CLIENT_TIMEOUT", seconds(10))?,
             clear_site_data: env.parse("CLEAR_SITE_DATA", false, parse_bool)?,
+            audit_retention: env.period("AUDIT_RETENTION", seconds(90 * DAY))?,
+            purge_interval: env.period("PURGE_INTERVAL", seconds(HOUR))?,
             cors_origins: env.parse("CORS_ORIGINS", Vec::new(), parse_origins)?,
             public_origin: env.parse("PUBLIC_URL", None, |v| {
                 match parse_origins(v)?.as_slice() {
@@ -407,6 +420,11 @@ mod tests {
         assert_eq!(settings.client_ip_header, ClientIpHeader::XForwardedFor);
         assert_eq!(settings.client_timeout.std(), Duration::from_secs(10));
         assert!(!settings.clear_site_data);
+        assert_eq!(
+            settings.audit_retention.std(),
+            Duration::from_secs(90 * 86_400)
+        );
+        assert_eq!(settings.purge_interval.std(), Duration::from_secs(3600));
         assert_eq!(
             settings.database_url,
             "postgres://postgres@127.0.0.1:5432/authd"

@@ -7,8 +7,10 @@
 //!   (values parsed once at the edge);
 //! - [`configuration`] and [`crypto`]: settings and small shared helpers.
 //!
-//! [`startup`] wires them together; [`telemetry`] sets up logging.
+//! [`startup`] wires them together; [`cli`] is the command line (whose
+//! default command serves); [`telemetry`] sets up logging.
 
+pub mod cli;
 pub mod configuration;
 pub mod crypto;
 pub mod db;

@@ -1,33 +1,12 @@
-//! The `authd` binary: read the settings, start logging, serve.
+//! The `authd` binary: the command line, whose default command serves.
 
 use std::process::ExitCode;
 
-use authd::configuration::Settings;
-use authd::startup::Application;
-use authd::telemetry;
+use clap::Parser;
 
 #[actix_web::main]
 async fn main() -> ExitCode {
-    let settings = match Settings::from_env() {
-        Ok(settings) => settings,
-        Err(error) => {
-            eprintln!("authd: {error}");
-            return ExitCode::from(2);
-        }
-    };
-    telemetry::init(settings.log_format);
-    let application = match Application::build(settings).await {
-        Ok(application) => application,
-        Err(error) => {
-            tracing::error!("cannot start: {error:#}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match application.run_until_stopped().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("server failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    // Usage errors exit 2 and --help/--version exit 0 here, before anything
+    // reads the configuration or opens a port.
+    authd::cli::Cli::parse().run().await
 }

@@ -31,6 +31,7 @@ diesel::table! {
         ip -> Nullable<Inet>,
         csrf_token -> Text,
         revoked_at -> Nullable<Timestamptz>,
+        public_id -> Text,
     }
 }
 

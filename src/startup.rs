@@ -1,6 +1,7 @@
 //! Builds the application from [`Settings`]: prepares the database, derives
 //! keys, wires the services together and starts the HTTP server. Tests
-//! start it through the same code path as `main`, on a random port.
+//! start it through the same code path as `main`, on a random port; the
+//! command line uses the same services without the server.
 
 use std::net::TcpListener;
 
@@ -20,14 +21,146 @@ use crate::http::json::ClientTimeout;
 use crate::http::{self, Parts};
 use crate::services::accounts::Accounts;
 use crate::services::passwords::PasswordHasher;
+use crate::services::retention::Retention;
 use crate::services::sessions::{Lifetimes, Sessions};
 use crate::services::throttle::Throttle;
 use crate::services::throttle::postgres::PostgresStore;
 use crate::services::throttle::redis::RedisStore;
 
+/// The services, wired to a prepared database: what the server serves and
+/// the command line uses.
+#[derive(Clone)]
+pub struct Services {
+    pub pool: PgPool,
+    pub accounts: Accounts,
+    pub sessions: Sessions,
+    pub retention: Retention,
+}
+
+impl Services {
+    /// Creates and migrates the database, then builds every service, with
+    /// `min_idle` connections kept warm.
+    pub async fn start(settings: &Settings, min_idle: u32) -> anyhow::Result<Self> {
+        let database_url = settings.database_url.clone();
+        web::block(move || db::migrations::prepare(&database_url))
+            .await
+            .context("database preparation was cancelled")??;
+        let cost = settings.bcrypt_cost;
+        let hasher = web::block(move || PasswordHasher::new(cost))
+            .await
+            .context("start-up hashing was cancelled")?
+            .context("BCRYPT_COST")?;
+        let pool = db::pool(
+            &settings.database_url,
+            settings.db_pool_size,
+            min_idle,
+            settings.db_timeout.std(),
+        );
+        // Keyed by a secret in the database, not SECRET_KEY: instances in
+        // the middle of a key rotation still count together.
+        match Self::throttle(settings, &pool).await {
+            Ok(throttle) => Ok(Self::wire(settings, pool, hasher, throttle)),
+            Err(error) => {
+                let timeout = settings.db_timeout.std();
+                web::block(move || db::close(pool, timeout)).await.ok();
+                Err(error)
+            }
+        }
+    }
+
+    async fn throttle(settings: &Settings, pool: &PgPool) -> anyhow::Result<Throttle> {
+        // Keyed by a secret in the database, not SECRET_KEY: instances in
+        // the middle of a key rotation still count together.
+        let shared = db::run(pool, |conn| {
+            db::shared_secrets::get(conn, db::shared_secrets::THROTTLE_KEY)
+        })
+        .await
+        .context("cannot read the shared throttle key")?;
+        let throttle_key = derive_key(&shared, "authd throttle identifiers v1");
+        Ok(match &settings.redis_url {
+            Some(url) => Throttle::new(
+                RedisStore::connect(url, settings.db_timeout.std())
+                    .await
+                    .context("cannot connect to REDIS_URL")?,
+                throttle_key,
+            ),
+            None => Throttle::new(PostgresStore::new(pool.clone()), throttle_key),
+        })
+    }
+
+    /// Waits until no connection is being opened, so the process can exit.
+    pub async fn close(self, timeout: std::time::Duration) {
+        web::block(move || db::close(self.pool, timeout)).await.ok();
+    }
+
+    /// Wires the services from the settings and the parts that took I/O or
+    /// blocking work to make.
+    pub fn wire(
+        settings: &Settings,
+        pool: PgPool,
+        hasher: PasswordHasher,
+        throttle: Throttle,
+    ) -> Self {
+        let sessions = Sessions::new(
+            pool.clone(),
+            Lifetimes {
+                session: settings.session_ttl,
+                remember: settings.remember_ttl,
+                idle: settings.session_idle_ttl,
+            },
+        );
+        Self {
+            accounts: Accounts::new(
+                pool.clone(),
+                hasher,
+                throttle,
+                sessions.clone(),
+                settings.throttle,
+            ),
+            sessions,
+            retention: Retention::new(
+                pool.clone(),
+                settings.audit_retention,
+                settings.throttle.longest_window(),
+            ),
+            pool,
+        }
+    }
+
+    /// The HTTP layer's parts: the services and the policies of HTTP.
+    pub fn parts(&self, settings: &Settings) -> Parts {
+        let previous = settings.secret_key_previous.as_ref();
+        Parts {
+            accounts: web::Data::new(self.accounts.clone()),
+            auth: web::Data::new(Auth {
+                sessions: self.sessions.clone(),
+                tokens: TokenKeys::derive(&settings.secret_key, previous),
+            }),
+            origins: web::Data::new(OriginPolicy {
+                public_origin: settings.public_origin.clone(),
+                cors_origins: settings.cors_origins.clone(),
+            }),
+            cookies: web::Data::new(CookiePolicy::new(
+                settings.cookie_secure,
+                settings.clear_site_data,
+                &settings.secret_key,
+                previous,
+            )),
+            timeout: web::Data::new(ClientTimeout(settings.client_timeout.std())),
+            proxies: web::Data::new(TrustedProxies {
+                networks: settings.trusted_proxies.clone(),
+                header: settings.client_ip_header,
+            }),
+            pool: web::Data::new(self.pool.clone()),
+        }
+    }
+}
+
 pub struct Application {
     port: u16,
     server: Server,
+    services: Services,
+    db_timeout: std::time::Duration,
 }
 
 impl Application {
@@ -45,51 +178,36 @@ impl Application {
                  proxy will be refused; set PUBLIC_URL to the origin clients use"
             );
         }
-        let database_url = settings.database_url.clone();
-        web::block(move || db::migrations::prepare(&database_url))
-            .await
-            .context("database preparation was cancelled")??;
-        let cost = settings.bcrypt_cost;
-        let hasher = web::block(move || PasswordHasher::new(cost))
-            .await
-            .context("start-up hashing was cancelled")?
-            .context("BCRYPT_COST")?;
-
-        let pool = db::pool(
-            &settings.database_url,
-            settings.db_pool_size,
-            settings.db_timeout.std(),
-        );
-        // Keyed by a secret in the database, not SECRET_KEY: instances in
-        // the middle of a key rotation still count together.
-        let shared = db::run(&pool, |conn| {
-            db::shared_secrets::get(conn, db::shared_secrets::THROTTLE_KEY)
-        })
-        .await
-        .context("cannot read the shared throttle key")?;
-        let throttle_key = derive_key(&shared, "authd throttle identifiers v1");
-        let throttle = match &settings.redis_url {
-            Some(url) => Throttle::new(
-                RedisStore::connect(url, settings.db_timeout.std())
-                    .await
-                    .context("cannot connect to REDIS_URL")?,
-                throttle_key,
-            ),
-            None => Throttle::new(PostgresStore::new(pool.clone()), throttle_key),
-        };
-        let parts = parts(&settings, pool, hasher, throttle);
-
+        // Bound first: a port in use stops the start before any connection
+        // to the database is opened.
         let listener = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
         let port = listener.local_addr()?.port();
+        let services = Services::start(&settings, 1).await?;
+        services
+            .retention
+            .clone()
+            .run_every(settings.purge_interval.std());
+        let parts = services.parts(&settings);
+
         let server = HttpServer::new(move || http::app(parts.clone()))
             // A head that has not arrived in time gets 408 from actix itself;
             // a body, from the JSON extractor.
-            .client_request_timeout(settings.client_timeout.std())
-            .listen(listener)?
-            .run();
+            .client_request_timeout(settings.client_timeout.std());
+        let server = match server.listen(listener) {
+            Ok(server) => server.run(),
+            Err(error) => {
+                services.close(settings.db_timeout.std()).await;
+                return Err(error.into());
+            }
+        };
         tracing::info!(address = %settings.bind.ip(), port, "authd listening");
-        Ok(Self { port, server })
+        Ok(Self {
+            port,
+            server,
+            services,
+            db_timeout: settings.db_timeout.std(),
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -100,55 +218,11 @@ impl Application {
         self.server.handle()
     }
 
+    /// Serves until stopped, then waits for the pool to settle, so that
+    /// the process can exit cleanly.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
-    }
-}
-
-/// Wires the services and the HTTP layer's policies from the settings and
-/// the parts that took I/O or blocking work to make.
-pub fn parts(
-    settings: &Settings,
-    pool: PgPool,
-    hasher: PasswordHasher,
-    throttle: Throttle,
-) -> Parts {
-    let sessions = Sessions::new(
-        pool.clone(),
-        Lifetimes {
-            session: settings.session_ttl,
-            remember: settings.remember_ttl,
-            idle: settings.session_idle_ttl,
-        },
-    );
-    let previous = settings.secret_key_previous.as_ref();
-    Parts {
-        accounts: web::Data::new(Accounts::new(
-            pool.clone(),
-            hasher,
-            throttle,
-            sessions.clone(),
-            settings.throttle,
-        )),
-        auth: web::Data::new(Auth {
-            sessions,
-            tokens: TokenKeys::derive(&settings.secret_key, previous),
-        }),
-        origins: web::Data::new(OriginPolicy {
-            public_origin: settings.public_origin.clone(),
-            cors_origins: settings.cors_origins.clone(),
-        }),
-        cookies: web::Data::new(CookiePolicy::new(
-            settings.cookie_secure,
-            settings.clear_site_data,
-            &settings.secret_key,
-            previous,
-        )),
-        timeout: web::Data::new(ClientTimeout(settings.client_timeout.std())),
-        proxies: web::Data::new(TrustedProxies {
-            networks: settings.trusted_proxies.clone(),
-            header: settings.client_ip_header,
-        }),
-        pool: web::Data::new(pool),
+        let served = self.server.await;
+        self.services.close(self.db_timeout).await;
+        served
     }
 }

@@ -11,6 +11,13 @@ pub fn init(format: LogFormat) {
     install(filter, format, std::io::stdout);
 }
 
+/// For commands other than `serve`: only warnings and errors by default,
+/// and on stderr, so that stdout holds the command's answer.
+pub fn init_for_commands(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    install(filter, format, std::io::stderr);
+}
+
 /// Installs the global subscriber, writing to `writer`. A second install
 /// (tests start many apps in one process) is harmless and ignored.
 pub fn install<W>(filter: EnvFilter, format: LogFormat, writer: W)

@@ -1,5 +1,6 @@
 //! The `auth_events` table: the audit trail's rows.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ipnet::IpNet;
 
@@ -20,4 +21,18 @@ pub fn insert(conn: &mut PgConnection, event: &NewAuthEvent<'_>) -> QueryResult<
         .values(event)
         .execute(conn)
         .map(drop)
+}
+
+/// Deletes up to `batch` events recorded before `until`; returns how many.
+pub fn purge_before(
+    conn: &mut PgConnection,
+    until: DateTime<Utc>,
+    batch: i64,
+) -> QueryResult<usize> {
+    let old: Vec<i64> = auth_events::table
+        .filter(auth_events::at.lt(until))
+        .select(auth_events::id)
+        .limit(batch)
+        .load(conn)?;
+    diesel::delete(auth_events::table.filter(auth_events::id.eq_any(&old))).execute(conn)
 }

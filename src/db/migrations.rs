@@ -7,6 +7,8 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::db::connection_url;
+use crate::db::locks::{self, Job};
 use crate::db::users;
 use crate::schema::data_migrations;
 
@@ -23,12 +25,12 @@ type DataMigration = fn(&mut PgConnection) -> QueryResult<()>;
 pub enum PrepareError {
     #[error("DATABASE_URL is not a valid postgres:// URL: {0}")]
     BadUrl(String),
-    #[error("cannot connect to Postgres at {url}: {source}")]
+    #[error("cannot connect to Postgres at {url}")]
     Connect {
         url: String,
         source: ConnectionError,
     },
-    #[error("cannot create database {name}: {source}")]
+    #[error("cannot create database {name}")]
     Create { name: String, source: DieselError },
     #[error("cannot apply migrations: {0}")]
     Migrate(String),
@@ -43,7 +45,7 @@ pub fn prepare(database_url: &str) -> Result<(), PrepareError> {
 }
 
 fn connect(url: &str) -> Result<PgConnection, PrepareError> {
-    PgConnection::establish(url).map_err(|source| PrepareError::Connect {
+    PgConnection::establish(&connection_url(url)).map_err(|source| PrepareError::Connect {
         url: redact(url),
         source,
     })
@@ -55,7 +57,7 @@ fn create_database_if_missing(database_url: &str) -> Result<(), PrepareError> {
     if name.is_empty() {
         return Err(PrepareError::BadUrl("it names no database".into()));
     }
-    if PgConnection::establish(database_url).is_ok() {
+    if PgConnection::establish(&connection_url(database_url)).is_ok() {
         return Ok(());
     }
     let mut maintenance_url = url.clone();
@@ -78,9 +80,10 @@ fn create_database_if_missing(database_url: &str) -> Result<(), PrepareError> {
 /// Migrations run under an advisory lock so that instances starting together
 /// apply each one exactly once.
 pub fn migrate(connection: &mut PgConnection) -> Result<(), PrepareError> {
-    advisory(connection, "SELECT pg_advisory_lock($1)")?;
+    let locked = |result: QueryResult<()>| result.map_err(|e| PrepareError::Migrate(e.to_string()));
+    locked(locks::lock(connection, Job::Migrate))?;
     let applied = apply(connection);
-    advisory(connection, "SELECT pg_advisory_unlock($1)")?;
+    locked(locks::unlock(connection, Job::Migrate))?;
     let applied = applied?;
     if applied > 0 {
         tracing::info!(applied, "applied migrations");
@@ -111,15 +114,6 @@ fn apply(connection: &mut PgConnection) -> Result<usize, PrepareError> {
         applied += usize::from(done);
     }
     Ok(applied)
-}
-
-fn advisory(connection: &mut PgConnection, statement: &str) -> Result<(), PrepareError> {
-    const MIGRATION_LOCK: i64 = 0x6175_7468_6400; // "authd" in ASCII
-    diesel::sql_query(statement)
-        .bind::<diesel::sql_types::BigInt, _>(MIGRATION_LOCK)
-        .execute(connection)
-        .map(drop)
-        .map_err(|e| PrepareError::Migrate(e.to_string()))
 }
 
 /// The URL without its password, fit for logs and error messages.

@@ -4,21 +4,20 @@
 //! Nothing outside this module writes SQL.
 
 pub mod auth_events;
+pub mod locks;
 pub mod migrations;
+mod pool;
 pub mod sessions;
 pub mod shared_secrets;
 pub mod throttle_hits;
 pub mod users;
 
-use std::time::Duration;
-
 use actix_web::web;
 use diesel::RunQueryDsl;
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, Pool};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-pub type PgPool = Pool<ConnectionManager<PgConnection>>;
+pub use self::pool::{PgPool, close, connection_url, pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -73,15 +72,4 @@ pub async fn ping(pool: &PgPool) -> Result<(), DbError> {
         diesel::sql_query("SELECT 1").execute(conn).map(drop)
     })
     .await
-}
-
-/// A pool that connects lazily: requests wait at most `timeout` for a
-/// connection, so a dead database means a quick 503 rather than a hang, and
-/// the pool reconnects by itself when the database returns.
-pub fn pool(database_url: &str, size: u32, timeout: Duration) -> PgPool {
-    Pool::builder()
-        .max_size(size)
-        .min_idle(Some(1))
-        .connection_timeout(timeout)
-        .build_unchecked(ConnectionManager::new(database_url))
 }

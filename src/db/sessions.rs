@@ -21,6 +21,8 @@ pub struct Session {
     pub ip: Option<IpNet>,
     pub csrf_token: String,
     pub revoked_at: Option<DateTime<Utc>>,
+    /// The handle the owner sees and ends it by; `id` is the credential.
+    pub public_id: String,
 }
 
 pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {
@@ -30,9 +32,17 @@ pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {
         .map(drop)
 }
 
-/// The session and its user, if the session is live: not revoked, not
-/// expired, not idle since before `idle_since` (unless remembered), and its
-/// user still active.
+/// Live: not revoked, not expired, and not idle since before `idle_since`
+/// (unless remembered).
+#[diesel::dsl::auto_type]
+fn live(now: DateTime<Utc>, idle_since: DateTime<Utc>) -> _ {
+    sessions::revoked_at
+        .is_null()
+        .and(sessions::expires_at.gt(now))
+        .and(sessions::remember.or(sessions::last_seen_at.gt(idle_since)))
+}
+
+/// The session and its user, if the session is live and its user active.
 pub fn find_live_with_user(
     conn: &mut PgConnection,
     id: &str,
@@ -42,13 +52,83 @@ pub fn find_live_with_user(
     sessions::table
         .inner_join(users::table)
         .filter(sessions::id.eq(id))
-        .filter(sessions::revoked_at.is_null())
-        .filter(sessions::expires_at.gt(now))
-        .filter(sessions::remember.or(sessions::last_seen_at.gt(idle_since)))
+        .filter(live(now, idle_since))
         .filter(users::is_active)
         .select((Session::as_select(), User::as_select()))
         .first(conn)
         .optional()
+}
+
+/// A user's live sessions, newest first.
+pub fn list_live(
+    conn: &mut PgConnection,
+    user_id: i64,
+    now: DateTime<Utc>,
+    idle_since: DateTime<Utc>,
+) -> QueryResult<Vec<Session>> {
+    sessions::table
+        .filter(sessions::user_id.eq(user_id))
+        .filter(live(now, idle_since))
+        .order((sessions::created_at.desc(), sessions::public_id))
+        .select(Session::as_select())
+        .load(conn)
+}
+
+/// Revokes the user's session with this public id; false when the user
+/// has no such session still unrevoked.
+pub fn revoke_public(
+    conn: &mut PgConnection,
+    user_id: i64,
+    public_id: &str,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Session>> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::public_id.eq(public_id))
+            .filter(sessions::revoked_at.is_null()),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .returning(Session::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
+/// Revokes every unrevoked session of the user but those in `keep`;
+/// returns how many.
+pub fn revoke_all_of(
+    conn: &mut PgConnection,
+    user_id: i64,
+    keep: &[String],
+    now: DateTime<Utc>,
+) -> QueryResult<usize> {
+    diesel::update(
+        sessions::table
+            .filter(sessions::user_id.eq(user_id))
+            .filter(sessions::revoked_at.is_null())
+            .filter(sessions::id.ne_all(keep)),
+    )
+    .set(sessions::revoked_at.eq(now))
+    .execute(conn)
+}
+
+/// Deletes up to `batch` sessions that ended (expired or revoked) before
+/// `until`; returns how many.
+pub fn purge_ended(
+    conn: &mut PgConnection,
+    until: DateTime<Utc>,
+    batch: i64,
+) -> QueryResult<usize> {
+    let ended: Vec<String> = sessions::table
+        .filter(
+            sessions::expires_at
+                .lt(until)
+                .or(sessions::revoked_at.lt(until)),
+        )
+        .select(sessions::id)
+        .limit(batch)
+        .load(conn)?;
+    diesel::delete(sessions::table.filter(sessions::id.eq_any(&ended))).execute(conn)
 }
 
 /// Marks the session revoked; revoking twice keeps the first time.

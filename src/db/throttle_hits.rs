@@ -83,3 +83,18 @@ pub fn delete_key(conn: &mut PgConnection, bucket: &str, key: &str) -> QueryResu
     .execute(conn)
     .map(drop)
 }
+
+/// Deletes up to `batch` hits of any bucket made before `until`; returns
+/// how many.
+pub fn purge_before(
+    conn: &mut PgConnection,
+    until: DateTime<Utc>,
+    batch: i64,
+) -> QueryResult<usize> {
+    let old: Vec<i64> = throttle_hits::table
+        .filter(throttle_hits::at.lt(until))
+        .select(throttle_hits::id)
+        .limit(batch)
+        .load(conn)?;
+    diesel::delete(throttle_hits::table.filter(throttle_hits::id.eq_any(&old))).execute(conn)
+}

@@ -49,16 +49,17 @@ impl Taken {
     }
 }
 
-/// Which of the given values are in use. Case-insensitive: `Susan` is
-/// taken once `susan` exists.
+/// Which of the given values another account uses (any but `except`).
+/// Case-insensitive: `Susan` is taken once `susan` exists.
 pub fn taken(
     conn: &mut PgConnection,
     username: Option<&Username>,
     email: Option<&Email>,
+    except: Option<i64>,
 ) -> QueryResult<Taken> {
     let username = username.map(|name| name.as_str().to_lowercase());
     let email = email.map(Email::as_str);
-    let matches: Vec<(String, String)> = users::table
+    let mut query = users::table
         .filter(
             lower(users::username)
                 .nullable()
@@ -66,7 +67,11 @@ pub fn taken(
                 .or(users::email.nullable().eq(email)),
         )
         .select((users::username, users::email))
-        .load(conn)?;
+        .into_boxed();
+    if let Some(id) = except {
+        query = query.filter(users::id.ne(id));
+    }
+    let matches: Vec<(String, String)> = query.load(conn)?;
     Ok(Taken {
         username: matches
             .iter()
@@ -77,15 +82,11 @@ pub fn taken(
     })
 }
 
-/// Inserts a user, or says which unique value was taken meanwhile: the
-/// unique indexes decide races that [`taken`] cannot see.
-pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<Result<User, Taken>> {
-    let inserted = diesel::insert_into(users::table)
-        .values(new)
-        .returning(User::as_returning())
-        .get_result(conn);
-    match inserted {
-        Ok(user) => Ok(Ok(user)),
+/// A unique index's refusal, as which value was taken: the indexes decide
+/// races that [`taken`] cannot see.
+fn refused_as_taken<T>(result: QueryResult<T>) -> QueryResult<Result<T, Taken>> {
+    match result {
+        Ok(value) => Ok(Ok(value)),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, info)) => {
             match info.constraint_name() {
                 Some("users_username_lower_key") => Ok(Err(Taken {
@@ -104,6 +105,85 @@ pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<Result<
         }
         Err(error) => Err(error),
     }
+}
+
+/// Inserts a user, or says which unique value was taken meanwhile.
+pub fn insert(conn: &mut PgConnection, new: &NewUser<'_>) -> QueryResult<Result<User, Taken>> {
+    refused_as_taken(
+        diesel::insert_into(users::table)
+            .values(new)
+            .returning(User::as_returning())
+            .get_result(conn),
+    )
+}
+
+#[derive(AsChangeset, Default)]
+#[diesel(table_name = users)]
+pub struct ProfileChange<'a> {
+    pub username: Option<&'a str>,
+    pub email: Option<&'a str>,
+}
+
+/// Changes the username and/or address, or says which was taken meanwhile.
+pub fn update_profile(
+    conn: &mut PgConnection,
+    id: i64,
+    change: &ProfileChange<'_>,
+) -> QueryResult<Result<User, Taken>> {
+    refused_as_taken(
+        diesel::update(users::table.find(id))
+            .set(change)
+            .returning(User::as_returning())
+            .get_result(conn),
+    )
+}
+
+pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// The account with this username, in any case.
+pub fn find_by_username(conn: &mut PgConnection, username: &str) -> QueryResult<Option<User>> {
+    users::table
+        .filter(lower(users::username).eq(username.to_lowercase()))
+        .select(User::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Every account, oldest first.
+pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<User>> {
+    users::table
+        .order(users::id)
+        .select(User::as_select())
+        .load(conn)
+}
+
+pub fn set_password_hash(conn: &mut PgConnection, id: i64, hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(id))
+        .set(users::password_hash.eq(hash))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Enables or disables the account; true when that changed anything. A
+/// trigger revokes every session of an account being disabled.
+pub fn set_active(conn: &mut PgConnection, id: i64, active: bool) -> QueryResult<bool> {
+    diesel::update(users::table.find(id).filter(users::is_active.ne(active)))
+        .set(users::is_active.eq(active))
+        .execute(conn)
+        .map(|rows| rows > 0)
+}
+
+/// Deletes the account; its sessions go with it (`ON DELETE CASCADE`).
+pub fn delete(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
+    diesel::delete(users::table.find(id))
+        .execute(conn)
+        .map(|rows| rows > 0)
 }
 
 /// Finds the account a login name names: by its username (any case), or by

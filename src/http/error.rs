@@ -15,7 +15,7 @@ use serde::Serialize;
 
 use crate::db::DbError;
 use crate::domain::FieldErrors;
-use crate::services::accounts::{LoginError, RegisterError};
+use crate::services::accounts::{AccountError, LoginError};
 use crate::services::passwords::HashError;
 use crate::services::throttle::ThrottleError;
 
@@ -41,6 +41,8 @@ pub enum ApiError {
     Unauthenticated,
     #[error("the account is disabled")]
     InactiveAccount,
+    #[error("the current password is wrong")]
+    WrongPassword,
     #[error("CSRF token missing or wrong")]
     CsrfFailed,
     #[error("already authenticated")]
@@ -51,6 +53,8 @@ pub enum ApiError {
     ForeignOrigin,
     #[error("no such route")]
     NotFound,
+    #[error("no such session")]
+    NoSuchSession,
     /// A dependency (Postgres, Redis, the blocking pool) is down or
     /// overloaded; the client may retry shortly.
     #[error("a dependency is unavailable: {0:#}")]
@@ -159,6 +163,13 @@ impl ApiError {
                 "This account has been disabled.".into(),
                 None,
             ),
+            Self::WrongPassword => (
+                S::FORBIDDEN,
+                "wrong-password",
+                "Wrong password",
+                "The current password is wrong.".into(),
+                None,
+            ),
             Self::CsrfFailed => (
                 S::FORBIDDEN,
                 "csrf-failed",
@@ -198,6 +209,13 @@ impl ApiError {
                 "not-found",
                 "Not found",
                 "There is no such route.".into(),
+                None,
+            ),
+            Self::NoSuchSession => (
+                S::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "You have no live session with this id.".into(),
                 None,
             ),
             Self::Unavailable(_) => (
@@ -252,14 +270,15 @@ impl From<HashError> for ApiError {
     }
 }
 
-impl From<RegisterError> for ApiError {
-    fn from(error: RegisterError) -> Self {
+impl From<AccountError> for ApiError {
+    fn from(error: AccountError) -> Self {
         match error {
-            RegisterError::Invalid(errors) => Self::Validation(errors),
-            RegisterError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
-            RegisterError::Db(error) => error.into(),
-            RegisterError::Throttle(error) => error.into(),
-            RegisterError::Hash(error) => error.into(),
+            AccountError::Invalid(errors) => Self::Validation(errors),
+            AccountError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
+            AccountError::WrongPassword => Self::WrongPassword,
+            AccountError::Db(error) => error.into(),
+            AccountError::Throttle(error) => error.into(),
+            AccountError::Hash(error) => error.into(),
         }
     }
 }

@@ -34,38 +34,93 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let is_json = matches!(
-            request.mime_type(),
-            Ok(Some(mime)) if mime.type_() == "application"
-                && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
-        );
-        let body = is_json.then(|| web::Bytes::from_request(request, payload));
-        let deadline = body_deadline(request);
+        let body = is_json(request).then(|| read(request, payload));
         Box::pin(async move {
-            let body = body.ok_or(ApiError::UnsupportedMediaType)?;
-            let left = deadline.saturating_duration_since(Instant::now());
-            let bytes = actix_web::rt::time::timeout(left, body)
-                .await
-                .map_err(|_| ApiError::RequestTimeout)?
-                .map_err(|error| {
-                    if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
-                        ApiError::PayloadTooLarge(MAX_BODY_BYTES)
-                    } else {
-                        ApiError::UnreadableBody
-                    }
-                })?;
-            let value: serde_json::Value = serde_json::from_slice(&bytes)
-                .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
-            if !value.is_object() {
-                return Err(ApiError::field("body", "The body must be a JSON object."));
-            }
-            serde_path_to_error::deserialize(value)
-                .map(ApiJson)
-                .map_err(|error| {
-                    let field = error.path().to_string();
-                    ApiError::field(&field, &format!("Invalid value: {}.", error.inner()))
-                })
+            let bytes = body.ok_or(ApiError::UnsupportedMediaType)?.await?;
+            parse(&bytes).map(ApiJson)
         })
+    }
+}
+
+/// An optional JSON object body: `None` when the request sends no body or
+/// one that is not JSON (a `sendBeacon`, say); otherwise as [`ApiJson`].
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let body = is_json(request).then(|| read(request, payload));
+        Box::pin(async move {
+            let Some(body) = body else {
+                return Ok(Self(None));
+            };
+            let bytes = body.await?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(Self(None));
+            }
+            parse(&bytes).map(|value| Self(Some(value)))
+        })
+    }
+}
+
+fn is_json(request: &HttpRequest) -> bool {
+    matches!(
+        request.mime_type(),
+        Ok(Some(mime)) if mime.type_() == "application"
+            && (mime.subtype() == "json" || mime.suffix().is_some_and(|s| s == "json"))
+    )
+}
+
+/// The body, within its size limit and its deadline.
+fn read(
+    request: &HttpRequest,
+    payload: &mut Payload,
+) -> impl Future<Output = Result<web::Bytes, ApiError>> + 'static {
+    let body = web::Bytes::from_request(request, payload);
+    let deadline = body_deadline(request);
+    async move {
+        let left = deadline.saturating_duration_since(Instant::now());
+        actix_web::rt::time::timeout(left, body)
+            .await
+            .map_err(|_| ApiError::RequestTimeout)?
+            .map_err(|error| {
+                if error.as_response_error().status_code() == StatusCode::PAYLOAD_TOO_LARGE {
+                    ApiError::PayloadTooLarge(MAX_BODY_BYTES)
+                } else {
+                    ApiError::UnreadableBody
+                }
+            })
+    }
+}
+
+/// A JSON object as `T`; a field of the wrong type names itself.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|error| ApiError::MalformedJson(error.to_string()))?;
+    if !value.is_object() {
+        return Err(ApiError::field("body", "The body must be a JSON object."));
+    }
+    serde_path_to_error::deserialize(value).map_err(|error| {
+        let field = error.path().to_string();
+        ApiError::field(&field, &format!("Invalid value: {}.", error.inner()))
+    })
+}
+
+/// The value of a field the request must send, non-empty; `None` (and the
+/// message noted) when it is missing or empty.
+pub fn required<'a>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<&'a str>,
+) -> Option<&'a str> {
+    match value {
+        Some(value) if !value.is_empty() => Some(value),
+        _ => {
+            add_error(errors, field, REQUIRED);
+            None
+        }
     }
 }
 

@@ -98,7 +98,20 @@ pub fn app(
                 .service(web::resource("/login").route(web::post().to(routes::login)))
                 .service(web::resource("/logout").route(web::post().to(routes::logout)))
                 .service(readable("/openapi.yaml", routes::openapi, public))
-                .service(readable("/me", routes::me, protected)),
+                .service(
+                    readable("/me", routes::me, protected)
+                        .route(protected(web::patch().to(routes::update_me)))
+                        .route(protected(web::delete().to(routes::delete_me))),
+                )
+                .service(
+                    web::resource("/me/password")
+                        .route(protected(web::post().to(routes::change_password))),
+                )
+                .service(readable("/sessions", routes::list_sessions, protected))
+                .service(
+                    web::resource("/sessions/{id}")
+                        .route(protected(web::delete().to(routes::end_session))),
+                ),
         )
         .default_service(web::to(routes::not_found))
 }

@@ -1,11 +1,12 @@
 //! Accounts: registration and login, each with its throttle and its audit
 //! trail, so that a handler only translates HTTP to a call here and back.
 
-use diesel::Connection;
+use chrono::Utc;
+use diesel::{Connection, PgConnection};
 use secrecy::SecretString;
 
 use crate::configuration::ThrottleSettings;
-use crate::db::sessions::Session;
+use crate::db::sessions::{self, Session};
 use crate::db::users::{self, NewUser, Taken, User};
 use crate::db::{self, DbError, PgPool};
 use crate::domain::{Client, Email, FieldErrors, LoginName, Password, Username, add_error};
@@ -31,12 +32,27 @@ pub struct NewAccount {
     pub errors: FieldErrors,
 }
 
+/// A change to an account, as parsed from a request: the username and
+/// address to set (either may stay as it is), what did not parse, and the
+/// current password that confirms it.
+#[derive(Debug)]
+pub struct ProfileChange {
+    pub username: Option<Username>,
+    pub email: Option<Email>,
+    pub errors: FieldErrors,
+    pub current_password: SecretString,
+}
+
+/// Why a registration or a change to an account did not happen.
 #[derive(Debug, thiserror::Error)]
-pub enum RegisterError {
-    #[error("the registration has invalid fields")]
+pub enum AccountError {
+    #[error("the request has invalid fields")]
     Invalid(FieldErrors),
-    #[error("too many registrations from this address")]
+    #[error("too many attempts from this address")]
     Throttled(Blocked),
+    /// The current password, asked to confirm a change, is wrong.
+    #[error("the current password is wrong")]
+    WrongPassword,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -97,7 +113,7 @@ impl Accounts {
         &self,
         account: NewAccount,
         client: &Client,
-    ) -> Result<User, RegisterError> {
+    ) -> Result<User, AccountError> {
         let counter = Counter {
             bucket: "register_ip",
             key: client_key(client.ip),
@@ -108,16 +124,22 @@ impl Accounts {
         if let Err(blocked) = self.throttle.hit(&[counter]).await? {
             let event = Record::new(Event::RegisterThrottled, None, typed, client);
             audit::record(&self.pool, event).await;
-            return Err(RegisterError::Throttled(blocked));
+            return Err(AccountError::Throttled(blocked));
         }
-        let event = Record::new(Event::Register, None, typed, client);
-        self.create(account, event).await
+        self.create(account, client).await
     }
 
-    /// The pre-check of taken names also spares a hash for a doomed
-    /// request; the unique indexes still decide races. The account and its
-    /// `register` event are stored in one transaction.
-    async fn create(&self, account: NewAccount, event: Record) -> Result<User, RegisterError> {
+    /// Creates the account by the registration rules, unthrottled (for an
+    /// operator). The pre-check of taken names also spares a hash for a
+    /// doomed request; the unique indexes still decide races. The account
+    /// and its `register` event are stored in one transaction.
+    pub async fn create(&self, account: NewAccount, client: &Client) -> Result<User, AccountError> {
+        let event = Record::new(
+            Event::Register,
+            None,
+            account.submitted_username.as_deref(),
+            client,
+        );
         let NewAccount {
             username,
             email,
@@ -128,49 +150,36 @@ impl Accounts {
         if username.is_some() || email.is_some() {
             let (username, email) = (username.clone(), email.clone());
             let taken = db::run(&self.pool, move |conn| {
-                users::taken(conn, username.as_ref(), email.as_ref())
+                users::taken(conn, username.as_ref(), email.as_ref(), None)
             })
             .await?;
             note_taken(&mut errors, &taken);
         }
         let (Some(username), Some(email), Some(password)) = (username, email, password) else {
-            return Err(RegisterError::Invalid(errors));
+            return Err(AccountError::Invalid(errors));
         };
         if !errors.is_empty() {
-            return Err(RegisterError::Invalid(errors));
+            return Err(AccountError::Invalid(errors));
         }
         // Hash with no connection checked out: a slow hash must not hold the pool.
         let password_hash = self.hasher.hash(&password).await?;
         let inserted = db::run(&self.pool, move |conn| {
+            let new = NewUser {
+                username: username.as_str(),
+                email: email.as_str(),
+                password_hash: &password_hash,
+            };
             // A taken name aborts the transaction: roll it back, and say which.
             let created = conn.transaction(|conn| {
-                let new = NewUser {
-                    username: username.as_str(),
-                    email: email.as_str(),
-                    password_hash: &password_hash,
-                };
                 let user = users::insert(conn, &new)?.map_err(Refused::Taken)?;
                 let event = event.about(user.id);
                 event.store(conn)?;
                 Ok::<_, Refused>((user, event))
             });
-            match created {
-                Ok(created) => Ok(Ok(created)),
-                Err(Refused::Taken(taken)) => Ok(Err(taken)),
-                Err(Refused::Db(error)) => Err(error),
-            }
+            Refused::split(created)
         })
         .await?;
-        match inserted {
-            Ok((user, event)) => {
-                event.log();
-                Ok(user)
-            }
-            Err(taken) => {
-                note_taken(&mut errors, &taken);
-                Err(RegisterError::Invalid(errors))
-            }
-        }
+        written(inserted, errors)
     }
 
     /// Logs in: throttle check, password check, a new session, and the
@@ -200,23 +209,11 @@ impl Accounts {
             )
         };
 
-        let ip = client_key(client.ip);
         let subject = match &found {
             Some(user) => format!("user:{}", user.id),
             None => format!("name:{}", name.canonical()),
         };
-        let per_account = Counter {
-            bucket: "login_account",
-            key: format!("{}|{ip}", self.throttle.text_key(&subject)),
-            limit: self.limits.login_per_identifier,
-            window: self.limits.login_window,
-        };
-        let per_ip = Counter {
-            bucket: "login_ip",
-            key: ip,
-            limit: self.limits.login_per_ip,
-            window: self.limits.login_window,
-        };
+        let [per_account, per_ip] = self.password_counters(&subject, client);
         let user_id = found.as_ref().map(|user| user.id);
         let attempt = match self.throttle.hit(&[per_account.clone(), per_ip]).await? {
             Ok(attempt) => attempt,
@@ -251,6 +248,223 @@ impl Accounts {
             .await?;
         user.last_login_at = Some(session.created_at);
         Ok((user, session))
+    }
+
+    /// What a password check counts against: failures per (account or
+    /// name, client address), and per client address.
+    fn password_counters(&self, subject: &str, client: &Client) -> [Counter; 2] {
+        let ip = client_key(client.ip);
+        [
+            Counter {
+                bucket: "login_account",
+                key: format!("{}|{ip}", self.throttle.text_key(subject)),
+                limit: self.limits.login_per_identifier,
+                window: self.limits.login_window,
+            },
+            Counter {
+                bucket: "login_ip",
+                key: ip,
+                limit: self.limits.login_per_ip,
+                window: self.limits.login_window,
+            },
+        ]
+    }
+
+    /// The current password, asked again before a change to the account:
+    /// checked as a login's is, against the same counters, so it is no
+    /// side door for guessing.
+    async fn confirm_password(
+        &self,
+        user: &User,
+        password: SecretString,
+        client: &Client,
+    ) -> Result<(), AccountError> {
+        let [per_account, per_ip] = self.password_counters(&format!("user:{}", user.id), client);
+        let attempt = match self.throttle.hit(&[per_account.clone(), per_ip]).await? {
+            Ok(attempt) => attempt,
+            Err(blocked) => {
+                let event = Record::new(
+                    Event::LoginThrottled,
+                    Some(user.id),
+                    Some(&user.username),
+                    client,
+                );
+                audit::record(&self.pool, event).await;
+                return Err(AccountError::Throttled(blocked));
+            }
+        };
+        let hash = Some(user.password_hash.clone());
+        if !self.hasher.verify(password, hash).await? {
+            let event = Record::new(
+                Event::LoginFailure,
+                Some(user.id),
+                Some(&user.username),
+                client,
+            );
+            audit::record(&self.pool, event).await;
+            return Err(AccountError::WrongPassword);
+        }
+        self.forgive(&per_account, attempt).await?;
+        Ok(())
+    }
+
+    /// Changes the password, confirmed by the current one, and ends every
+    /// other session of the user; `keep` (the session asking) stays valid.
+    #[tracing::instrument(skip_all, fields(user_id = user.id))]
+    pub async fn change_password(
+        &self,
+        user: &User,
+        keep: &Session,
+        current: SecretString,
+        new: Password,
+        client: &Client,
+    ) -> Result<(), AccountError> {
+        self.confirm_password(user, current, client).await?;
+        self.set_password(user, new, Some(keep.id.clone()), client)
+            .await
+    }
+
+    /// Sets the password and ends every session of the user but `keep`.
+    #[tracing::instrument(skip_all, fields(user_id = user.id))]
+    pub async fn set_password(
+        &self,
+        user: &User,
+        new: Password,
+        keep: Option<String>,
+        client: &Client,
+    ) -> Result<(), AccountError> {
+        let hash = self.hasher.hash(&new).await?;
+        let (id, event) = (
+            user.id,
+            Record::new(Event::PasswordChanged, Some(user.id), None, client),
+        );
+        let (_, event) = db::run(&self.pool, move |conn| {
+            let change = |conn: &mut PgConnection| {
+                users::set_password_hash(conn, id, &hash)?;
+                let keep: Vec<String> = keep.into_iter().collect();
+                sessions::revoke_all_of(conn, id, &keep, Utc::now())
+            };
+            event.with(conn, change, |_| true)
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        Ok(())
+    }
+
+    /// Changes the username and/or address by the registration rules,
+    /// confirmed by the current password.
+    #[tracing::instrument(skip_all, fields(user_id = user.id))]
+    pub async fn update_profile(
+        &self,
+        user: &User,
+        change: ProfileChange,
+        client: &Client,
+    ) -> Result<User, AccountError> {
+        let ProfileChange {
+            username,
+            email,
+            mut errors,
+            current_password,
+        } = change;
+        if !errors.is_empty() {
+            return Err(AccountError::Invalid(errors));
+        }
+        self.confirm_password(user, current_password, client)
+            .await?;
+        let id = user.id;
+        let (wanted_username, wanted_email) = (username.clone(), email.clone());
+        let taken = db::run(&self.pool, move |conn| {
+            users::taken(
+                conn,
+                wanted_username.as_ref(),
+                wanted_email.as_ref(),
+                Some(id),
+            )
+        })
+        .await?;
+        note_taken(&mut errors, &taken);
+        if !errors.is_empty() {
+            return Err(AccountError::Invalid(errors));
+        }
+        let event = Record::new(Event::AccountUpdated, Some(id), None, client);
+        let updated = db::run(&self.pool, move |conn| {
+            let change = users::ProfileChange {
+                username: username.as_ref().map(Username::as_str),
+                email: email.as_ref().map(Email::as_str),
+            };
+            let updated = conn.transaction(|conn| {
+                let user = users::update_profile(conn, id, &change)?.map_err(Refused::Taken)?;
+                event.store(conn)?;
+                Ok::<_, Refused>((user, event))
+            });
+            Refused::split(updated)
+        })
+        .await?;
+        written(updated, errors)
+    }
+
+    /// Deletes the account, confirmed by its password; its sessions go with
+    /// it, so every cookie and token of it stops working at once.
+    #[tracing::instrument(skip_all, fields(user_id = user.id))]
+    pub async fn delete_account(
+        &self,
+        user: &User,
+        password: SecretString,
+        client: &Client,
+    ) -> Result<(), AccountError> {
+        self.confirm_password(user, password, client).await?;
+        self.delete(user, client).await
+    }
+
+    /// Deletes the account and its sessions. The event keeps the username:
+    /// the user id it would name is gone.
+    pub async fn delete(&self, user: &User, client: &Client) -> Result<(), AccountError> {
+        let id = user.id;
+        let event = Record::new(Event::AccountDeleted, None, Some(&user.username), client);
+        let (_, event) = db::run(&self.pool, move |conn| {
+            event.with(conn, |conn| users::delete(conn, id), |deleted| *deleted)
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        Ok(())
+    }
+
+    /// Enables or disables the account; disabling ends its sessions (a
+    /// trigger does it, whoever disables it). False when nothing changed.
+    pub async fn set_active(
+        &self,
+        user: &User,
+        active: bool,
+        client: &Client,
+    ) -> Result<bool, AccountError> {
+        let id = user.id;
+        let kind = if active {
+            Event::AccountActivated
+        } else {
+            Event::AccountDeactivated
+        };
+        let event = Record::new(kind, Some(id), None, client);
+        let (changed, event) = db::run(&self.pool, move |conn| {
+            event.with(
+                conn,
+                |conn| users::set_active(conn, id, active),
+                |changed| *changed,
+            )
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        Ok(changed)
+    }
+
+    pub async fn find_by_username(&self, username: String) -> Result<Option<User>, DbError> {
+        db::run(&self.pool, move |conn| {
+            users::find_by_username(conn, &username)
+        })
+        .await
+    }
+
+    pub async fn list(&self) -> Result<Vec<User>, DbError> {
+        db::run(&self.pool, users::list).await
     }
 
     /// The password was right: this account's failures from this address
@@ -293,15 +507,44 @@ impl Accounts {
     }
 }
 
-/// Why a registration's transaction rolled back.
+/// Why a transaction that writes a username or address rolled back.
 enum Refused {
     Taken(Taken),
     Db(diesel::result::Error),
 }
 
+impl Refused {
+    /// A taken name as an answer, a database error as an error.
+    fn split<T>(result: Result<T, Refused>) -> diesel::QueryResult<Result<T, Taken>> {
+        match result {
+            Ok(done) => Ok(Ok(done)),
+            Err(Refused::Taken(taken)) => Ok(Err(taken)),
+            Err(Refused::Db(error)) => Err(error),
+        }
+    }
+}
+
 impl From<diesel::result::Error> for Refused {
     fn from(error: diesel::result::Error) -> Self {
         Self::Db(error)
+    }
+}
+
+/// The user a write of a username or address made (its event logged now
+/// that it committed), or the taken names beside the other field errors.
+fn written(
+    result: Result<(User, Record), Taken>,
+    mut errors: FieldErrors,
+) -> Result<User, AccountError> {
+    match result {
+        Ok((user, event)) => {
+            event.log();
+            Ok(user)
+        }
+        Err(taken) => {
+            note_taken(&mut errors, &taken);
+            Err(AccountError::Invalid(errors))
+        }
     }
 }
 

@@ -1,10 +1,11 @@
 //! The audit trail: every registration, login, failure, throttled attempt,
-//! and logout goes to the `auth_events` table and to the structured log.
+//! logout, ended session and account change goes to the `auth_events`
+//! table and to the structured log.
 //! It records who and from where, never a secret. An event that records a
 //! change is stored in the change's own transaction, so neither can exist
 //! without the other.
 
-use diesel::{PgConnection, QueryResult};
+use diesel::{Connection, PgConnection, QueryResult};
 use ipnet::IpNet;
 
 use crate::db::auth_events::{self, NewAuthEvent};
@@ -19,6 +20,12 @@ pub enum Event {
     LoginFailure,
     LoginThrottled,
     Logout,
+    SessionRevoked,
+    PasswordChanged,
+    AccountUpdated,
+    AccountDeleted,
+    AccountDeactivated,
+    AccountActivated,
 }
 
 impl Event {
@@ -30,6 +37,12 @@ impl Event {
             Self::LoginFailure => "login_failure",
             Self::LoginThrottled => "login_throttled",
             Self::Logout => "logout",
+            Self::SessionRevoked => "session_revoked",
+            Self::PasswordChanged => "password_changed",
+            Self::AccountUpdated => "account_updated",
+            Self::AccountDeleted => "account_deleted",
+            Self::AccountDeactivated => "account_deactivated",
+            Self::AccountActivated => "account_activated",
         }
     }
 }
@@ -87,6 +100,26 @@ impl Record {
                 user_agent: self.user_agent.as_deref(),
             },
         )
+    }
+
+    /// Runs `change` and, if `happened` says it changed anything, stores
+    /// the event in the same transaction: an event for a change that did not
+    /// happen is never recorded, and a change is never made without its
+    /// event. The event comes back to be logged once the caller has it.
+    pub fn with<T>(
+        self,
+        conn: &mut PgConnection,
+        change: impl FnOnce(&mut PgConnection) -> QueryResult<T>,
+        happened: impl FnOnce(&T) -> bool,
+    ) -> QueryResult<(T, Option<Self>)> {
+        conn.transaction(|conn| {
+            let done = change(conn)?;
+            if !happened(&done) {
+                return Ok((done, None));
+            }
+            self.store(conn)?;
+            Ok((done, Some(self)))
+        })
     }
 
     /// The log line, once the transaction that stored the event committed.

@@ -5,5 +5,6 @@
 pub mod accounts;
 pub mod audit;
 pub mod passwords;
+pub mod retention;
 pub mod sessions;
 pub mod throttle;

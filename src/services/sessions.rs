@@ -4,10 +4,10 @@
 //! revocation fan-out, listing a user's sessions) has one place to change.
 
 use chrono::{SubsecRound, TimeDelta, Utc};
-use diesel::Connection;
+use diesel::PgConnection;
 
 use crate::configuration::Period;
-use crate::crypto::random_token;
+use crate::crypto::{hex, random_token};
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, User};
 use crate::db::{self, DbError, PgPool};
@@ -17,6 +17,42 @@ use crate::services::audit::{Event, Record};
 /// `last_seen_at` is written at most this often per session, so that
 /// activity tracking costs a write a minute, not one per request...
 const TOUCH_AT_MOST_EVERY: TimeDelta = TimeDelta::seconds(60);
+
+/// 128 random bits, hex: a session's public handle.
+fn public_id() -> String {
+    let mut bytes = [0u8; 16];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    hex(&bytes)
+}
+
+/// Which sessions a logout ends.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// The sessions the request presents.
+    #[default]
+    Local,
+    /// Every other session of their user.
+    Others,
+    /// Every session of their user.
+    Global,
+}
+
+impl Scope {
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "local" => Some(Self::Local),
+            "others" => Some(Self::Others),
+            "global" => Some(Self::Global),
+            _ => None,
+        }
+    }
+
+    /// Whether the sessions the request presents end too.
+    pub fn ends_presented(self) -> bool {
+        self != Self::Others
+    }
+}
 
 /// How long sessions live, by kind.
 #[derive(Clone, Copy, Debug)]
@@ -81,18 +117,19 @@ impl Sessions {
             ip: client.ip.map(Into::into),
             csrf_token: random_token(),
             revoked_at: None,
+            public_id: public_id(),
         };
-        let session = db::run(&self.pool, move |conn| {
-            conn.transaction(|conn| {
+        let (session, event) = db::run(&self.pool, move |conn| {
+            let start = |conn: &mut PgConnection| {
                 sessions::insert(conn, &row)?;
                 users::record_login(conn, user_id, now)?;
-                event.store(conn)?;
-                Ok((row, event))
-            })
+                Ok(row)
+            };
+            event.with(conn, start, |_| true)
         })
         .await?;
-        session.1.log();
-        Ok(session.0)
+        event.iter().for_each(Record::log);
+        Ok(session)
     }
 
     /// The live session with this id and its user, or `None` when it is
@@ -118,6 +155,16 @@ impl Sessions {
         .await
     }
 
+    /// A user's live sessions, newest first.
+    pub async fn list(&self, user_id: i64) -> Result<Vec<Session>, DbError> {
+        let idle = self.lifetimes.idle.delta();
+        db::run(&self.pool, move |conn| {
+            let now = Utc::now();
+            sessions::list_live(conn, user_id, now, now - idle)
+        })
+        .await
+    }
+
     /// Logs out: revokes the session, so its cookie or token is dead even
     /// if a client keeps a copy, and records it.
     #[tracing::instrument(skip(self, session, client), fields(user_id = session.user_id))]
@@ -125,19 +172,81 @@ impl Sessions {
         let id = session.id.clone();
         let event = Record::new(Event::Logout, Some(session.user_id), None, client);
         // A session revoked meanwhile (a second tab) was logged out then.
-        let revoked = db::run(&self.pool, move |conn| {
-            conn.transaction(|conn| {
-                let revoked = sessions::revoke(conn, &id, Utc::now())?;
-                if revoked {
-                    event.store(conn)?;
-                }
-                Ok(revoked.then_some(event))
-            })
+        let (_, event) = db::run(&self.pool, move |conn| {
+            event.with(
+                conn,
+                |conn| sessions::revoke(conn, &id, Utc::now()),
+                |revoked| *revoked,
+            )
         })
         .await?;
-        if let Some(event) = revoked {
-            event.log();
+        event.iter().for_each(Record::log);
+        Ok(())
+    }
+
+    /// Logs out the sessions a request presents (their credentials may name
+    /// more than one), in `scope`.
+    pub async fn log_out_scoped(
+        &self,
+        presented: &[Session],
+        scope: Scope,
+        client: &Client,
+    ) -> Result<(), DbError> {
+        if scope.ends_presented() {
+            for session in presented {
+                self.log_out(session, client).await?;
+            }
+        }
+        if scope != Scope::Local {
+            let keep: Vec<String> = presented.iter().map(|session| session.id.clone()).collect();
+            let mut users: Vec<i64> = presented.iter().map(|session| session.user_id).collect();
+            users.sort_unstable();
+            users.dedup();
+            for user_id in users {
+                self.end_all(user_id, keep.clone(), client).await?;
+            }
         }
         Ok(())
+    }
+
+    /// Ends one of the user's sessions by its public id; `None` when the
+    /// user has no such live session (another user's is no different).
+    #[tracing::instrument(skip(self, public_id, client))]
+    pub async fn end(
+        &self,
+        user_id: i64,
+        public_id: String,
+        client: &Client,
+    ) -> Result<Option<Session>, DbError> {
+        let event = Record::new(Event::SessionRevoked, Some(user_id), None, client);
+        let (ended, event) = db::run(&self.pool, move |conn| {
+            let end = |conn: &mut PgConnection| {
+                sessions::revoke_public(conn, user_id, &public_id, Utc::now())
+            };
+            event.with(conn, end, Option::is_some)
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        Ok(ended)
+    }
+
+    /// Ends every session of the user but the ones whose ids are in `keep`;
+    /// how many it ended.
+    #[tracing::instrument(skip(self, keep, client))]
+    pub async fn end_all(
+        &self,
+        user_id: i64,
+        keep: Vec<String>,
+        client: &Client,
+    ) -> Result<usize, DbError> {
+        let event = Record::new(Event::SessionRevoked, Some(user_id), None, client);
+        let (ended, event) = db::run(&self.pool, move |conn| {
+            let end =
+                |conn: &mut PgConnection| sessions::revoke_all_of(conn, user_id, &keep, Utc::now());
+            event.with(conn, end, |ended| *ended > 0)
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        Ok(ended)
     }
 }

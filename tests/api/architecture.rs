@@ -8,7 +8,18 @@ use std::path::Path;
 /// Each layer and the layers it may use. A module belongs to the first
 /// layer whose prefix it has.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("main", &["startup", "configuration", "telemetry"]),
+    ("main", &["cli"]),
+    (
+        "cli",
+        &[
+            "startup",
+            "services",
+            "db",
+            "domain",
+            "configuration",
+            "telemetry",
+        ],
+    ),
     (
         "startup",
         &[

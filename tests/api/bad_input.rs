@@ -140,7 +140,7 @@ async fn a_wrong_method_is_405_with_allow() {
         (Method::GET, "/api/login", "POST"),
         (Method::PUT, "/api/register", "POST"),
         (Method::DELETE, "/api/logout", "POST"),
-        (Method::POST, "/api/me", "GET, HEAD"),
+        (Method::POST, "/api/me", "GET, HEAD, PATCH, DELETE"),
         (Method::POST, "/healthz", "GET, HEAD"),
         (Method::DELETE, "/api/openapi.yaml", "GET, HEAD"),
     ] {

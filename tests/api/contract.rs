@@ -58,8 +58,32 @@ pub fn validator(pointer: &str) -> Arc<jsonschema::Validator> {
         .clone()
 }
 
+/// The documented path a request path matches: itself, or a template
+/// whose `{parameter}` segments stand for any one segment.
+fn template_of(path: &str) -> Option<&'static str> {
+    let segments: Vec<&str> = path.split('/').collect();
+    SPEC["paths"]
+        .as_object()?
+        .keys()
+        .map(String::as_str)
+        .find(|template| {
+            let parts: Vec<&str> = template.split('/').collect();
+            parts.len() == segments.len()
+                && parts.iter().zip(&segments).all(|(part, segment)| {
+                    part == segment || (part.starts_with('{') && !segment.is_empty())
+                })
+        })
+}
+
 /// The documented response for this request and status, as a pointer.
 fn documented_response(method: &Method, path: &str, status: &str) -> String {
+    let Some(path) = template_of(path) else {
+        assert_eq!(
+            status, "404",
+            "{method} {path}: undocumented path answered {status}"
+        );
+        return "/components/responses/NotFound".into();
+    };
     let Some(item) = SPEC["paths"].get(path) else {
         assert_eq!(
             status, "404",

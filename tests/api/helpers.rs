@@ -367,6 +367,19 @@ impl TestApp {
         self.request(Method::GET, path, None, &[]).await
     }
 
+    /// A request with a bearer token and no cookies: an app's.
+    pub async fn with_token(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        token: &str,
+    ) -> TestResponse {
+        let auth = format!("Bearer {token}");
+        self.bare(method, path, body, &[("authorization", &auth)])
+            .await
+    }
+
     /// `GET /api/me` with a bearer token and no cookies.
     pub async fn me_with_token(&self, token: &str) -> TestResponse {
         let auth = format!("Bearer {token}");
@@ -515,12 +528,24 @@ pub static VALIDATORS: LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>
     LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl TestApp {
+    /// Logs `username` in from a new device of its own (a browser with its
+    /// own jar, used here by token).
+    pub async fn device(&self, username: &str, remember: bool) -> Login {
+        let (_, browser) = self.new_browser();
+        let response = self.login_from(&browser, username, remember).await;
+        response.assert_status(200);
+        response.login_body()
+    }
+
+    /// Registers `username` and logs it in from a device of its own.
+    pub async fn device_of_new_user(&self, username: &str) -> Login {
+        self.user(username).await;
+        self.device(username, false).await
+    }
+
     /// Logs `username` in from another browser; returns that session's CSRF token.
     pub async fn login_elsewhere(&self, username: &str) -> String {
-        let (_, browser) = self.new_browser();
-        let response = self.login_from(&browser, username, false).await;
-        response.assert_status(200);
-        response.login_body().csrf().to_owned()
+        self.device(username, false).await.csrf().to_owned()
     }
 }
 

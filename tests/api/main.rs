@@ -3,13 +3,16 @@
 // The harness fails a test by panicking, as tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod account;
 mod architecture;
 mod contract;
 mod helpers;
 
 mod bad_input;
+mod cli;
 mod configuration;
 mod database;
+mod devices;
 mod durability;
 mod hardening;
 mod login;

@@ -175,9 +175,9 @@ fn every_operation_is_named_summarised_and_illustrated() {
 async fn the_served_routes_are_exactly_the_documented_ones() {
     let settings = crate::helpers::test_settings("postgres://127.0.0.1:1/unused".into());
     let hasher = PasswordHasher::new(4).unwrap();
-    let pool = authd::db::pool(&settings.database_url, 1, settings.db_timeout.std());
+    let pool = authd::db::pool(&settings.database_url, 1, 0, settings.db_timeout.std());
     let throttle = Throttle::new(PostgresStore::new(pool.clone()), [0; 32]);
-    let parts = authd::startup::parts(&settings, pool, hasher, throttle);
+    let parts = authd::startup::Services::wire(&settings, pool, hasher, throttle).parts(&settings);
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();
     let app = authd::http::app(parts).wrap_fn(move |request, service| {

@@ -125,6 +125,7 @@ mod tests {
             ip: None,
             csrf_token: "csrf".into(),
             revoked_at: None,
+            public_id: "public".into(),
         }
     }
 

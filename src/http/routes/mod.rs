@@ -6,14 +6,18 @@ mod login;
 mod logout;
 mod me;
 mod openapi;
+mod password;
 mod register;
+mod sessions;
 
 pub use health::{healthz, readyz};
 pub use login::login;
 pub use logout::logout;
-pub use me::me;
+pub use me::{delete_me, me, update_me};
 pub use openapi::openapi;
+pub use password::change_password;
 pub use register::register;
+pub use sessions::{end_session, list_sessions};
 
 use crate::http::error::ApiError;
 

@@ -1,0 +1,75 @@
+//! `GET /api/sessions` and `DELETE /api/sessions/{id}`: where the user is
+//! logged in, and ending one of those logins (a lost phone).
+
+use actix_web::{HttpResponse, web};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::db::sessions::Session;
+use crate::domain::Client;
+use crate::http::auth::authenticate::{Auth, CurrentUser};
+use crate::http::auth::cookies::CookiePolicy;
+use crate::http::error::ApiError;
+
+/// A session as its owner sees it: never its credential.
+#[derive(Serialize)]
+pub struct SessionView<'a> {
+    id: &'a str,
+    created_at: DateTime<Utc>,
+    last_seen_at: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+    remember: bool,
+    user_agent: Option<&'a str>,
+    ip: Option<String>,
+    current: bool,
+}
+
+impl<'a> SessionView<'a> {
+    fn of(session: &'a Session, current: &Session) -> Self {
+        Self {
+            id: &session.public_id,
+            created_at: session.created_at,
+            last_seen_at: session.last_seen_at,
+            expires_at: session.expires_at,
+            remember: session.remember,
+            user_agent: session.user_agent.as_deref(),
+            ip: session.ip.map(|ip| ip.addr().to_string()),
+            current: session.id == current.id,
+        }
+    }
+}
+
+/// The user's live sessions, newest first.
+pub async fn list_sessions(
+    current: CurrentUser,
+    auth: web::Data<Auth>,
+) -> Result<HttpResponse, ApiError> {
+    let me = &current.0;
+    let sessions = auth.sessions.list(me.user.id).await?;
+    let views: Vec<SessionView<'_>> = sessions
+        .iter()
+        .map(|session| SessionView::of(session, &me.session))
+        .collect();
+    Ok(HttpResponse::Ok().json(views))
+}
+
+/// Ends one of the user's sessions. Another user's, or an unknown id, is
+/// 404 alike; ending the current one is a logout, cookies and all.
+pub async fn end_session(
+    current: CurrentUser,
+    id: web::Path<String>,
+    auth: web::Data<Auth>,
+    cookies: web::Data<CookiePolicy>,
+    client: Client,
+) -> Result<HttpResponse, ApiError> {
+    let me = &current.0;
+    let ended = auth
+        .sessions
+        .end(me.user.id, id.into_inner(), &client)
+        .await?
+        .ok_or(ApiError::NoSuchSession)?;
+    if ended.id == me.session.id {
+        return Ok(cookies.logged_out());
+    }
+    Ok(HttpResponse::NoContent().finish())
+}

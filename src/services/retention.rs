@@ -1,0 +1,96 @@
+//! Nothing piles up: sessions that ended long ago, audit events past their
+//! retention and throttle hits no window can see any more are deleted, in
+//! bounded batches, by one instance at a time.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use diesel::QueryResult;
+
+use crate::configuration::Period;
+use crate::db::locks::{self, Job};
+use crate::db::{self, DbError, PgPool, auth_events, sessions, throttle_hits};
+
+/// Rows deleted per statement: small enough not to hold locks for long.
+const BATCH: i64 = 1000;
+
+/// What one purge deleted.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub sessions: usize,
+    pub auth_events: usize,
+    pub throttle_hits: usize,
+}
+
+#[derive(Clone)]
+pub struct Retention {
+    pool: PgPool,
+    /// How long ended sessions and audit events are kept (`AUDIT_RETENTION`).
+    keep: Period,
+    /// The longest throttle window: older hits count for nothing.
+    longest_window: Period,
+}
+
+impl Retention {
+    pub fn new(pool: PgPool, keep: Period, longest_window: Period) -> Self {
+        Self {
+            pool,
+            keep,
+            longest_window,
+        }
+    }
+
+    /// Deletes what is past keeping; `None` when another instance is
+    /// purging right now.
+    #[tracing::instrument(skip_all)]
+    pub async fn purge(&self) -> Result<Option<Purged>, DbError> {
+        let (keep, window) = (self.keep.delta(), self.longest_window.delta());
+        db::run(&self.pool, move |conn| {
+            if !locks::try_lock(conn, Job::Purge)? {
+                return Ok(None);
+            }
+            let purged = (|| {
+                let now = Utc::now();
+                Ok(Purged {
+                    sessions: batches(|| sessions::purge_ended(conn, now - keep, BATCH))?,
+                    auth_events: batches(|| auth_events::purge_before(conn, now - keep, BATCH))?,
+                    throttle_hits: batches(|| {
+                        throttle_hits::purge_before(conn, now - window, BATCH)
+                    })?,
+                })
+            })();
+            locks::unlock(conn, Job::Purge)?;
+            purged.map(Some)
+        })
+        .await
+    }
+
+    /// Purges every `every`, in the background, for as long as the runtime
+    /// runs; failures are logged and retried at the next round.
+    pub fn run_every(self, every: Duration) {
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                match self.purge().await {
+                    Ok(Some(purged)) if purged != Purged::default() => {
+                        tracing::info!(?purged, "purged what is past keeping");
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "purge failed; will retry"),
+                }
+            }
+        });
+    }
+}
+
+/// Repeats a batch delete until a batch comes back short; the total.
+fn batches(mut delete: impl FnMut() -> QueryResult<usize>) -> QueryResult<usize> {
+    let mut total = 0;
+    loop {
+        let deleted = delete()?;
+        total += deleted;
+        if deleted < usize::try_from(BATCH).unwrap_or(usize::MAX) {
+            return Ok(total);
+        }
+    }
+}

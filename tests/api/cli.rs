@@ -1,0 +1,330 @@
+//! The `authd` command line: the real binary against a fresh database, its
+//! output and its exit codes (0 done, 1 refused or not found, 2 usage or
+//! configuration).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp, TestDatabase};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `authd args…` against `database`, feeding `stdin`.
+async fn authd(database: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+    let (database, stdin) = (database.to_owned(), stdin.to_owned());
+    let args: Vec<String> = args.iter().map(ToString::to_string).collect();
+    let env: Vec<(String, String)> = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    tokio::task::spawn_blocking(move || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_authd"))
+            .args(&args)
+            .env_clear()
+            .env("DATABASE_URL", database)
+            .env("BCRYPT_COST", "4")
+            .envs(env)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("run authd");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        Run {
+            code: output.status.code().expect("an exit code, not a signal"),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    })
+    .await
+    .unwrap()
+}
+
+fn assert_code(run: &Run, code: i32) {
+    assert_eq!(
+        run.code, code,
+        "stdout: {}\nstderr: {}",
+        run.stdout, run.stderr
+    );
+}
+
+#[tokio::test]
+async fn help_and_version_need_no_server_and_no_database() {
+    // A database nobody can reach: nothing here may need one.
+    let nowhere = "postgres://postgres@127.0.0.1:1/nowhere";
+    let help = authd(nowhere, &["--help"], "", &[]).await;
+    assert_code(&help, 0);
+    for command in ["serve", "migrate", "user", "session"] {
+        assert!(help.stdout.contains(command), "{}", help.stdout);
+    }
+    for args in [
+        &["user", "--help"][..],
+        &["user", "create", "--help"],
+        &["user", "set-password", "--help"],
+        &["session", "revoke", "--help"],
+        &["session", "purge", "--help"],
+        &["migrate", "--help"],
+    ] {
+        let run = authd(nowhere, args, "", &[]).await;
+        assert_code(&run, 0);
+        assert!(run.stdout.contains("Usage"), "{args:?}: {}", run.stdout);
+    }
+    let version = authd(nowhere, &["--version"], "", &[]).await;
+    assert_code(&version, 0);
+    assert!(version.stdout.starts_with("authd "), "{}", version.stdout);
+}
+
+#[tokio::test]
+async fn usage_and_configuration_errors_exit_2() {
+    let db = TestDatabase::create();
+    for args in [
+        &["nope"][..],
+        &["user"],
+        &["user", "create", "only-a-name"],
+        &["session", "revoke", "susan"],
+        &["session", "revoke", "susan", "abc", "--all"],
+    ] {
+        let run = authd(&db.url(), args, "", &[]).await;
+        assert_code(&run, 2);
+        assert!(!run.stderr.is_empty());
+    }
+    let run = authd(&db.url(), &["user", "list"], "", &[("BCRYPT_COST", "99")]).await;
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("BCRYPT_COST"), "{}", run.stderr);
+    let run = authd(
+        "postgres://postgres@127.0.0.1:1/nowhere",
+        &["user", "list"],
+        "",
+        &[],
+    )
+    .await;
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("cannot connect"), "{}", run.stderr);
+    assert_eq!(
+        run.stderr.matches("Connection refused").count(),
+        1,
+        "the cause once: {}",
+        run.stderr
+    );
+}
+
+#[tokio::test]
+async fn migrate_creates_and_migrates_a_database() {
+    let name = format!("authd_test_cli_{}", std::process::id());
+    let db = TestDatabase { name };
+    let run = authd(&db.url(), &["migrate"], "", &[]).await;
+    assert_code(&run, 0);
+    let again = authd(&db.url(), &["migrate"], "", &[]).await;
+    assert_code(&again, 0);
+    assert!(again.stdout.contains("up to date"), "{}", again.stdout);
+}
+
+#[tokio::test]
+async fn users_are_created_listed_and_shown_by_the_registration_rules() {
+    let db = TestDatabase::create();
+    let url = db.url();
+    let create = |username: &'static str, email: &'static str, password: &'static str| {
+        let url = url.clone();
+        async move {
+            authd(
+                &url,
+                &["user", "create", username, email, "--password-stdin"],
+                &format!("{password}\n"),
+                &[],
+            )
+            .await
+        }
+    };
+    let created = create("susan", "Susan@Example.COM", PASSWORD).await;
+    assert_code(&created, 0);
+    assert!(
+        created.stdout.contains("created user susan"),
+        "{}",
+        created.stdout
+    );
+    let taken = create("SUSAN", "other@example.com", PASSWORD).await;
+    assert_code(&taken, 1);
+    assert!(
+        taken.stderr.contains("Please use a different username."),
+        "{}",
+        taken.stderr
+    );
+    let invalid = create("a b", "nope", "password").await;
+    assert_code(&invalid, 1);
+    for field in ["username:", "email:", "password:"] {
+        assert!(
+            invalid.stderr.contains(field),
+            "{field}: {}",
+            invalid.stderr
+        );
+    }
+
+    let list = authd(&url, &["user", "list"], "", &[]).await;
+    assert_code(&list, 0);
+    assert!(list.stdout.contains("susan@example.com"), "{}", list.stdout);
+    assert_eq!(list.stdout.lines().count(), 2, "a header and one user");
+    let show = authd(&url, &["user", "show", "SUSAN"], "", &[]).await;
+    assert_code(&show, 0);
+    assert!(
+        show.stdout.contains("active:        yes"),
+        "{}",
+        show.stdout
+    );
+    let missing = authd(&url, &["user", "show", "nobody"], "", &[]).await;
+    assert_code(&missing, 1);
+    assert!(missing.stderr.contains("no user named nobody"));
+    // Without a terminal to prompt at, and no --password-stdin: a clear error.
+    let no_tty = authd(&url, &["user", "create", "bob", "bob@example.com"], "", &[]).await;
+    assert_code(&no_tty, 2);
+    assert!(
+        no_tty.stderr.contains("--password-stdin"),
+        "{}",
+        no_tty.stderr
+    );
+}
+
+/// The command line acts on what the server serves: passwords, activation
+/// and sessions change for its users at once.
+#[tokio::test]
+async fn operators_manage_passwords_activation_and_sessions() {
+    let app = TestApp::spawn().await;
+    let url = app.db.url();
+    let first = app.device_of_new_user("susan").await;
+    let second = app.device("susan", true).await;
+
+    let list = authd(&url, &["session", "list", "susan"], "", &[]).await;
+    assert_code(&list, 0);
+    assert_eq!(list.stdout.lines().count(), 3, "{}", list.stdout);
+    let sessions = app
+        .with_token(Method::GET, "/api/sessions", None, first.token())
+        .await
+        .json();
+    let second_id = sessions[0]["id"].as_str().unwrap();
+    let revoked = authd(&url, &["session", "revoke", "susan", second_id], "", &[]).await;
+    assert_code(&revoked, 0);
+    app.me_with_token(second.token()).await.problem(401);
+    app.me_with_token(first.token()).await.assert_status(200);
+    let again = authd(&url, &["session", "revoke", "susan", second_id], "", &[]).await;
+    assert_code(&again, 1);
+
+    let weak = authd(
+        &url,
+        &["user", "set-password", "susan", "--password-stdin"],
+        "password\n",
+        &[],
+    )
+    .await;
+    assert_code(&weak, 1);
+    assert!(weak.stderr.contains("commonly used"), "{}", weak.stderr);
+    let set = authd(
+        &url,
+        &["user", "set-password", "susan", "--password-stdin"],
+        "purple monkey dishwasher\n",
+        &[],
+    )
+    .await;
+    assert_code(&set, 0);
+    app.me_with_token(first.token()).await.problem(401);
+    let (_, browser) = app.new_browser();
+    let login = json!({"username": "susan", "password": "purple monkey dishwasher"});
+    let fresh = app
+        .request_with(&browser, Method::POST, "/api/login", Some(&login), &[])
+        .await
+        .login_body();
+
+    let off = authd(&url, &["user", "deactivate", "susan"], "", &[]).await;
+    assert_code(&off, 0);
+    app.me_with_token(fresh.token()).await.problem(401);
+    let (_, browser) = app.new_browser();
+    app.request_with(&browser, Method::POST, "/api/login", Some(&login), &[])
+        .await
+        .problem(403);
+    let on = authd(&url, &["user", "activate", "susan"], "", &[]).await;
+    assert_code(&on, 0);
+    app.me_with_token(fresh.token()).await.problem(401);
+    let last = app
+        .request_with(&browser, Method::POST, "/api/login", Some(&login), &[])
+        .await
+        .login_body();
+    let all = authd(&url, &["session", "revoke", "susan", "--all"], "", &[]).await;
+    assert_code(&all, 0);
+    assert!(all.stdout.contains("ended 1 session"), "{}", all.stdout);
+    app.me_with_token(last.token()).await.problem(401);
+
+    let events: Vec<String> = {
+        use authd::schema::auth_events::dsl::*;
+        use diesel::prelude::*;
+        auth_events
+            .select(event)
+            .load(&mut app.db.connect())
+            .unwrap()
+    };
+    for expected in [
+        "password_changed",
+        "account_deactivated",
+        "account_activated",
+        "session_revoked",
+    ] {
+        assert!(
+            events.iter().any(|e| e == expected),
+            "{expected}: {events:?}"
+        );
+    }
+    assert_code(
+        &authd(&url, &["session", "list", "nobody"], "", &[]).await,
+        1,
+    );
+}
+
+#[tokio::test]
+async fn purge_deletes_what_is_past_keeping() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    app.logout_with_cookie(login.csrf())
+        .await
+        .assert_status(204);
+    app.device("susan", false).await;
+    app.db.execute(
+        "UPDATE sessions SET revoked_at = now() - interval '100 days' WHERE revoked_at IS NOT NULL",
+    );
+    app.db.execute(
+        "UPDATE auth_events SET at = now() - interval '100 days' WHERE event = 'register'",
+    );
+    let run = authd(&app.db.url(), &["session", "purge"], "", &[]).await;
+    assert_code(&run, 0);
+    assert!(
+        run.stdout
+            .contains("deleted 1 session(s), 1 audit event(s)"),
+        "{}",
+        run.stdout
+    );
+    let (sessions, events): (i64, i64) = {
+        use diesel::prelude::*;
+        let mut conn = app.db.connect();
+        (
+            authd::schema::sessions::table
+                .count()
+                .get_result(&mut conn)
+                .unwrap(),
+            authd::schema::auth_events::table
+                .count()
+                .get_result(&mut conn)
+                .unwrap(),
+        )
+    };
+    assert_eq!(sessions, 1, "the live session stays");
+    assert!(events >= 3, "recent events stay");
+}
