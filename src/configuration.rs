@@ -112,6 +112,8 @@ pub struct Settings {
     /// True when `SECRET_KEY` was not set and a random one was made up.
     pub secret_key_generated: bool,
     pub bcrypt_cost: u32,
+    /// Threads that hash passwords: more than the cores cannot go faster.
+    pub hash_threads: usize,
     pub session_ttl: Period,
     pub remember_ttl: Period,
     pub cookie_secure: bool,
@@ -237,6 +239,14 @@ impl Settings {
                 Ok(cost @ 4..=31) => Ok(cost),
                 _ => Err("must be a whole number from 4 to 31".into()),
             })?,
+            hash_threads: env.parse(
+                "HASH_THREADS",
+                std::thread::available_parallelism().map_or(1, usize::from),
+                |v| match v.parse::<usize>() {
+                    Ok(threads @ 1..=256) => Ok(threads),
+                    _ => Err("must be a whole number from 1 to 256".into()),
+                },
+            )?,
             session_ttl,
             remember_ttl,
             cookie_secure: env.parse("COOKIE_SECURE", true, parse_bool)?,

@@ -45,10 +45,7 @@ impl Services {
         web::block(move || db::migrations::prepare(&database_url))
             .await
             .context("database preparation was cancelled")??;
-        let cost = settings.bcrypt_cost;
-        let hasher = web::block(move || PasswordHasher::new(cost))
-            .await
-            .context("start-up hashing was cancelled")?
+        let hasher = PasswordHasher::start(settings.bcrypt_cost, settings.hash_threads)
             .context("BCRYPT_COST")?;
         let pool = db::pool(
             &settings.database_url,

@@ -264,7 +264,7 @@ impl From<ThrottleError> for ApiError {
 impl From<HashError> for ApiError {
     fn from(error: HashError) -> Self {
         match error {
-            HashError::Cancelled => Self::Unavailable(error.into()),
+            HashError::Cancelled | HashError::Busy(_) => Self::Unavailable(error.into()),
             HashError::Bcrypt(_) | HashError::TooLong => Self::Internal(error.into()),
         }
     }

@@ -4,6 +4,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod hash_pool;
 pub mod passwords;
 pub mod retention;
 pub mod sessions;

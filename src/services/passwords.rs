@@ -1,6 +1,6 @@
-//! bcrypt hashing, always on the blocking thread pool: at cost 12 one hash
-//! takes a quarter of a second, which would stall every request sharing an
-//! async worker.
+//! bcrypt hashing, always on the hashing threads ([`HashPool`]): at cost 12
+//! one hash takes a quarter of a second, which would stall every request
+//! sharing an async worker.
 //!
 //! bcrypt reads at most 72 bytes. The crate's `non_truncating_*` functions
 //! refuse 72 bytes too (they count the terminating NUL, which bcrypt drops
@@ -8,29 +8,44 @@
 //! plain functions only ever see passwords they use in full.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use actix_web::web;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::random_token;
 use crate::domain::{PASSWORD_MAX_BYTES as MAX_BYTES, Password};
+use crate::services::hash_pool::{HashPool, PoolError};
 
 #[derive(Clone)]
 pub struct PasswordHasher {
     cost: u32,
-    /// A hash of a random password at the configured cost. Logins for
+    /// A hash at the configured cost that no password matches. Logins for
     /// unknown users verify against it, so they take as long as real ones
     /// and timing does not reveal which usernames exist.
     dummy_hash: Arc<str>,
-    /// How long one verify at the configured cost takes here. Every verify
-    /// lasts at least this long, so that a user whose hash predates a
+    /// How long one verify at the configured cost takes here, in
+    /// nanoseconds (0 until measured, just after start). Every verify lasts
+    /// at least this long, so that a user whose hash predates a
     /// `BCRYPT_COST` increase is not told apart from an unknown one.
-    verify_floor: Duration,
+    verify_floor: Arc<AtomicU64>,
+    pool: HashPool,
+}
+
+impl From<PoolError> for HashError {
+    fn from(error: PoolError) -> Self {
+        match error {
+            PoolError::Full => Self::Busy(error),
+            PoolError::Gone => Self::Cancelled,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum HashError {
+    /// The hashing queue is full: clients get 503 and may retry.
+    #[error(transparent)]
+    Busy(PoolError),
     /// A stored hash bcrypt cannot read, or a cost it refuses: a fault to
     /// look into, never a wrong password.
     #[error("bcrypt failed: {0}")]
@@ -42,20 +57,39 @@ pub enum HashError {
 }
 
 impl PasswordHasher {
-    /// Blocking: computes the dummy hash and times a verify. Call once at
-    /// start-up.
-    pub fn new(cost: u32) -> Result<Self, bcrypt::BcryptError> {
-        let dummy_hash: Arc<str> = bcrypt::hash(random_token(), cost)?.into();
-        let started = Instant::now();
-        bcrypt::verify("timing probe", &dummy_hash)?;
-        Ok(Self {
+    /// Starts `threads` hashing threads. Nothing is hashed on the way: the
+    /// dummy hash is a real hash at cost 4 relabelled with the configured
+    /// cost (verifying against it costs a verify at that cost, and matches
+    /// nothing), and the verify floor is measured in the background. Needs
+    /// a Tokio runtime.
+    pub fn start(cost: u32, threads: usize) -> Result<Self, bcrypt::BcryptError> {
+        let cheap = bcrypt::hash(random_token(), 4)?;
+        let dummy_hash: Arc<str> = format!("$2b${cost:02}${}", &cheap[7..]).into();
+        let hasher = Self {
             cost,
             dummy_hash,
-            verify_floor: started.elapsed(),
-        })
+            verify_floor: Arc::default(),
+            pool: HashPool::start(threads),
+        };
+        let measuring = hasher.clone();
+        tokio::spawn(async move {
+            let dummy = measuring.dummy_hash.clone();
+            let timed = measuring
+                .pool
+                .run(move || {
+                    let started = Instant::now();
+                    let _ = bcrypt::verify("timing probe", &dummy);
+                    started.elapsed()
+                })
+                .await;
+            if let Ok(took) = timed {
+                let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+                measuring.verify_floor.store(nanos, Ordering::Relaxed);
+            }
+        });
+        Ok(hasher)
     }
 
-    #[tracing::instrument(skip_all)]
     pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
         self.hash_at_cost(password.expose().to_owned().into()).await
     }
@@ -78,9 +112,10 @@ impl PasswordHasher {
             return Err(HashError::TooLong);
         }
         let cost = self.cost;
-        let hashed = web::block(move || bcrypt::hash(password.expose_secret(), cost))
-            .await
-            .map_err(|_| HashError::Cancelled)?;
+        let hashed = self
+            .pool
+            .run(move || bcrypt::hash(password.expose_secret(), cost))
+            .await?;
         Ok(hashed?)
     }
 
@@ -100,11 +135,15 @@ impl PasswordHasher {
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
         let fits = candidate.expose_secret().len() <= MAX_BYTES;
-        let verified = web::block(move || bcrypt::verify(candidate.expose_secret(), &hash)).await;
-        if let Some(rest) = self.verify_floor.checked_sub(started.elapsed()) {
-            actix_web::rt::time::sleep(rest).await;
+        let verified = self
+            .pool
+            .run(move || bcrypt::verify(candidate.expose_secret(), &hash))
+            .await;
+        let floor = Duration::from_nanos(self.verify_floor.load(Ordering::Relaxed));
+        if let Some(rest) = floor.checked_sub(started.elapsed()) {
+            tokio::time::sleep(rest).await;
         }
-        let matched = verified.map_err(|_| HashError::Cancelled)??;
+        let matched = verified??;
         Ok(known && fits && matched)
     }
 }

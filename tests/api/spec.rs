@@ -174,7 +174,7 @@ fn every_operation_is_named_summarised_and_illustrated() {
 #[actix_web::test]
 async fn the_served_routes_are_exactly_the_documented_ones() {
     let settings = crate::helpers::test_settings("postgres://127.0.0.1:1/unused".into());
-    let hasher = PasswordHasher::new(4).unwrap();
+    let hasher = PasswordHasher::start(4, 1).unwrap();
     let pool = authd::db::pool(&settings.database_url, 1, 0, settings.db_timeout.std());
     let throttle = Throttle::new(PostgresStore::new(pool.clone()), [0; 32]);
     let parts = authd::startup::Services::wire(&settings, pool, hasher, throttle).parts(&settings);
