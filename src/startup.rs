@@ -22,6 +22,7 @@ use crate::http::{self, Parts};
 use crate::services::accounts::Accounts;
 use crate::services::passwords::PasswordHasher;
 use crate::services::retention::Retention;
+use crate::services::session_cache::Listener;
 use crate::services::sessions::{Lifetimes, Sessions};
 use crate::services::throttle::Throttle;
 use crate::services::throttle::postgres::PostgresStore;
@@ -153,10 +154,16 @@ impl Services {
     }
 }
 
+/// Stops the invalidation listener, off the async workers (it joins a thread).
+async fn stop(listener: Listener) {
+    web::block(move || listener.stop()).await.ok();
+}
+
 pub struct Application {
     port: u16,
     server: Server,
     services: Services,
+    listener: Listener,
     db_timeout: std::time::Duration,
 }
 
@@ -177,23 +184,32 @@ impl Application {
         }
         // Bound first: a port in use stops the start before any connection
         // to the database is opened.
-        let listener = TcpListener::bind(settings.bind)
+        let socket = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
-        let port = listener.local_addr()?.port();
+        let port = socket.local_addr()?.port();
         let services = Services::start(&settings, 1).await?;
+        let listener = match Listener::start(&settings.database_url, services.sessions.cache()) {
+            Ok(listener) => listener,
+            Err(error) => {
+                services.close(settings.db_timeout.std()).await;
+                return Err(error).context("cannot start the invalidation listener");
+            }
+        };
         services
             .retention
             .clone()
             .run_every(settings.purge_interval.std());
+        services.sessions.flush_touches_regularly();
         let parts = services.parts(&settings);
 
         let server = HttpServer::new(move || http::app(parts.clone()))
             // A head that has not arrived in time gets 408 from actix itself;
             // a body, from the JSON extractor.
             .client_request_timeout(settings.client_timeout.std());
-        let server = match server.listen(listener) {
+        let server = match server.listen(socket) {
             Ok(server) => server.run(),
             Err(error) => {
+                stop(listener).await;
                 services.close(settings.db_timeout.std()).await;
                 return Err(error.into());
             }
@@ -203,6 +219,7 @@ impl Application {
             port,
             server,
             services,
+            listener,
             db_timeout: settings.db_timeout.std(),
         })
     }
@@ -219,6 +236,8 @@ impl Application {
     /// the process can exit cleanly.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
+        stop(self.listener).await;
+        self.services.sessions.flush_touches().await;
         self.services.close(self.db_timeout).await;
         served
     }

@@ -6,6 +6,7 @@
 pub mod auth_events;
 pub mod locks;
 pub mod migrations;
+pub mod notifications;
 mod pool;
 pub mod sessions;
 pub mod shared_secrets;

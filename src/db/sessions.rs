@@ -143,9 +143,17 @@ pub fn revoke(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryRes
     .map(|rows| rows > 0)
 }
 
-pub fn touch(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResult<()> {
-    diesel::update(sessions::table.find(id))
-        .set(sessions::last_seen_at.eq(now))
-        .execute(conn)
-        .map(drop)
+/// Notes activity for many sessions in one statement; a session already
+/// seen later keeps its time.
+pub fn touch_many(conn: &mut PgConnection, seen: &[(String, DateTime<Utc>)]) -> QueryResult<usize> {
+    let (ids, times): (Vec<&str>, Vec<DateTime<Utc>>) =
+        seen.iter().map(|(id, at)| (id.as_str(), *at)).unzip();
+    diesel::sql_query(
+        "UPDATE sessions SET last_seen_at = seen.at \
+         FROM unnest($1::text[], $2::timestamptz[]) AS seen(id, at) \
+         WHERE sessions.id = seen.id AND sessions.last_seen_at < seen.at",
+    )
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids)
+    .bind::<diesel::sql_types::Array<diesel::sql_types::Timestamptz>, _>(times)
+    .execute(conn)
 }

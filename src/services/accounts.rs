@@ -347,6 +347,7 @@ impl Accounts {
             event.with(conn, change, |_| true)
         })
         .await?;
+        self.sessions.forget_user(user.id);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -400,6 +401,7 @@ impl Accounts {
             Refused::split(updated)
         })
         .await?;
+        self.sessions.forget_user(id);
         written(updated, errors)
     }
 
@@ -425,6 +427,7 @@ impl Accounts {
             event.with(conn, |conn| users::delete(conn, id), |deleted| *deleted)
         })
         .await?;
+        self.sessions.forget_user(id);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -452,6 +455,7 @@ impl Accounts {
             )
         })
         .await?;
+        self.sessions.forget_user(id);
         event.iter().for_each(Record::log);
         Ok(changed)
     }

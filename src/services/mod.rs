@@ -7,5 +7,6 @@ pub mod audit;
 pub mod hash_pool;
 pub mod passwords;
 pub mod retention;
+pub mod session_cache;
 pub mod sessions;
 pub mod throttle;

@@ -3,16 +3,21 @@
 //! and ending a session all happen here, so later work (caching,
 //! revocation fan-out, listing a user's sessions) has one place to change.
 
-use chrono::{SubsecRound, TimeDelta, Utc};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
 use diesel::PgConnection;
 
 use crate::configuration::Period;
 use crate::crypto::{hex, random_token};
+use crate::db::notifications::Invalidation;
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, User};
 use crate::db::{self, DbError, PgPool};
 use crate::domain::Client;
 use crate::services::audit::{Event, Record};
+use crate::services::session_cache::{SessionCache, Touches};
 
 /// `last_seen_at` is written at most this often per session, so that
 /// activity tracking costs a write a minute, not one per request...
@@ -83,11 +88,52 @@ impl Lifetimes {
 pub struct Sessions {
     pool: PgPool,
     lifetimes: Lifetimes,
+    cache: Arc<SessionCache>,
+    touches: Arc<Touches>,
 }
 
 impl Sessions {
     pub fn new(pool: PgPool, lifetimes: Lifetimes) -> Self {
-        Self { pool, lifetimes }
+        Self {
+            pool,
+            lifetimes,
+            cache: Arc::default(),
+            touches: Arc::default(),
+        }
+    }
+
+    /// The cache that [`Listener`](crate::services::session_cache::Listener)
+    /// keeps honest.
+    pub fn cache(&self) -> Arc<SessionCache> {
+        self.cache.clone()
+    }
+
+    /// Forgets what this instance holds of the user's sessions, at once:
+    /// every change that can end one calls this (the notification to the
+    /// other instances comes from the database).
+    pub fn forget_user(&self, user_id: i64) {
+        self.cache.forget(Invalidation::User(user_id));
+    }
+
+    /// Writes the activity noted since the last flush.
+    pub async fn flush_touches(&self) {
+        self.touches.flush(&self.pool).await;
+    }
+
+    /// Flushes activity in the background, often enough that the database
+    /// is never a whole touch interval behind (at most a second).
+    pub fn flush_touches_regularly(&self) {
+        let every = (self.lifetimes.touch_every() / 2)
+            .to_std()
+            .unwrap_or(Duration::from_secs(1))
+            .min(Duration::from_secs(1));
+        let sessions = self.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                sessions.flush_touches().await;
+            }
+        });
     }
 
     pub fn lifetimes(&self) -> Lifetimes {
@@ -129,30 +175,44 @@ impl Sessions {
         })
         .await?;
         event.iter().for_each(Record::log);
+        // The login changed the user (last_login_at) of any cached session.
+        self.forget_user(user_id);
         Ok(session)
     }
 
     /// The live session with this id and its user, or `None` when it is
     /// unknown, revoked, expired, idle too long, or its user is inactive.
-    /// Notes the activity, at most once per [`Lifetimes::touch_every`].
-    #[tracing::instrument(skip_all)]
+    /// From memory when it can be trusted (see [`SessionCache`]), else from
+    /// the database. Notes the activity, at most once per
+    /// [`Lifetimes::touch_every`], in a batch written off the request path.
     pub async fn validate(&self, id: String) -> Result<Option<(Session, User)>, DbError> {
-        let idle = self.lifetimes.idle.delta();
-        let touch_every = self.lifetimes.touch_every();
-        db::run(&self.pool, move |conn| {
-            let now = Utc::now().trunc_subsecs(6);
-            let Some((mut found, user)) =
-                sessions::find_live_with_user(conn, &id, now, now - idle)?
-            else {
-                return Ok(None);
-            };
-            if now - found.last_seen_at >= touch_every {
-                sessions::touch(conn, &found.id, now)?;
-                found.last_seen_at = now;
-            }
-            Ok(Some((found, user)))
+        let now = Utc::now().trunc_subsecs(6);
+        let idle_since = now - self.lifetimes.idle.delta();
+        if let Some((session, user)) = self.cache.get(&id)
+            && session.expires_at > now
+            && (session.remember || session.last_seen_at > idle_since)
+        {
+            return Ok(Some((self.touched(session, now), user)));
+        }
+        let generation = self.cache.generation();
+        let found = db::run(&self.pool, move |conn| {
+            sessions::find_live_with_user(conn, &id, now, idle_since)
         })
-        .await
+        .await?;
+        Ok(found.map(|(session, user)| {
+            self.cache.insert(generation, &session, &user);
+            (self.touched(session, now), user)
+        }))
+    }
+
+    /// Notes activity on a live session if its last note is old enough.
+    fn touched(&self, mut session: Session, now: DateTime<Utc>) -> Session {
+        if now - session.last_seen_at >= self.lifetimes.touch_every() {
+            self.cache.touch(&session.id, now);
+            self.touches.note(&session.id, now);
+            session.last_seen_at = now;
+        }
+        session
     }
 
     /// A user's live sessions, newest first.
@@ -180,6 +240,7 @@ impl Sessions {
             )
         })
         .await?;
+        self.forget_user(session.user_id);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -226,6 +287,7 @@ impl Sessions {
             event.with(conn, end, Option::is_some)
         })
         .await?;
+        self.forget_user(user_id);
         event.iter().for_each(Record::log);
         Ok(ended)
     }
@@ -246,6 +308,7 @@ impl Sessions {
             event.with(conn, end, |ended| *ended > 0)
         })
         .await?;
+        self.forget_user(user_id);
         event.iter().for_each(Record::log);
         Ok(ended)
     }

@@ -215,7 +215,7 @@ async fn operators_manage_passwords_activation_and_sessions() {
     let second_id = sessions[0]["id"].as_str().unwrap();
     let revoked = authd(&url, &["session", "revoke", "susan", second_id], "", &[]).await;
     assert_code(&revoked, 0);
-    app.me_with_token(second.token()).await.problem(401);
+    app.refused_within_a_second(second.token()).await;
     app.me_with_token(first.token()).await.assert_status(200);
     let again = authd(&url, &["session", "revoke", "susan", second_id], "", &[]).await;
     assert_code(&again, 1);
@@ -237,7 +237,7 @@ async fn operators_manage_passwords_activation_and_sessions() {
     )
     .await;
     assert_code(&set, 0);
-    app.me_with_token(first.token()).await.problem(401);
+    app.refused_within_a_second(first.token()).await;
     let (_, browser) = app.new_browser();
     let login = json!({"username": "susan", "password": "purple monkey dishwasher"});
     let fresh = app
@@ -247,7 +247,7 @@ async fn operators_manage_passwords_activation_and_sessions() {
 
     let off = authd(&url, &["user", "deactivate", "susan"], "", &[]).await;
     assert_code(&off, 0);
-    app.me_with_token(fresh.token()).await.problem(401);
+    app.refused_within_a_second(fresh.token()).await;
     let (_, browser) = app.new_browser();
     app.request_with(&browser, Method::POST, "/api/login", Some(&login), &[])
         .await
@@ -262,7 +262,7 @@ async fn operators_manage_passwords_activation_and_sessions() {
     let all = authd(&url, &["session", "revoke", "susan", "--all"], "", &[]).await;
     assert_code(&all, 0);
     assert!(all.stdout.contains("ended 1 session"), "{}", all.stdout);
-    app.me_with_token(last.token()).await.problem(401);
+    app.refused_within_a_second(last.token()).await;
 
     let events: Vec<String> = {
         use authd::schema::auth_events::dsl::*;

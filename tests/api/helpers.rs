@@ -380,6 +380,26 @@ impl TestApp {
             .await
     }
 
+    /// Asserts that `token` is refused within a second: how soon a change
+    /// made elsewhere (another instance, the command line, plain SQL) must
+    /// reach this instance's cache.
+    pub async fn refused_within_a_second(&self, token: &str) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        loop {
+            let response = self.me_with_token(token).await;
+            if response.status == StatusCode::UNAUTHORIZED {
+                response.problem(401);
+                return;
+            }
+            response.assert_status(200);
+            assert!(
+                std::time::Instant::now() < deadline,
+                "still accepted a second later"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// `GET /api/me` with a bearer token and no cookies.
     pub async fn me_with_token(&self, token: &str) -> TestResponse {
         let auth = format!("Bearer {token}");
@@ -587,6 +607,29 @@ async fn send(method: &Method, path: &str, builder: reqwest::RequestBuilder) -> 
 }
 
 impl TestDatabase {
+    /// Lets new connections in, or not; existing ones are left alone.
+    pub fn allow_connections(&self, allowed: bool) {
+        execute(
+            &mut maintenance(),
+            &format!(
+                "ALTER DATABASE {} WITH ALLOW_CONNECTIONS {allowed}",
+                self.name
+            ),
+        );
+    }
+
+    /// Ends the connections to this database that carry `application_name`.
+    pub fn terminate(&self, application_name: &str) {
+        execute(
+            &mut maintenance(),
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE datname = '{}' AND application_name = '{application_name}'",
+                self.name
+            ),
+        );
+    }
+
     /// Simulates Postgres going away for this database (existing
     /// connections killed, new ones refused) and coming back.
     pub fn set_reachable(&self, reachable: bool) {

@@ -9,6 +9,7 @@ mod contract;
 mod helpers;
 
 mod bad_input;
+mod cache;
 mod cli;
 mod configuration;
 mod database;
