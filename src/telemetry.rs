@@ -1,31 +1,55 @@
 //! Structured logging. `RUST_LOG` filters (default `info`); `LOG_FORMAT`
-//! picks human-readable or JSON lines.
+//! picks human-readable or JSON lines. Colour only when writing to a
+//! terminal. The server's lines are written by a thread of their own, so a
+//! request never waits for the write of its log line (lines queue, and only
+//! a full queue makes a request wait: nothing is dropped).
 
+use std::io::IsTerminal;
+
+use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::configuration::LogFormat;
 
-pub fn init(format: LogFormat) {
+/// Keeps the log writer running; dropping it flushes what is queued.
+#[must_use = "the log writer stops (after flushing) when this is dropped"]
+pub struct Logging {
+    _writer: Option<WorkerGuard>,
+}
+
+/// For the server: `info` by default, on stdout.
+pub fn init(format: LogFormat) -> Logging {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    install(filter, format, std::io::stdout);
+    let colour = std::io::stdout().is_terminal();
+    let (writer, guard) = NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("authd-log")
+        .finish(std::io::stdout());
+    install(filter, format, colour, writer);
+    Logging {
+        _writer: Some(guard),
+    }
 }
 
 /// For commands other than `serve`: only warnings and errors by default,
 /// and on stderr, so that stdout holds the command's answer.
-pub fn init_for_commands(format: LogFormat) {
+pub fn init_for_commands(format: LogFormat) -> Logging {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    install(filter, format, std::io::stderr);
+    let colour = std::io::stderr().is_terminal();
+    install(filter, format, colour, std::io::stderr);
+    Logging { _writer: None }
 }
 
 /// Installs the global subscriber, writing to `writer`. A second install
 /// (tests start many apps in one process) is harmless and ignored.
-pub fn install<W>(filter: EnvFilter, format: LogFormat, writer: W)
+pub fn install<W>(filter: EnvFilter, format: LogFormat, colour: bool, writer: W)
 where
     W: for<'writer> MakeWriter<'writer> + Send + Sync + 'static,
 {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(writer);
     let _ = match format {
         LogFormat::Pretty => builder.try_init(),

@@ -95,7 +95,7 @@ impl Cli {
             return serve(settings).await;
         };
         // Commands keep stdout for their answer; logs go to stderr.
-        telemetry::init_for_commands(settings.log_format);
+        let _logging = telemetry::init_for_commands(settings.log_format);
         let outcome = match command {
             Command::Serve => unreachable!("handled above"),
             Command::Migrate => migrate(&settings).await,
@@ -114,7 +114,7 @@ impl Cli {
 }
 
 async fn serve(settings: Settings) -> ExitCode {
-    telemetry::init(settings.log_format);
+    let _logging = telemetry::init(settings.log_format);
     let application = match Application::build(settings).await {
         Ok(application) => application,
         Err(error) => {

@@ -41,9 +41,16 @@ const FRESH: Duration = Duration::from_secs(2);
 /// How often the listener looks for notifications.
 const POLL: Duration = Duration::from_millis(10);
 
+/// A live session and its user, as validated; shared, not copied, by the
+/// requests that present it.
+#[derive(Debug)]
+pub struct Live {
+    pub session: Session,
+    pub user: User,
+}
+
 struct Cached {
-    session: Session,
-    user: User,
+    live: Arc<Live>,
     stored: Instant,
 }
 
@@ -90,7 +97,7 @@ impl SessionCache {
     }
 
     /// The cached session with this id and its user, if the cache is usable.
-    pub fn get(&self, id: &str) -> Option<(Session, User)> {
+    pub fn get(&self, id: &str) -> Option<Arc<Live>> {
         if !self.usable() {
             return None;
         }
@@ -100,7 +107,7 @@ impl SessionCache {
             entries.remove(id);
             return None;
         }
-        Some((cached.session.clone(), cached.user.clone()))
+        Some(cached.live.clone())
     }
 
     /// Taken before reading from the database, for [`SessionCache::insert`].
@@ -110,7 +117,7 @@ impl SessionCache {
 
     /// Caches what was read at `generation`, unless anything was
     /// invalidated since.
-    pub fn insert(&self, generation: u64, session: &Session, user: &User) {
+    pub fn insert(&self, generation: u64, live: &Arc<Live>) {
         if !self.usable() {
             return;
         }
@@ -123,19 +130,18 @@ impl SessionCache {
             entries.clear();
         }
         entries.insert(
-            session.id.clone(),
+            live.session.id.clone(),
             Cached {
-                session: session.clone(),
-                user: user.clone(),
+                live: live.clone(),
                 stored: Instant::now(),
             },
         );
     }
 
-    /// Notes activity on a cached session.
-    pub fn touch(&self, id: &str, at: DateTime<Utc>) {
-        if let Some(cached) = self.entries().get_mut(id) {
-            cached.session.last_seen_at = at;
+    /// Puts the session as last seen now in place of the one cached.
+    pub fn touch(&self, live: &Arc<Live>) {
+        if let Some(cached) = self.entries().get_mut(&live.session.id) {
+            cached.live = live.clone();
         }
     }
 
@@ -143,7 +149,9 @@ impl SessionCache {
         let mut entries = self.entries();
         self.generation.fetch_add(1, Ordering::AcqRel);
         match invalidation {
-            Invalidation::User(user_id) => entries.retain(|_, cached| cached.user.id != user_id),
+            Invalidation::User(user_id) => {
+                entries.retain(|_, cached| cached.live.user.id != user_id);
+            }
             Invalidation::All => entries.clear(),
         }
     }

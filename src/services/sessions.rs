@@ -13,11 +13,11 @@ use crate::configuration::Period;
 use crate::crypto::{hex, random_token};
 use crate::db::notifications::Invalidation;
 use crate::db::sessions::{self, Session};
-use crate::db::users::{self, User};
+use crate::db::users;
 use crate::db::{self, DbError, PgPool};
 use crate::domain::Client;
 use crate::services::audit::{Event, Record};
-use crate::services::session_cache::{SessionCache, Touches};
+use crate::services::session_cache::{Live, SessionCache, Touches};
 
 /// `last_seen_at` is written at most this often per session, so that
 /// activity tracking costs a write a minute, not one per request...
@@ -185,14 +185,14 @@ impl Sessions {
     /// From memory when it can be trusted (see [`SessionCache`]), else from
     /// the database. Notes the activity, at most once per
     /// [`Lifetimes::touch_every`], in a batch written off the request path.
-    pub async fn validate(&self, id: String) -> Result<Option<(Session, User)>, DbError> {
+    pub async fn validate(&self, id: String) -> Result<Option<Arc<Live>>, DbError> {
         let now = Utc::now().trunc_subsecs(6);
         let idle_since = now - self.lifetimes.idle.delta();
-        if let Some((session, user)) = self.cache.get(&id)
-            && session.expires_at > now
-            && (session.remember || session.last_seen_at > idle_since)
+        if let Some(live) = self.cache.get(&id)
+            && live.session.expires_at > now
+            && (live.session.remember || live.session.last_seen_at > idle_since)
         {
-            return Ok(Some((self.touched(session, now), user)));
+            return Ok(Some(self.touched(live, now)));
         }
         let generation = self.cache.generation();
         let found = db::run(&self.pool, move |conn| {
@@ -200,19 +200,26 @@ impl Sessions {
         })
         .await?;
         Ok(found.map(|(session, user)| {
-            self.cache.insert(generation, &session, &user);
-            (self.touched(session, now), user)
+            let live = Arc::new(Live { session, user });
+            self.cache.insert(generation, &live);
+            self.touched(live, now)
         }))
     }
 
     /// Notes activity on a live session if its last note is old enough.
-    fn touched(&self, mut session: Session, now: DateTime<Utc>) -> Session {
-        if now - session.last_seen_at >= self.lifetimes.touch_every() {
-            self.cache.touch(&session.id, now);
-            self.touches.note(&session.id, now);
-            session.last_seen_at = now;
+    fn touched(&self, live: Arc<Live>, now: DateTime<Utc>) -> Arc<Live> {
+        if now - live.session.last_seen_at < self.lifetimes.touch_every() {
+            return live;
         }
-        session
+        let mut session = live.session.clone();
+        session.last_seen_at = now;
+        self.touches.note(&session.id, now);
+        let touched = Arc::new(Live {
+            session,
+            user: live.user.clone(),
+        });
+        self.cache.touch(&touched);
+        touched
     }
 
     /// A user's live sessions, newest first.

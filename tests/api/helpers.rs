@@ -531,7 +531,10 @@ fn client(cookies: Arc<CookieStoreMutex>) -> reqwest::Client {
 async fn start(settings: Settings) -> (String, ServerHandle) {
     static LOGS: LazyLock<()> = LazyLock::new(|| {
         if std::env::var_os("TEST_LOG").is_some() {
-            authd::telemetry::init(authd::configuration::LogFormat::Pretty);
+            // Kept for the whole test process.
+            std::mem::forget(authd::telemetry::init(
+                authd::configuration::LogFormat::Pretty,
+            ));
         }
     });
     LazyLock::force(&LOGS);

@@ -42,7 +42,7 @@ impl Capture {
         let filter = EnvFilter::new(format!(
             "{level},cookie_store=off,reqwest=off,hyper_util=off,hyper=off"
         ));
-        authd::telemetry::install(filter, LogFormat::Json, capture.clone());
+        authd::telemetry::install(filter, LogFormat::Json, false, capture.clone());
         capture
     }
 

@@ -2,17 +2,18 @@
 //! whether the session it names is still live.
 
 use std::future::{Ready, ready};
+use std::ops::Deref;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use actix_identity::IdentityExt;
 use actix_web::http::header::{AUTHORIZATION, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 use subtle::ConstantTimeEq;
 
-use crate::db::sessions::Session;
-use crate::db::users::User;
 use crate::http::auth::token::TokenKeys;
 use crate::http::error::ApiError;
+use crate::services::session_cache::Live;
 use crate::services::sessions::Sessions;
 
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
@@ -23,12 +24,20 @@ pub enum Via {
     Bearer,
 }
 
-/// A request matched to a live session.
+/// A request matched to a live session: the session and its user (through
+/// `Deref`), and how the credential travelled.
 #[derive(Debug)]
 pub struct Authenticated {
-    pub user: User,
-    pub session: Session,
+    live: Arc<Live>,
     pub via: Via,
+}
+
+impl Deref for Authenticated {
+    type Target = Live;
+
+    fn deref(&self) -> &Live {
+        &self.live
+    }
 }
 
 /// The session a request claims, before the database has a say.
@@ -99,10 +108,10 @@ impl Auth {
         request: &HttpRequest,
         claimed: Claimed,
     ) -> Result<Option<Authenticated>, ApiError> {
-        let Some((session, user)) = self.sessions.validate(claimed.session_id).await? else {
+        let Some(live) = self.sessions.validate(claimed.session_id).await? else {
             return Ok(None);
         };
-        if claimed.user_id.is_some_and(|id| id != user.id) {
+        if claimed.user_id.is_some_and(|id| id != live.user.id) {
             return Ok(None);
         }
         if claimed.via == Via::Cookie && !request.method().is_safe() {
@@ -111,13 +120,12 @@ impl Auth {
                 .get(CSRF_HEADER)
                 .map(HeaderValue::as_bytes)
                 .unwrap_or_default();
-            if !bool::from(sent.ct_eq(session.csrf_token.as_bytes())) {
+            if !bool::from(sent.ct_eq(live.session.csrf_token.as_bytes())) {
                 return Err(ApiError::CsrfFailed);
             }
         }
         Ok(Some(Authenticated {
-            user,
-            session,
+            live,
             via: claimed.via,
         }))
     }

@@ -46,7 +46,10 @@ pub async fn logout(
 ) -> Result<HttpResponse, ApiError> {
     let scope = requested_scope(body, &request)?;
     let presented = auth.every_presented(&request).await?;
-    let sessions: Vec<_> = presented.into_iter().map(|found| found.session).collect();
+    let sessions: Vec<_> = presented
+        .iter()
+        .map(|found| found.session.clone())
+        .collect();
     auth.sessions
         .log_out_scoped(&sessions, scope, &client)
         .await?;
