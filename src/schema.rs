@@ -49,6 +49,7 @@ diesel::table! {
         bucket -> Text,
         key -> Text,
         at -> Timestamptz,
+        pending -> Bool,
     }
 }
 

@@ -17,19 +17,26 @@ pub fn lock(conn: &mut PgConnection, bucket: &str, key: &str) -> QueryResult<()>
         .map(drop)
 }
 
-/// The time of the `n`-th newest hit (1-based) after `since`, if there are
-/// that many.
-pub fn nth_newest_since(
+/// The time of the `n`-th newest failure (1-based) after `since`, if there
+/// are that many. A pending hit from before `stale_before` counts as a
+/// failure: its attempt never reported back.
+pub fn nth_newest_failure(
     conn: &mut PgConnection,
     bucket: &str,
     key: &str,
     since: DateTime<Utc>,
+    stale_before: DateTime<Utc>,
     n: u32,
 ) -> QueryResult<Option<DateTime<Utc>>> {
     throttle_hits::table
         .filter(throttle_hits::bucket.eq(bucket))
         .filter(throttle_hits::key.eq(key))
         .filter(throttle_hits::at.gt(since))
+        .filter(
+            throttle_hits::pending
+                .eq(false)
+                .or(throttle_hits::at.le(stale_before)),
+        )
         .order(throttle_hits::at.desc())
         .offset(i64::from(n.max(1)) - 1)
         .select(throttle_hits::at)
@@ -37,20 +44,46 @@ pub fn nth_newest_since(
         .optional()
 }
 
+/// How many attempts are still pending (newer than `stale_before`).
+pub fn count_pending(
+    conn: &mut PgConnection,
+    bucket: &str,
+    key: &str,
+    stale_before: DateTime<Utc>,
+) -> QueryResult<i64> {
+    throttle_hits::table
+        .filter(throttle_hits::bucket.eq(bucket))
+        .filter(throttle_hits::key.eq(key))
+        .filter(throttle_hits::pending)
+        .filter(throttle_hits::at.gt(stale_before))
+        .count()
+        .get_result(conn)
+}
+
 pub fn insert(
     conn: &mut PgConnection,
     bucket: &str,
     key: &str,
     at: DateTime<Utc>,
+    pending: bool,
 ) -> QueryResult<i64> {
     diesel::insert_into(throttle_hits::table)
         .values((
             throttle_hits::bucket.eq(bucket),
             throttle_hits::key.eq(key),
             throttle_hits::at.eq(at),
+            throttle_hits::pending.eq(pending),
         ))
         .returning(throttle_hits::id)
         .get_result(conn)
+}
+
+/// A pending attempt failed: from now on it is a failure.
+pub fn confirm_failure(conn: &mut PgConnection, id: i64, at: DateTime<Utc>) -> QueryResult<()> {
+    diesel::update(throttle_hits::table.find(id))
+        .set((throttle_hits::pending.eq(false), throttle_hits::at.eq(at)))
+        .execute(conn)
+        .map(drop)
 }
 
 /// Drops a bucket's hits at or before `until`: what no window can see.
@@ -74,11 +107,13 @@ pub fn delete(conn: &mut PgConnection, id: i64) -> QueryResult<()> {
         .map(drop)
 }
 
-pub fn delete_key(conn: &mut PgConnection, bucket: &str, key: &str) -> QueryResult<()> {
+/// Forgets the key's failures (attempts still pending stay).
+pub fn delete_failures(conn: &mut PgConnection, bucket: &str, key: &str) -> QueryResult<()> {
     diesel::delete(
         throttle_hits::table
             .filter(throttle_hits::bucket.eq(bucket))
-            .filter(throttle_hits::key.eq(key)),
+            .filter(throttle_hits::key.eq(key))
+            .filter(throttle_hits::pending.eq(false)),
     )
     .execute(conn)
     .map(drop)

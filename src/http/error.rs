@@ -256,7 +256,7 @@ impl From<ThrottleError> for ApiError {
     fn from(error: ThrottleError) -> Self {
         match error {
             ThrottleError::Db(error) => error.into(),
-            ThrottleError::Redis(_) => Self::Unavailable(error.into()),
+            ThrottleError::Redis(_) | ThrottleError::Busy => Self::Unavailable(error.into()),
         }
     }
 }

@@ -17,7 +17,6 @@ use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::http::header;
 use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
 use actix_web::{App, FromRequest, Handler, Resource, Responder, Route, web};
-use tracing_actix_web::TracingLogger;
 
 use crate::db::PgPool;
 use crate::http::auth::authenticate::Auth;
@@ -28,7 +27,7 @@ use crate::http::client::TrustedProxies;
 use crate::http::cors::{cors, preflight_headers};
 use crate::http::error::problem_for_framework_error;
 use crate::http::json::ClientTimeout;
-use crate::http::request_span::RequestSpan;
+use crate::http::request_span::request_span;
 use crate::http::security_headers::security_headers;
 use crate::services::accounts::Accounts;
 
@@ -87,7 +86,7 @@ pub fn app(
         .wrap(cors)
         .wrap(from_fn(preflight_headers))
         .wrap(ErrorHandlers::new().default_handler(problem_for_framework_error))
-        .wrap(TracingLogger::<RequestSpan>::new())
+        .wrap(from_fn(request_span))
         .wrap(from_fn(security_headers))
         .service(readable("/healthz", routes::healthz, public))
         .service(readable("/readyz", routes::readyz, public))

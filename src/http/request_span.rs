@@ -1,75 +1,112 @@
-//! The span every request runs in, and its one log line. Its fields are
-//! what authd itself believes: the route template and the path (never the
-//! query, which may carry a pasted token), and the client address as
-//! resolved through `TRUSTED_PROXIES` (never a forwarding header from an
-//! untrusted peer).
+//! The span every request runs in, its id, and its one log line.
+//!
+//! The span's fields are what authd itself believes: the route template
+//! and the path (never the query, which may carry a pasted token), and the
+//! client address as resolved through `TRUSTED_PROXIES` (never a forwarding
+//! header from an untrusted peer). The request id is the caller's
+//! `X-Request-Id` when it is a sane one (so a trace crosses services), else
+//! made here; either way it is echoed in the response.
 
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
-use tracing::Span;
-use tracing_actix_web::{RequestId, RootSpanBuilder};
+use rand::RngCore;
+use tracing::Instrument;
 
+use crate::crypto::hex;
 use crate::http::client::TrustedProxies;
 
-pub struct RequestSpan;
+pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// When the request's head reached the app: the start of its duration, and
 /// of the time its body has to arrive.
 #[derive(Clone, Copy, Debug)]
 pub struct Started(pub Instant);
 
-impl RootSpanBuilder for RequestSpan {
-    fn on_request_start(request: &ServiceRequest) -> Span {
-        request.extensions_mut().insert(Started(Instant::now()));
-        let route = request.match_pattern().unwrap_or_else(|| "default".into());
-        let request_id = request
-            .extensions()
-            .get::<RequestId>()
-            .map(ToString::to_string)
-            .unwrap_or_default();
-        let client_ip = request
-            .app_data::<web::Data<TrustedProxies>>()
-            .and_then(|proxies| proxies.client(request.request()).ip)
-            .map(|ip| ip.to_string())
-            .unwrap_or_default();
-        tracing::info_span!(
-            "request",
-            method = %request.method(),
-            route = %route,
-            path = %request.path(),
-            client_ip = %client_ip,
-            request_id = %request_id,
-        )
+/// The caller's id if it is 1 to 128 characters of `A-Za-z0-9._:-`, else a
+/// new one (128 random bits).
+fn request_id(request: &ServiceRequest) -> HeaderValue {
+    let given = request.headers().get(&REQUEST_ID).filter(|value| {
+        (1..=128).contains(&value.len())
+            && value
+                .as_bytes()
+                .iter()
+                .all(|b| b.is_ascii_alphanumeric() || b"._:-".contains(b))
+    });
+    if let Some(given) = given {
+        return given.clone();
     }
+    let mut bytes = [0u8; 16];
+    rand::rng().fill_bytes(&mut bytes);
+    HeaderValue::from_str(&hex(&bytes)).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
 
-    /// One line per request: `info` whatever the client's mistake, `warn`
-    /// when a dependency is down, `error` with its cause for a fault.
-    fn on_request_end<B: MessageBody>(
-        _span: Span,
-        outcome: &Result<ServiceResponse<B>, actix_web::Error>,
-    ) {
-        let (status, error, started) = match outcome {
-            Ok(response) => (
-                response.status(),
-                response.response().error(),
-                response.request().extensions().get::<Started>().copied(),
-            ),
-            Err(error) => (error.as_response_error().status_code(), Some(error), None),
-        };
-        let duration_ms = started.map(|Started(at)| at.elapsed().as_secs_f64() * 1000.0);
-        let status = status.as_u16();
-        match error {
-            Some(error) if status == StatusCode::SERVICE_UNAVAILABLE.as_u16() => {
-                tracing::warn!(status, duration_ms, error = %error, "request failed: a dependency is unavailable");
-            }
-            Some(error) if status >= 500 => {
-                tracing::error!(status, duration_ms, error = %error, "request failed");
-            }
-            _ => tracing::info!(status, duration_ms, "request"),
+/// Runs the request in its span and logs it once: `info` whatever the
+/// client's mistake, `warn` when a dependency is down, `error` with its
+/// cause for a fault.
+pub async fn request_span(
+    request: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    request.extensions_mut().insert(Started(started));
+    let id = request_id(&request);
+    let client_ip = request
+        .app_data::<web::Data<TrustedProxies>>()
+        .and_then(|proxies| proxies.client(request.request()).ip);
+    let span = tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route = request.match_pattern().as_deref().unwrap_or("default"),
+        path = request.path(),
+        client_ip = client_ip.map(tracing::field::display),
+        request_id = id.to_str().unwrap_or_default(),
+    );
+    let outcome = next.call(request).instrument(span.clone()).await;
+    let _entered = span.enter();
+    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match outcome {
+        Ok(mut response) => {
+            let status = response.status();
+            log(
+                status,
+                response.response().error().map(ToString::to_string),
+                duration_ms,
+            );
+            response.headers_mut().insert(REQUEST_ID, id);
+            Ok(response)
         }
+        Err(mut error) => {
+            let status = error.as_response_error().status_code();
+            log(status, Some(error.to_string()), duration_ms);
+            error.add_response_mapper(move |mut response| {
+                response.headers_mut().insert(REQUEST_ID, id.clone());
+                response
+            });
+            Err(error)
+        }
+    }
+}
+
+fn log(status: StatusCode, error: Option<String>, duration_ms: f64) {
+    let code = status.as_u16();
+    match error {
+        Some(error) if status == StatusCode::SERVICE_UNAVAILABLE => {
+            tracing::warn!(
+                status = code,
+                duration_ms,
+                error,
+                "request failed: a dependency is unavailable"
+            );
+        }
+        Some(error) if status.is_server_error() => {
+            tracing::error!(status = code, duration_ms, error, "request failed");
+        }
+        _ => tracing::info!(status = code, duration_ms, "request"),
     }
 }

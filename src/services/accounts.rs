@@ -13,9 +13,7 @@ use crate::domain::{Client, Email, FieldErrors, LoginName, Password, Username, a
 use crate::services::audit::{self, Event, Record};
 use crate::services::passwords::{HashError, PasswordHasher};
 use crate::services::sessions::Sessions;
-use crate::services::throttle::{
-    Blocked, Counter, Reservation, Throttle, ThrottleError, client_key,
-};
+use crate::services::throttle::{Blocked, Counter, Throttle, ThrottleError, client_key};
 
 pub const USERNAME_TAKEN: &str = "Please use a different username.";
 pub const EMAIL_TAKEN: &str = "Please use a different email address.";
@@ -188,8 +186,8 @@ impl Accounts {
     /// Failed logins are counted per (account, client address) and per
     /// client address. The account is whichever the name reaches, however
     /// it is spelt (username or address, any case); a name that reaches
-    /// none counts under its normal spelling. Each attempt is counted
-    /// before its password check, and a success takes it back.
+    /// none counts under its normal spelling. Only failures count; attempts
+    /// in flight make parallel ones wait (see [`Throttle::begin`]).
     #[tracing::instrument(skip_all)]
     pub async fn log_in(
         &self,
@@ -213,27 +211,25 @@ impl Accounts {
             Some(user) => format!("user:{}", user.id),
             None => format!("name:{}", name.canonical()),
         };
-        let [per_account, per_ip] = self.password_counters(&subject, client);
         let user_id = found.as_ref().map(|user| user.id);
-        let attempt = match self.throttle.hit(&[per_account.clone(), per_ip]).await? {
-            Ok(attempt) => attempt,
-            Err(blocked) => {
+        // Verify even without an account, so unknown users cost a hash too.
+        let hash = found.as_ref().map(|user| user.password_hash.clone());
+        let verdict = self
+            .check::<LoginError>(&subject, client, password.clone(), hash)
+            .await?;
+        let mut user = match (verdict, found) {
+            (Verdict::Blocked(blocked), _) => {
                 audit(Event::LoginThrottled, user_id).await;
                 return Err(LoginError::Throttled(blocked));
             }
-        };
-
-        // Verify before looking at `found`, so unknown users cost a hash too.
-        let hash = found.as_ref().map(|user| user.password_hash.clone());
-        let matched = self.hasher.verify(password.clone(), hash).await?;
-        let Some(mut user) = found.filter(|_| matched) else {
-            // The attempt stays counted: failures are what the throttle counts.
-            audit(Event::LoginFailure, user_id).await;
-            return Err(LoginError::InvalidCredentials { user_id });
+            (Verdict::Matched, Some(user)) => user,
+            (Verdict::Matched | Verdict::Mismatched, _) => {
+                audit(Event::LoginFailure, user_id).await;
+                return Err(LoginError::InvalidCredentials { user_id });
+            }
         };
         // The right password is no guess, even for a disabled account,
         // which is only revealed to someone who knows its password.
-        self.forgive(&per_account, attempt).await?;
         if !user.is_active {
             audit(Event::LoginFailure, Some(user.id)).await;
             return Err(LoginError::Inactive { user_id: user.id });
@@ -279,33 +275,53 @@ impl Accounts {
         password: SecretString,
         client: &Client,
     ) -> Result<(), AccountError> {
-        let [per_account, per_ip] = self.password_counters(&format!("user:{}", user.id), client);
-        let attempt = match self.throttle.hit(&[per_account.clone(), per_ip]).await? {
-            Ok(attempt) => attempt,
-            Err(blocked) => {
-                let event = Record::new(
-                    Event::LoginThrottled,
-                    Some(user.id),
-                    Some(&user.username),
-                    client,
-                );
-                audit::record(&self.pool, event).await;
-                return Err(AccountError::Throttled(blocked));
-            }
-        };
         let hash = Some(user.password_hash.clone());
-        if !self.hasher.verify(password, hash).await? {
-            let event = Record::new(
-                Event::LoginFailure,
-                Some(user.id),
-                Some(&user.username),
-                client,
-            );
-            audit::record(&self.pool, event).await;
-            return Err(AccountError::WrongPassword);
+        let subject = format!("user:{}", user.id);
+        let (kind, refused) = match self
+            .check::<AccountError>(&subject, client, password, hash)
+            .await?
+        {
+            Verdict::Matched => return Ok(()),
+            Verdict::Blocked(blocked) => (Event::LoginThrottled, AccountError::Throttled(blocked)),
+            Verdict::Mismatched => (Event::LoginFailure, AccountError::WrongPassword),
+        };
+        let event = Record::new(kind, Some(user.id), Some(&user.username), client);
+        audit::record(&self.pool, event).await;
+        Err(refused)
+    }
+
+    /// A password check under the login throttle: an attempt that waits
+    /// while attempts in flight could reach a limit, and is refused once
+    /// failures have; a failure when the password does not match; taken
+    /// back, and the account's failures from this address forgiven, when it
+    /// does (or when the check itself failed: no verdict, no failure).
+    async fn check<E: From<ThrottleError> + From<HashError>>(
+        &self,
+        subject: &str,
+        client: &Client,
+        candidate: SecretString,
+        hash: Option<String>,
+    ) -> Result<Verdict, E> {
+        let counters = self.password_counters(subject, client);
+        let attempt = match self.throttle.begin(&counters).await? {
+            Ok(attempt) => attempt,
+            Err(blocked) => return Ok(Verdict::Blocked(blocked)),
+        };
+        match self.hasher.verify(candidate, hash).await {
+            Ok(true) => {
+                self.throttle.succeeded(attempt).await?;
+                self.throttle.reset(&counters[0]).await?;
+                Ok(Verdict::Matched)
+            }
+            Ok(false) => {
+                self.throttle.failed(attempt, &counters).await?;
+                Ok(Verdict::Mismatched)
+            }
+            Err(error) => {
+                self.throttle.succeeded(attempt).await?;
+                Err(error.into())
+            }
         }
-        self.forgive(&per_account, attempt).await?;
-        Ok(())
     }
 
     /// Changes the password, confirmed by the current one, and ends every
@@ -471,17 +487,6 @@ impl Accounts {
         db::run(&self.pool, users::list).await
     }
 
-    /// The password was right: this account's failures from this address
-    /// are forgiven, and the attempt no longer counts against the address.
-    async fn forgive(
-        &self,
-        per_account: &Counter,
-        attempt: Reservation,
-    ) -> Result<(), ThrottleError> {
-        self.throttle.reset(per_account).await?;
-        self.throttle.release(attempt).await
-    }
-
     /// Best effort: a failed upgrade is logged and retried at the next login.
     async fn upgrade_hash(&self, user: &mut User, password: SecretString) {
         let upgraded = match self.hasher.rehash(password).await {
@@ -509,6 +514,13 @@ impl Accounts {
             }
         }
     }
+}
+
+/// What a password check under the throttle found.
+enum Verdict {
+    Matched,
+    Mismatched,
+    Blocked(Blocked),
 }
 
 /// Why a transaction that writes a username or address rolled back.

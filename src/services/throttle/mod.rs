@@ -1,12 +1,20 @@
 //! Throttling, not lockout: sliding-window limits on attempts, counted in a
 //! store every instance shares (Postgres, or Redis when `REDIS_URL` is set).
 //!
-//! The one operation is [`Throttle::hit`]: given counters (bucket, key,
-//! limit, window) it either counts one attempt against each of them, or
-//! refuses with how long to wait. Counting happens atomically with checking
-//! the limit, so a burst of parallel attempts cannot all slip in under it.
+//! Two operations, each given counters (bucket, key, limit, window) and
+//! each checking the limits atomically with counting, so a burst of
+//! parallel attempts cannot all slip in under a limit:
+//!
+//! - [`Throttle::hit`] counts an attempt now (registrations: every attempt
+//!   counts);
+//! - [`Throttle::begin`] starts an attempt whose outcome is not known yet (a
+//!   password check). It is pending: it makes parallel attempts wait rather
+//!   than outrun the limit, but it is not a failure, so concurrency alone
+//!   never refuses anyone. [`Throttle::failed`] makes it one;
+//!   [`Throttle::succeeded`] takes it back.
+//!
 //! A new limit is a [`Counter`] at its call site; the policy of what to
-//! count (per identifier, per client address) belongs to that caller.
+//! count (per account, per client address) belongs to that caller.
 
 pub mod postgres;
 pub mod redis;
@@ -46,12 +54,31 @@ pub struct Hit {
     pub id: String,
 }
 
-/// The hits one [`Throttle::hit`] counted, so a caller can take them back.
+/// An attempt [`Throttle::begin`] let through, pending until its outcome is
+/// reported.
 #[derive(Debug)]
-#[must_use = "a reservation is either kept (do nothing) or released"]
-pub struct Reservation {
+#[must_use = "an attempt's outcome is reported with failed() or succeeded()"]
+pub struct Attempt {
     hits: Vec<Hit>,
 }
+
+/// What a store answers to a reservation.
+#[derive(Debug)]
+pub enum Reserved {
+    /// Counted: one hit per counter.
+    Hits(Vec<Hit>),
+    /// A counter's failures have reached its limit: refused until then.
+    Blocked(Blocked),
+    /// Failures and attempts in flight together reach a limit: try again
+    /// when some have finished.
+    Busy,
+}
+
+/// A pending attempt older than this never reported back (its instance
+/// died): it counts as a failure.
+pub const PENDING_AT_MOST: Duration = Duration::from_secs(60);
+/// How long an attempt waits for attempts in flight before giving up.
+const WAIT_AT_MOST: Duration = Duration::from_secs(15);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ThrottleError {
@@ -59,22 +86,37 @@ pub enum ThrottleError {
     Db(#[from] DbError),
     #[error("redis: {0}")]
     Redis(#[from] ::redis::RedisError),
+    /// Attempts in flight kept a limit full for longer than an attempt will
+    /// wait: the client may retry shortly.
+    #[error("too many attempts in flight")]
+    Busy,
 }
 
 /// Where the counts live. Each store keeps [`Store::reserve`] atomic across
 /// every instance sharing it.
 pub trait Store: Send + Sync {
-    /// Adds one hit to every counter, unless one of them is at its limit:
-    /// then nothing is added and the answer says until when.
+    /// Adds one hit to every counter (pending, or a failure at once), unless
+    /// a counter is at its limit: failures alone (blocked), or failures and
+    /// pending attempts together (busy, when `pending`).
     fn reserve<'a>(
         &'a self,
         counters: &'a [Counter],
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<Result<Vec<Hit>, Blocked>, ThrottleError>>;
+        pending: bool,
+    ) -> BoxFuture<'a, Result<Reserved, ThrottleError>>;
 
+    /// A pending hit is a failure from `now`.
+    fn confirm<'a>(
+        &'a self,
+        hit: &'a Hit,
+        window: Period,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), ThrottleError>>;
+
+    /// Takes a pending hit back.
     fn release<'a>(&'a self, hit: &'a Hit) -> BoxFuture<'a, Result<(), ThrottleError>>;
 
-    /// Forgets every hit of the counter.
+    /// Forgets the counter's failures.
     fn clear<'a>(&'a self, counter: &'a Counter) -> BoxFuture<'a, Result<(), ThrottleError>>;
 }
 
@@ -94,26 +136,64 @@ impl Throttle {
         }
     }
 
-    /// Counts one attempt against every counter, or refuses it if any of
-    /// them is at its limit (then none counts it).
+    /// Counts one attempt against every counter now, or refuses it if any
+    /// of them is at its limit (then none counts it).
     #[tracing::instrument(skip_all)]
-    pub async fn hit(
-        &self,
-        counters: &[Counter],
-    ) -> Result<Result<Reservation, Blocked>, ThrottleError> {
-        let reserved = self.store.reserve(counters, Utc::now()).await?;
-        Ok(reserved.map(|hits| Reservation { hits }))
+    pub async fn hit(&self, counters: &[Counter]) -> Result<Result<(), Blocked>, ThrottleError> {
+        match self.store.reserve(counters, Utc::now(), false).await? {
+            Reserved::Hits(_) => Ok(Ok(())),
+            Reserved::Blocked(blocked) => Ok(Err(blocked)),
+            Reserved::Busy => Err(ThrottleError::Busy),
+        }
     }
 
-    /// Takes back the attempts a reservation counted.
-    pub async fn release(&self, reservation: Reservation) -> Result<(), ThrottleError> {
-        for hit in &reservation.hits {
+    /// Starts an attempt whose outcome is not known yet. Refused when a
+    /// counter's failures have reached its limit; waits (a little at a
+    /// time) while attempts in flight might still reach it.
+    #[tracing::instrument(skip_all)]
+    pub async fn begin(
+        &self,
+        counters: &[Counter],
+    ) -> Result<Result<Attempt, Blocked>, ThrottleError> {
+        let deadline = std::time::Instant::now() + WAIT_AT_MOST;
+        loop {
+            match self.store.reserve(counters, Utc::now(), true).await? {
+                Reserved::Hits(hits) => return Ok(Ok(Attempt { hits })),
+                Reserved::Blocked(blocked) => return Ok(Err(blocked)),
+                Reserved::Busy if std::time::Instant::now() >= deadline => {
+                    return Err(ThrottleError::Busy);
+                }
+                Reserved::Busy => {
+                    let jitter = u64::from(rand::random::<u8>() % 40);
+                    tokio::time::sleep(Duration::from_millis(20 + jitter)).await;
+                }
+            }
+        }
+    }
+
+    /// The attempt failed: each of its hits is now a failure.
+    pub async fn failed(
+        &self,
+        attempt: Attempt,
+        counters: &[Counter],
+    ) -> Result<(), ThrottleError> {
+        let now = Utc::now();
+        for (hit, counter) in attempt.hits.iter().zip(counters) {
+            self.store.confirm(hit, counter.window, now).await?;
+        }
+        Ok(())
+    }
+
+    /// The attempt succeeded (or never came to a verdict): it counts for
+    /// nothing.
+    pub async fn succeeded(&self, attempt: Attempt) -> Result<(), ThrottleError> {
+        for hit in &attempt.hits {
             self.store.release(hit).await?;
         }
         Ok(())
     }
 
-    /// Forgets every attempt counted against `counter`.
+    /// Forgets the failures counted against `counter`.
     pub async fn reset(&self, counter: &Counter) -> Result<(), ThrottleError> {
         self.store.clear(counter).await
     }

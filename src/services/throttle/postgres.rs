@@ -6,7 +6,10 @@ use diesel::Connection;
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
 
-use super::{Blocked, Counter, Hit, Store, ThrottleError, blocked_until};
+use super::{
+    Blocked, Counter, Hit, PENDING_AT_MOST, Reserved, Store, ThrottleError, blocked_until,
+};
+use crate::configuration::Period;
 use crate::db::{self, PgPool, throttle_hits};
 
 pub struct PostgresStore {
@@ -19,50 +22,90 @@ impl PostgresStore {
     }
 }
 
+fn stale_before(now: DateTime<Utc>) -> DateTime<Utc> {
+    now - chrono::TimeDelta::from_std(PENDING_AT_MOST).unwrap_or(chrono::TimeDelta::MAX)
+}
+
+/// Row ids are ours; anything else names no row.
+fn row(hit: &Hit) -> Option<i64> {
+    hit.id.parse().ok()
+}
+
 impl Store for PostgresStore {
     fn reserve<'a>(
         &'a self,
         counters: &'a [Counter],
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<Result<Vec<Hit>, Blocked>, ThrottleError>> {
+        pending: bool,
+    ) -> BoxFuture<'a, Result<Reserved, ThrottleError>> {
         let counters = counters.to_vec();
         async move {
             let reserved = db::run(&self.pool, move |conn| {
                 conn.transaction(|conn| {
+                    let stale = stale_before(now);
                     // Locks are taken in the callers' fixed counter order.
                     let mut longest: Option<Blocked> = None;
+                    let mut busy = false;
                     for counter in &counters {
                         throttle_hits::lock(conn, counter.bucket, &counter.key)?;
                         let since = now - counter.window.delta();
-                        let limit_th_newest = throttle_hits::nth_newest_since(
+                        let limit_th_failure = throttle_hits::nth_newest_failure(
                             conn,
                             counter.bucket,
                             &counter.key,
                             since,
+                            stale,
                             counter.limit,
                         )?;
-                        longest = longest.max(blocked_until(limit_th_newest, counter.window, now));
+                        longest = longest.max(blocked_until(limit_th_failure, counter.window, now));
+                        if pending && !busy {
+                            // Busy when failures and attempts in flight
+                            // together reach the limit.
+                            let in_flight = throttle_hits::count_pending(
+                                conn,
+                                counter.bucket,
+                                &counter.key,
+                                stale,
+                            )?;
+                            let in_flight = u32::try_from(in_flight).unwrap_or(u32::MAX);
+                            busy = in_flight >= counter.limit
+                                || throttle_hits::nth_newest_failure(
+                                    conn,
+                                    counter.bucket,
+                                    &counter.key,
+                                    since,
+                                    stale,
+                                    counter.limit - in_flight,
+                                )?
+                                .is_some();
+                        }
                     }
                     if let Some(blocked) = longest {
-                        return Ok(Err(blocked));
+                        return Ok(Reserved::Blocked(blocked));
+                    }
+                    if busy {
+                        return Ok(Reserved::Busy);
                     }
                     let mut hits = Vec::with_capacity(counters.len());
                     for counter in &counters {
                         // Expired rows of this kind go as new ones come, so
                         // the table holds what the windows can still see.
-                        throttle_hits::delete_older(
+                        let visible = counter.window.delta().max(now - stale);
+                        throttle_hits::delete_older(conn, counter.bucket, now - visible)?;
+                        let id = throttle_hits::insert(
                             conn,
                             counter.bucket,
-                            now - counter.window.delta(),
+                            &counter.key,
+                            now,
+                            pending,
                         )?;
-                        let id = throttle_hits::insert(conn, counter.bucket, &counter.key, now)?;
                         hits.push(Hit {
                             bucket: counter.bucket,
                             key: counter.key.clone(),
                             id: id.to_string(),
                         });
                     }
-                    Ok(Ok(hits))
+                    Ok(Reserved::Hits(hits))
                 })
             })
             .await?;
@@ -71,10 +114,27 @@ impl Store for PostgresStore {
         .boxed()
     }
 
+    fn confirm<'a>(
+        &'a self,
+        hit: &'a Hit,
+        _window: Period,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), ThrottleError>> {
+        async move {
+            if let Some(id) = row(hit) {
+                db::run(&self.pool, move |conn| {
+                    throttle_hits::confirm_failure(conn, id, now)
+                })
+                .await?;
+            }
+            Ok(())
+        }
+        .boxed()
+    }
+
     fn release<'a>(&'a self, hit: &'a Hit) -> BoxFuture<'a, Result<(), ThrottleError>> {
         async move {
-            // Ids are ours; anything else names no row.
-            if let Ok(id) = hit.id.parse::<i64>() {
+            if let Some(id) = row(hit) {
                 db::run(&self.pool, move |conn| throttle_hits::delete(conn, id)).await?;
             }
             Ok(())
@@ -86,7 +146,7 @@ impl Store for PostgresStore {
         let (bucket, key) = (counter.bucket, counter.key.clone());
         async move {
             db::run(&self.pool, move |conn| {
-                throttle_hits::delete_key(conn, bucket, &key)
+                throttle_hits::delete_failures(conn, bucket, &key)
             })
             .await?;
             Ok(())

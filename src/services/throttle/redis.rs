@@ -1,16 +1,72 @@
-//! The throttle's counts as Redis sorted sets (member: one hit, score: its
-//! time in milliseconds), checked and added in one MULTI transaction.
+//! The throttle's counts in Redis: per counter, a sorted set of failures and
+//! one of pending attempts (member: one attempt, score: its time in
+//! milliseconds), checked and changed by Lua scripts, which Redis runs
+//! atomically.
 
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
 use futures_util::future::BoxFuture;
-use redis::AsyncCommands;
+use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{Blocked, Counter, Hit, Store, ThrottleError, blocked_until};
+use super::{Blocked, Counter, Hit, PENDING_AT_MOST, Reserved, Store, ThrottleError};
+use crate::configuration::Period;
 use crate::crypto::random_token;
+
+/// KEYS: failures and pending sets, two per counter. ARGV: now, the pending
+/// lifetime (both ms), the member, "1" for a pending hit, then per counter
+/// its window (ms) and limit. Stale pending attempts become failures;
+/// blocked when failures reach a limit (answering how long, in ms), busy
+/// when failures and pending do; else one hit on every counter.
+static RESERVE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local now, ttl, member, pending = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4] == '1'
+local wait, busy = 0, false
+for i = 1, #KEYS / 2 do
+  local failures, inflight = KEYS[2 * i - 1], KEYS[2 * i]
+  local window, limit = tonumber(ARGV[3 + 2 * i]), tonumber(ARGV[4 + 2 * i])
+  local stale = redis.call('ZRANGEBYSCORE', inflight, '-inf', now - ttl, 'WITHSCORES')
+  for j = 1, #stale, 2 do redis.call('ZADD', failures, stale[j + 1], stale[j]) end
+  redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now - ttl)
+  redis.call('ZREMRANGEBYSCORE', failures, '-inf', now - window)
+  local failed = redis.call('ZCARD', failures)
+  if failed >= limit then
+    local nth = redis.call('ZREVRANGE', failures, limit - 1, limit - 1, 'WITHSCORES')
+    wait = math.max(wait, tonumber(nth[2]) + window - now, 1)
+  elseif pending and failed + redis.call('ZCARD', inflight) >= limit then
+    busy = true
+  end
+end
+if wait > 0 then return {'blocked', tostring(wait)} end
+if busy then return {'busy'} end
+for i = 1, #KEYS / 2 do
+  local window = tonumber(ARGV[3 + 2 * i])
+  local key = KEYS[2 * i - 1]
+  if pending then key = KEYS[2 * i] end
+  redis.call('ZADD', key, now, member)
+  redis.call('PEXPIRE', key, math.max(window, ttl))
+end
+return {'ok'}
+",
+    )
+});
+
+/// KEYS: a counter's failures and pending sets. ARGV: now, window (ms), the
+/// member. The pending attempt becomes a failure.
+static CONFIRM: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+redis.call('ZREM', KEYS[2], ARGV[3])
+redis.call('ZADD', KEYS[1], tonumber(ARGV[1]), ARGV[3])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]))
+return 1
+",
+    )
+});
 
 pub struct RedisStore {
     redis: ConnectionManager,
@@ -31,8 +87,16 @@ impl RedisStore {
     }
 }
 
-fn redis_key(bucket: &str, key: &str) -> String {
+fn failures_key(bucket: &str, key: &str) -> String {
     format!("authd:throttle:{bucket}:{key}")
+}
+
+fn pending_key(bucket: &str, key: &str) -> String {
+    format!("authd:throttle:{bucket}:{key}:pending")
+}
+
+fn millis(period: Period) -> i64 {
+    period.delta().num_milliseconds()
 }
 
 impl Store for RedisStore {
@@ -40,78 +104,73 @@ impl Store for RedisStore {
         &'a self,
         counters: &'a [Counter],
         now: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<Result<Vec<Hit>, Blocked>, ThrottleError>> {
+        pending: bool,
+    ) -> BoxFuture<'a, Result<Reserved, ThrottleError>> {
         async move {
-            let mut redis = self.redis.clone();
-            let now_ms = now.timestamp_millis();
-            let member = format!("{now_ms}-{}", random_token());
-            let mut hits = Vec::with_capacity(counters.len());
-            let mut over = false;
+            let member = format!("{}-{}", now.timestamp_millis(), random_token());
+            let mut invocation = RESERVE.prepare_invoke();
+            invocation
+                .arg(now.timestamp_millis())
+                .arg(i64::try_from(PENDING_AT_MOST.as_millis()).unwrap_or(i64::MAX))
+                .arg(&member)
+                .arg(if pending { "1" } else { "0" });
             for counter in counters {
-                let key = redis_key(counter.bucket, &counter.key);
-                let window_ms = counter.window.delta().num_milliseconds();
-                // Added and counted in one transaction: of N parallel
-                // attempts, each sees a different count, and only those
-                // within the limit stay.
-                let (count,): (u64,) = redis::pipe()
-                    .atomic()
-                    .zrembyscore(&key, "-inf", now_ms - window_ms)
-                    .ignore()
-                    .zadd(&key, &member, now_ms)
-                    .ignore()
-                    .zcard(&key)
-                    .pexpire(&key, window_ms)
-                    .ignore()
-                    .query_async(&mut redis)
-                    .await?;
-                hits.push(Hit {
-                    bucket: counter.bucket,
-                    key: counter.key.clone(),
-                    id: member.clone(),
-                });
-                over |= count > u64::from(counter.limit);
+                invocation
+                    .key(failures_key(counter.bucket, &counter.key))
+                    .key(pending_key(counter.bucket, &counter.key))
+                    .arg(millis(counter.window))
+                    .arg(counter.limit);
             }
-            if !over {
-                return Ok(Ok(hits));
-            }
-            for hit in &hits {
-                self.release(hit).await?;
-            }
-            let mut longest = Blocked {
-                retry_after: Duration::ZERO,
-            };
-            for counter in counters {
-                let offset = isize::try_from(counter.limit).unwrap_or(isize::MAX) - 1;
-                let since = (now - counter.window.delta()).timestamp_millis() + 1;
-                let newest: Vec<(String, i64)> = redis
-                    .zrevrangebyscore_limit_withscores(
-                        redis_key(counter.bucket, &counter.key),
-                        "+inf",
-                        since,
-                        offset,
-                        1,
-                    )
-                    .await?;
-                let limit_th_newest = newest
-                    .first()
-                    .and_then(|(_, millis)| DateTime::from_timestamp_millis(*millis));
-                if let Some(blocked) = blocked_until(limit_th_newest, counter.window, now) {
-                    longest = longest.max(blocked);
+            let answer: Vec<String> = invocation.invoke_async(&mut self.redis.clone()).await?;
+            Ok(match answer.first().map(String::as_str) {
+                Some("ok") => Reserved::Hits(
+                    counters
+                        .iter()
+                        .map(|counter| Hit {
+                            bucket: counter.bucket,
+                            key: counter.key.clone(),
+                            id: member.clone(),
+                        })
+                        .collect(),
+                ),
+                Some("busy") => Reserved::Busy,
+                _ => {
+                    let wait: u64 = answer.get(1).and_then(|ms| ms.parse().ok()).unwrap_or(1000);
+                    Reserved::Blocked(Blocked {
+                        retry_after: Duration::from_secs(wait.div_ceil(1000).max(1)),
+                    })
                 }
-            }
-            // Over the limit yet nothing to wait for: a race with expiry; one second.
-            Ok(Err(Blocked {
-                retry_after: longest.retry_after.max(Duration::from_secs(1)),
-            }))
+            })
+        }
+        .boxed()
+    }
+
+    fn confirm<'a>(
+        &'a self,
+        hit: &'a Hit,
+        window: Period,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), ThrottleError>> {
+        async move {
+            CONFIRM
+                .key(failures_key(hit.bucket, &hit.key))
+                .key(pending_key(hit.bucket, &hit.key))
+                .arg(now.timestamp_millis())
+                .arg(millis(window))
+                .arg(&hit.id)
+                .invoke_async::<i64>(&mut self.redis.clone())
+                .await?;
+            Ok(())
         }
         .boxed()
     }
 
     fn release<'a>(&'a self, hit: &'a Hit) -> BoxFuture<'a, Result<(), ThrottleError>> {
         async move {
-            self.redis
-                .clone()
-                .zrem::<_, _, ()>(redis_key(hit.bucket, &hit.key), &hit.id)
+            redis::cmd("ZREM")
+                .arg(pending_key(hit.bucket, &hit.key))
+                .arg(&hit.id)
+                .query_async::<()>(&mut self.redis.clone())
                 .await?;
             Ok(())
         }
@@ -120,9 +179,9 @@ impl Store for RedisStore {
 
     fn clear<'a>(&'a self, counter: &'a Counter) -> BoxFuture<'a, Result<(), ThrottleError>> {
         async move {
-            self.redis
-                .clone()
-                .del::<_, ()>(redis_key(counter.bucket, &counter.key))
+            redis::cmd("DEL")
+                .arg(failures_key(counter.bucket, &counter.key))
+                .query_async::<()>(&mut self.redis.clone())
                 .await?;
             Ok(())
         }

@@ -1,0 +1,1 @@
+ALTER TABLE throttle_hits DROP COLUMN pending;
