@@ -107,7 +107,15 @@ impl Period {
 pub struct Settings {
     pub environment: Environment,
     pub database_url: String,
+    /// A connection straight to Postgres, when `database_url` goes through a
+    /// transaction-pooling PgBouncer: migrations (a session lock) and the
+    /// invalidation listener (`LISTEN`) need one.
+    pub database_direct_url: Option<String>,
+    /// How long one statement may run before Postgres cancels it.
+    pub db_statement_timeout: Period,
     pub bind: SocketAddr,
+    /// Where `/metrics` is served; nowhere when unset.
+    pub metrics_bind: Option<SocketAddr>,
     pub secret_key: SecretKey,
     /// True when `SECRET_KEY` was not set and a random one was made up.
     pub secret_key_generated: bool,
@@ -133,6 +141,8 @@ pub struct Settings {
     pub client_ip_header: ClientIpHeader,
     /// How long a client may take to send a request's head and body.
     pub client_timeout: Period,
+    /// How long shutdown waits for requests in flight.
+    pub shutdown_timeout: Period,
     /// Send `Clear-Site-Data: "cookies"` on logout (clears every cookie of
     /// the site, other apps' on the same domain included).
     pub clear_site_data: bool,
@@ -147,6 +157,8 @@ pub struct Settings {
     pub public_origin: Option<String>,
     /// Where throttling counts live when set; Postgres otherwise.
     pub redis_url: Option<String>,
+    /// What every Redis key authd writes starts with.
+    pub redis_prefix: String,
     pub throttle: ThrottleSettings,
 }
 
@@ -178,6 +190,19 @@ pub struct ConfigError {
 }
 
 impl Settings {
+    /// Where migrations and `LISTEN` connect: straight to Postgres.
+    pub fn direct_database_url(&self) -> &str {
+        self.database_direct_url
+            .as_deref()
+            .unwrap_or(&self.database_url)
+    }
+
+    /// Whether `database_url` goes through a transaction pooler (because a
+    /// direct URL is given): then its connections keep no session state.
+    pub fn pooled(&self) -> bool {
+        self.database_direct_url.is_some()
+    }
+
     /// Reads the process environment, after loading `.env` if there is one.
     pub fn from_env() -> Result<Self, ConfigError> {
         if let Err(error) = dotenvy::dotenv()
@@ -229,9 +254,25 @@ impl Settings {
                 .get("DATABASE_URL")
                 .unwrap_or("postgres://postgres@127.0.0.1:5432/authd")
                 .to_owned(),
+            database_direct_url: env.parse(
+                "DATABASE_DIRECT_URL",
+                None,
+                |v| match url::Url::parse(v) {
+                    Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => {
+                        Ok(Some(v.to_owned()))
+                    }
+                    _ => Err("must be a postgres:// URL".into()),
+                },
+            )?,
+            db_statement_timeout: env.period("DB_STATEMENT_TIMEOUT", seconds(5))?,
             bind: env.parse("BIND", SocketAddr::from(([127, 0, 0, 1], 8080)), |v| {
                 v.parse()
                     .map_err(|_| "must be an address and port such as 127.0.0.1:8080".into())
+            })?,
+            metrics_bind: env.parse("METRICS_BIND", None, |v| {
+                v.parse()
+                    .map(Some)
+                    .map_err(|_| "must be an address and port such as 127.0.0.1:9090".into())
             })?,
             secret_key,
             secret_key_generated,
@@ -283,6 +324,7 @@ impl Settings {
                 },
             )?,
             client_timeout: env.period("CLIENT_TIMEOUT", seconds(10))?,
+            shutdown_timeout: env.period("SHUTDOWN_TIMEOUT", seconds(10))?,
             clear_site_data: env.parse("CLEAR_SITE_DATA", false, parse_bool)?,
             audit_retention: env.period("AUDIT_RETENTION", seconds(90 * DAY))?,
             purge_interval: env.period("PURGE_INTERVAL", seconds(HOUR))?,
@@ -296,6 +338,13 @@ impl Settings {
             redis_url: env.parse("REDIS_URL", None, |v| match url::Url::parse(v) {
                 Ok(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(Some(v.to_owned())),
                 _ => Err("must be a redis:// or rediss:// URL".into()),
+            })?,
+            redis_prefix: env.parse("REDIS_PREFIX", "authd:".to_owned(), |v| {
+                if v.chars().all(|c| c.is_ascii_graphic()) {
+                    Ok(v.to_owned())
+                } else {
+                    Err("must be printable ASCII without spaces".into())
+                }
             })?,
             throttle: ThrottleSettings {
                 login_per_identifier: env.parse(

@@ -4,6 +4,7 @@
 //! command line uses the same services without the server.
 
 use std::net::TcpListener;
+use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{HttpServer, web};
@@ -11,13 +12,14 @@ use anyhow::Context;
 
 use crate::configuration::{Environment, Settings};
 use crate::crypto::derive_key;
-use crate::db::{self, PgPool};
+use crate::db::{self, PgPool, PoolOptions};
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::auth::origin::OriginPolicy;
 use crate::http::auth::token::TokenKeys;
 use crate::http::client::TrustedProxies;
 use crate::http::json::ClientTimeout;
+use crate::http::routes::Draining;
 use crate::http::{self, Parts};
 use crate::services::accounts::Accounts;
 use crate::services::passwords::PasswordHasher;
@@ -42,7 +44,7 @@ impl Services {
     /// Creates and migrates the database, then builds every service, with
     /// `min_idle` connections kept warm.
     pub async fn start(settings: &Settings, min_idle: u32) -> anyhow::Result<Self> {
-        let database_url = settings.database_url.clone();
+        let database_url = settings.direct_database_url().to_owned();
         web::block(move || db::migrations::prepare(&database_url))
             .await
             .context("database preparation was cancelled")??;
@@ -50,9 +52,13 @@ impl Services {
             .context("BCRYPT_COST")?;
         let pool = db::pool(
             &settings.database_url,
-            settings.db_pool_size,
-            min_idle,
-            settings.db_timeout.std(),
+            PoolOptions {
+                size: settings.db_pool_size,
+                min_idle,
+                timeout: settings.db_timeout.std(),
+                statement_timeout: settings.db_statement_timeout.std(),
+                pooled: settings.pooled(),
+            },
         );
         // Keyed by a secret in the database, not SECRET_KEY: instances in
         // the middle of a key rotation still count together.
@@ -77,7 +83,7 @@ impl Services {
         let throttle_key = derive_key(&shared, "authd throttle identifiers v1");
         Ok(match &settings.redis_url {
             Some(url) => Throttle::new(
-                RedisStore::connect(url, settings.db_timeout.std())
+                RedisStore::connect(url, &settings.redis_prefix, settings.db_timeout.std())
                     .await
                     .context("cannot connect to REDIS_URL")?,
                 throttle_key,
@@ -87,7 +93,7 @@ impl Services {
     }
 
     /// Waits until no connection is being opened, so the process can exit.
-    pub async fn close(self, timeout: std::time::Duration) {
+    pub async fn close(self, timeout: Duration) {
         web::block(move || db::close(self.pool, timeout)).await.ok();
     }
 
@@ -145,6 +151,7 @@ impl Services {
                 previous,
             )),
             timeout: web::Data::new(ClientTimeout(settings.client_timeout.std())),
+            draining: web::Data::default(),
             proxies: web::Data::new(TrustedProxies {
                 networks: settings.trusted_proxies.clone(),
                 header: settings.client_ip_header,
@@ -159,12 +166,16 @@ async fn stop(listener: Listener) {
     web::block(move || listener.stop()).await.ok();
 }
 
+/// The server, and what it needs to shut down in order.
 pub struct Application {
     port: u16,
+    metrics_port: Option<u16>,
     server: Server,
+    metrics: Option<Server>,
+    draining: web::Data<Draining>,
     services: Services,
     listener: Listener,
-    db_timeout: std::time::Duration,
+    db_timeout: Duration,
 }
 
 impl Application {
@@ -187,58 +198,135 @@ impl Application {
         let socket = TcpListener::bind(settings.bind)
             .with_context(|| format!("cannot listen on BIND={}", settings.bind))?;
         let port = socket.local_addr()?.port();
-        let services = Services::start(&settings, 1).await?;
-        let listener = match Listener::start(&settings.database_url, services.sessions.cache()) {
-            Ok(listener) => listener,
-            Err(error) => {
-                services.close(settings.db_timeout.std()).await;
-                return Err(error).context("cannot start the invalidation listener");
-            }
+        let metrics_socket = match settings.metrics_bind {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .with_context(|| format!("cannot listen on METRICS_BIND={address}"))?,
+            ),
+            None => None,
         };
-        services
-            .retention
-            .clone()
-            .run_every(settings.purge_interval.std());
-        services.sessions.flush_touches_regularly();
-        let parts = services.parts(&settings);
-
-        let server = HttpServer::new(move || http::app(parts.clone()))
-            // A head that has not arrived in time gets 408 from actix itself;
-            // a body, from the JSON extractor.
-            .client_request_timeout(settings.client_timeout.std());
-        let server = match server.listen(socket) {
-            Ok(server) => server.run(),
+        let services = Services::start(&settings, 1).await?;
+        let listener =
+            match Listener::start(settings.direct_database_url(), services.sessions.cache()) {
+                Ok(listener) => listener,
+                Err(error) => {
+                    services.close(settings.db_timeout.std()).await;
+                    return Err(error).context("cannot start the invalidation listener");
+                }
+            };
+        match serve(&settings, &services, socket, metrics_socket) {
+            Ok((server, metrics, draining)) => {
+                services
+                    .retention
+                    .clone()
+                    .run_every(settings.purge_interval.std());
+                services.sessions.flush_touches_regularly();
+                tracing::info!(address = %settings.bind.ip(), port, "authd listening");
+                Ok(Self {
+                    port,
+                    metrics_port: metrics.as_ref().map(|(_, port)| *port),
+                    server,
+                    metrics: metrics.map(|(server, _)| server),
+                    draining,
+                    services,
+                    listener,
+                    db_timeout: settings.db_timeout.std(),
+                })
+            }
             Err(error) => {
                 stop(listener).await;
                 services.close(settings.db_timeout.std()).await;
-                return Err(error.into());
+                Err(error)
             }
-        };
-        tracing::info!(address = %settings.bind.ip(), port, "authd listening");
-        Ok(Self {
-            port,
-            server,
-            services,
-            listener,
-            db_timeout: settings.db_timeout.std(),
-        })
+        }
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    /// The port `/metrics` is served on, when `METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
     pub fn handle(&self) -> ServerHandle {
         self.server.handle()
     }
 
-    /// Serves until stopped, then waits for the pool to settle, so that
-    /// the process can exit cleanly.
+    /// Begins a graceful shutdown on SIGTERM or SIGINT: `/readyz` answers
+    /// 503 at once, the listener stops accepting, and requests in flight
+    /// get up to `SHUTDOWN_TIMEOUT` to finish.
+    pub fn stop_on_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (server, draining) = (self.server.handle(), self.draining.clone());
+        let metrics = self.metrics.as_ref().map(Server::handle);
+        tokio::spawn(async move {
+            let signal = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            tracing::info!(signal, "shutting down: finishing the requests in flight");
+            draining.begin();
+            if let Some(metrics) = metrics {
+                metrics.stop(true).await;
+            }
+            server.stop(true).await;
+        });
+        Ok(())
+    }
+
+    /// Serves until stopped, then stops what runs beside the server and
+    /// waits for the pool to settle, so that the process can exit cleanly.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        let served = self.server.await;
+        let served = match self.metrics {
+            Some(metrics) => futures_util::future::join(self.server, metrics).await.0,
+            None => self.server.await,
+        };
         stop(self.listener).await;
         self.services.sessions.flush_touches().await;
         self.services.close(self.db_timeout).await;
+        tracing::info!("stopped");
         served
     }
+}
+
+type Served = (Server, Option<(Server, u16)>, web::Data<Draining>);
+
+/// The HTTP server (and the metrics one) on their bound sockets.
+fn serve(
+    settings: &Settings,
+    services: &Services,
+    socket: TcpListener,
+    metrics_socket: Option<TcpListener>,
+) -> anyhow::Result<Served> {
+    let parts = services.parts(settings);
+    let draining = parts.draining.clone();
+    let server = HttpServer::new(move || http::app(parts.clone()))
+        // A head that has not arrived in time gets 408 from actix itself;
+        // a body, from the JSON extractor.
+        .client_request_timeout(settings.client_timeout.std())
+        .shutdown_timeout(settings.shutdown_timeout.std().as_secs().max(1))
+        // Signals are ours to handle (`stop_on_signals`): /readyz must turn
+        // 503 as shutdown begins.
+        .disable_signals()
+        .listen(socket)?
+        .run();
+    let metrics = match metrics_socket {
+        Some(socket) => {
+            crate::telemetry::metrics();
+            let port = socket.local_addr()?.port();
+            let pool = web::Data::new(services.pool.clone());
+            let server = HttpServer::new(move || http::metrics::app(pool.clone()))
+                .workers(1)
+                .disable_signals()
+                .listen(socket)?
+                .run();
+            Some((server, port))
+        }
+        None => None,
+    };
+    Ok((server, metrics, draining))
 }

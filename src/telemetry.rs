@@ -1,10 +1,13 @@
-//! Structured logging. `RUST_LOG` filters (default `info`); `LOG_FORMAT`
+//! Structured logging, and the metrics recorder. `RUST_LOG` filters (default `info`); `LOG_FORMAT`
 //! picks human-readable or JSON lines. Colour only when writing to a
 //! terminal. The server's lines are written by a thread of their own, so a
 //! request never waits for the write of its log line (lines queue, and only
 //! a full queue makes a request wait: nothing is dropped).
 
 use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
@@ -55,4 +58,25 @@ where
         LogFormat::Pretty => builder.try_init(),
         LogFormat::Json => builder.json().try_init(),
     };
+}
+
+/// The Prometheus recorder behind the `metrics` macros every layer uses,
+/// installed once per process (by the first server that serves metrics).
+/// Until then the macros record nothing, at no cost.
+pub fn metrics() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let seconds = [
+            0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+            1.0, 2.5, 5.0, 10.0,
+        ];
+        let recorder = PrometheusBuilder::new()
+            .set_buckets(&seconds)
+            .unwrap_or_else(|_| PrometheusBuilder::new())
+            .build_recorder();
+        let handle = recorder.handle();
+        // Another recorder (a test's) may be in place; the handle still renders.
+        let _ = metrics::set_global_recorder(recorder);
+        handle
+    })
 }

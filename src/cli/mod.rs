@@ -122,6 +122,10 @@ async fn serve(settings: Settings) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if let Err(error) = application.stop_on_signals() {
+        tracing::error!("cannot handle signals: {error}");
+        return ExitCode::FAILURE;
+    }
     match application.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -147,7 +151,7 @@ async fn with_services(
 }
 
 async fn migrate(settings: &Settings) -> Outcome {
-    let url = settings.database_url.clone();
+    let url = settings.direct_database_url().to_owned();
     actix_web::web::block(move || crate::db::migrations::prepare(&url))
         .await
         .map_err(|_| Failure::Setup("migration was cancelled".into()))?

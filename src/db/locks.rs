@@ -1,5 +1,7 @@
 //! Postgres advisory locks: one instance at a time does a job, whichever
-//! instances share the database. Held by the connection that took them.
+//! instances share the database. A session lock ([`lock`]) is held by its
+//! connection, so it is only taken on a direct one (migrations); on pooled
+//! connections only transaction locks.
 
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Bool};
@@ -22,10 +24,12 @@ pub fn lock(conn: &mut PgConnection, job: Job) -> QueryResult<()> {
         .map(drop)
 }
 
-/// Takes the lock if it is free; false when another holds it.
-pub fn try_lock(conn: &mut PgConnection, job: Job) -> QueryResult<bool> {
+/// Takes the lock until the current transaction ends, if it is free; false
+/// when another holds it. Nothing outlives the transaction, so this is safe
+/// on a connection a transaction pooler shares.
+pub fn try_lock_in_transaction(conn: &mut PgConnection, job: Job) -> QueryResult<bool> {
     diesel::select(
-        diesel::dsl::sql::<Bool>("pg_try_advisory_lock(")
+        diesel::dsl::sql::<Bool>("pg_try_advisory_xact_lock(")
             .bind::<BigInt, _>(job as i64)
             .sql(")"),
     )

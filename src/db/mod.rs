@@ -18,7 +18,7 @@ use diesel::RunQueryDsl;
 use diesel::pg::PgConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
-pub use self::pool::{PgPool, close, connection_url, pool};
+pub use self::pool::{PgPool, PoolOptions, close, connection_url, pool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -56,15 +56,20 @@ where
 {
     let pool = pool.clone();
     let span = tracing::Span::current();
-    web::block(move || {
+    let blocking = metrics::gauge!("authd_blocking_tasks");
+    blocking.increment(1);
+    let ran = web::block(move || {
         let _entered = span.enter();
-        let mut connection = pool
-            .get()
-            .map_err(|error| DbError::Unavailable(error.to_string()))?;
+        let waiting = metrics::gauge!("authd_db_pool_waiting");
+        waiting.increment(1);
+        let connection = pool.get();
+        waiting.decrement(1);
+        let mut connection = connection.map_err(|error| DbError::Unavailable(error.to_string()))?;
         query(&mut connection).map_err(DbError::from)
     })
-    .await
-    .map_err(|_| DbError::Unavailable("the blocking thread pool is shutting down".into()))?
+    .await;
+    blocking.decrement(1);
+    ran.map_err(|_| DbError::Unavailable("the blocking thread pool is shutting down".into()))?
 }
 
 /// Readiness: the database answers a trivial query.

@@ -8,8 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use diesel::connection::{CacheSize, Connection};
 use diesel::pg::PgConnection;
-use diesel::r2d2::{ConnectionManager, ManageConnection, Pool, PooledConnection};
+use diesel::r2d2::{
+    ConnectionManager, CustomizeConnection, ManageConnection, Pool, PooledConnection,
+};
 
 /// The pool, and its count of connections being opened.
 #[derive(Clone, Debug)]
@@ -21,6 +24,11 @@ pub struct PgPool {
 impl PgPool {
     pub fn get(&self) -> Result<PooledConnection<CountingManager>, diesel::r2d2::PoolError> {
         self.pool.get()
+    }
+
+    /// How many connections it holds, and how many of them are idle.
+    pub fn state(&self) -> diesel::r2d2::State {
+        self.pool.state()
     }
 }
 
@@ -51,21 +59,74 @@ impl ManageConnection for CountingManager {
     }
 }
 
+/// How the pool's connections behave.
+#[derive(Clone, Copy, Debug)]
+pub struct PoolOptions {
+    pub size: u32,
+    /// Connections kept warm (none for a one-off command).
+    pub min_idle: u32,
+    /// How long a request waits for a connection before giving up (503).
+    pub timeout: Duration,
+    /// How long one statement may run before Postgres cancels it; set at
+    /// connection start-up, unless `pooled`.
+    pub statement_timeout: Duration,
+    /// Behind a transaction-pooling PgBouncer: no session state at all, so
+    /// no prepared-statement cache and no start-up options (set
+    /// `statement_timeout` on the role instead).
+    pub pooled: bool,
+}
+
 /// A pool that connects lazily: requests wait at most `timeout` for a
 /// connection, so a dead database means a quick 503 rather than a hang, and
-/// the pool reconnects by itself when the database returns. `min_idle`
-/// keeps that many connections warm (none for a one-off command).
-pub fn pool(database_url: &str, size: u32, min_idle: u32, timeout: Duration) -> PgPool {
+/// the pool reconnects by itself when the database returns.
+pub fn pool(database_url: &str, options: PoolOptions) -> PgPool {
     let opening = Arc::<AtomicUsize>::default();
+    let mut url = connection_url(database_url);
+    if !options.pooled {
+        url = with_statement_timeout(&url, options.statement_timeout);
+    }
     let pool = Pool::builder()
-        .max_size(size)
-        .min_idle(Some(min_idle.min(size)))
-        .connection_timeout(timeout)
+        .max_size(options.size)
+        .min_idle(Some(options.min_idle.min(options.size)))
+        .connection_timeout(options.timeout)
+        .connection_customizer(Box::new(NoStatementCache(options.pooled)))
         .build_unchecked(CountingManager {
-            inner: ConnectionManager::new(connection_url(database_url)),
+            inner: ConnectionManager::new(url),
             opening: opening.clone(),
         });
     PgPool { pool, opening }
+}
+
+/// Turns diesel's prepared-statement cache off behind a pooler: a named
+/// statement prepared on one server connection may be executed on another.
+/// Without it diesel sends each query with its parameters in one message.
+#[derive(Debug)]
+struct NoStatementCache(bool);
+
+impl CustomizeConnection<PgConnection, diesel::r2d2::Error> for NoStatementCache {
+    fn on_acquire(&self, conn: &mut PgConnection) -> Result<(), diesel::r2d2::Error> {
+        if self.0 {
+            conn.set_prepared_statement_cache_size(CacheSize::Disabled);
+        }
+        Ok(())
+    }
+}
+
+/// Postgres cancels any statement of the connection that runs longer.
+fn with_statement_timeout(url: &str, timeout: Duration) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if !parsed.query_pairs().any(|(key, _)| key == "options") => {
+            // libpq decodes %20 but not `+` (form encoding) as a space.
+            let option = format!("options=-c%20statement_timeout%3D{}", timeout.as_millis());
+            let query = match parsed.query() {
+                Some(query) if !query.is_empty() => format!("{query}&{option}"),
+                _ => option,
+            };
+            parsed.set_query(Some(&query));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
 }
 
 /// Waits (at most `timeout`) until no connection of the pool is being
@@ -92,7 +153,25 @@ pub fn connection_url(database_url: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::connection_url;
+    use std::time::Duration;
+
+    use super::{connection_url, with_statement_timeout};
+
+    #[test]
+    fn the_statement_timeout_is_a_start_up_option() {
+        assert_eq!(
+            with_statement_timeout("postgres://u@h/db?sslmode=disable", Duration::from_secs(5)),
+            "postgres://u@h/db?sslmode=disable&options=-c%20statement_timeout%3D5000"
+        );
+        assert_eq!(
+            with_statement_timeout(
+                "postgres://u@h/db?options=-c%20x%3D1",
+                Duration::from_secs(5)
+            ),
+            "postgres://u@h/db?options=-c%20x%3D1",
+            "an operator's own options are kept"
+        );
+    }
 
     #[test]
     fn gssapi_is_off_unless_asked_for() {

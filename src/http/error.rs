@@ -59,6 +59,8 @@ pub enum ApiError {
     /// overloaded; the client may retry shortly.
     #[error("a dependency is unavailable: {0:#}")]
     Unavailable(anyhow::Error),
+    #[error("shutting down")]
+    ShuttingDown,
     #[error("internal error: {0:#}")]
     Internal(anyhow::Error),
 }
@@ -223,6 +225,13 @@ impl ApiError {
                 "service-unavailable",
                 "Service unavailable",
                 "The database is unavailable; try again shortly.".into(),
+                retry_after(Duration::from_secs(1)),
+            ),
+            Self::ShuttingDown => (
+                S::SERVICE_UNAVAILABLE,
+                "shutting-down",
+                "Shutting down",
+                "This instance is shutting down; send requests to another.".into(),
                 retry_after(Duration::from_secs(1)),
             ),
             Self::Internal(_) => (

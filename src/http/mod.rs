@@ -7,6 +7,7 @@ pub mod client;
 pub mod cors;
 pub mod error;
 pub mod json;
+pub mod metrics;
 pub mod request_span;
 pub mod routes;
 pub mod security_headers;
@@ -41,6 +42,7 @@ pub struct Parts {
     pub cookies: web::Data<CookiePolicy>,
     pub origins: web::Data<OriginPolicy>,
     pub timeout: web::Data<ClientTimeout>,
+    pub draining: web::Data<routes::Draining>,
     pub proxies: web::Data<TrustedProxies>,
     pub pool: web::Data<PgPool>,
 }
@@ -67,6 +69,7 @@ pub fn app(
         .app_data(parts.cookies)
         .app_data(parts.origins)
         .app_data(parts.timeout)
+        .app_data(parts.draining)
         .app_data(parts.proxies)
         .app_data(parts.pool)
         .app_data(web::PayloadConfig::new(json::MAX_BODY_BYTES))

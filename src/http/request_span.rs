@@ -59,31 +59,41 @@ pub async fn request_span(
     let client_ip = request
         .app_data::<web::Data<TrustedProxies>>()
         .and_then(|proxies| proxies.client(request.request()).ip);
+    let method = request.method().clone();
+    let route = request.match_pattern().unwrap_or_else(|| "default".into());
     let span = tracing::info_span!(
         "request",
-        method = %request.method(),
-        route = request.match_pattern().as_deref().unwrap_or("default"),
+        method = %method,
+        route = route.as_str(),
         path = request.path(),
         client_ip = client_ip.map(tracing::field::display),
         request_id = id.to_str().unwrap_or_default(),
+        user_id = tracing::field::Empty,
+        session = tracing::field::Empty,
     );
     let outcome = next.call(request).instrument(span.clone()).await;
     let _entered = span.enter();
-    let duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let seconds = started.elapsed().as_secs_f64();
+    let status = match &outcome {
+        Ok(response) => response.status(),
+        Err(error) => error.as_response_error().status_code(),
+    };
+    let labels = [
+        ("method", method.to_string()),
+        ("route", route),
+        ("status", status.as_str().to_owned()),
+    ];
+    metrics::counter!("authd_http_requests_total", &labels).increment(1);
+    metrics::histogram!("authd_http_request_duration_seconds", &labels[..2]).record(seconds);
     match outcome {
         Ok(mut response) => {
-            let status = response.status();
-            log(
-                status,
-                response.response().error().map(ToString::to_string),
-                duration_ms,
-            );
+            let error = response.response().error().map(ToString::to_string);
+            log(status, error, seconds * 1000.0);
             response.headers_mut().insert(REQUEST_ID, id);
             Ok(response)
         }
         Err(mut error) => {
-            let status = error.as_response_error().status_code();
-            log(status, Some(error.to_string()), duration_ms);
+            log(status, Some(error.to_string()), seconds * 1000.0);
             error.add_response_mapper(move |mut response| {
                 response.headers_mut().insert(REQUEST_ID, id.clone());
                 response

@@ -120,11 +120,18 @@ impl Accounts {
         };
         let typed = account.submitted_username.as_deref();
         if let Err(blocked) = self.throttle.hit(&[counter]).await? {
+            registration_outcome("throttled");
             let event = Record::new(Event::RegisterThrottled, None, typed, client);
             audit::record(&self.pool, event).await;
             return Err(AccountError::Throttled(blocked));
         }
-        self.create(account, client).await
+        let created = self.create(account, client).await;
+        match &created {
+            Ok(_) => registration_outcome("created"),
+            Err(AccountError::Invalid(_)) => registration_outcome("invalid"),
+            Err(_) => {}
+        }
+        created
     }
 
     /// Creates the account by the registration rules, unthrottled (for an
@@ -219,11 +226,13 @@ impl Accounts {
             .await?;
         let mut user = match (verdict, found) {
             (Verdict::Blocked(blocked), _) => {
+                login_outcome("throttled");
                 audit(Event::LoginThrottled, user_id).await;
                 return Err(LoginError::Throttled(blocked));
             }
             (Verdict::Matched, Some(user)) => user,
             (Verdict::Matched | Verdict::Mismatched, _) => {
+                login_outcome("failure");
                 audit(Event::LoginFailure, user_id).await;
                 return Err(LoginError::InvalidCredentials { user_id });
             }
@@ -231,6 +240,7 @@ impl Accounts {
         // The right password is no guess, even for a disabled account,
         // which is only revealed to someone who knows its password.
         if !user.is_active {
+            login_outcome("inactive");
             audit(Event::LoginFailure, Some(user.id)).await;
             return Err(LoginError::Inactive { user_id: user.id });
         }
@@ -243,6 +253,7 @@ impl Accounts {
             .start(user.id, remember, client.clone(), success)
             .await?;
         user.last_login_at = Some(session.created_at);
+        login_outcome("success");
         Ok((user, session))
     }
 
@@ -514,6 +525,14 @@ impl Accounts {
             }
         }
     }
+}
+
+fn login_outcome(outcome: &'static str) {
+    metrics::counter!("authd_logins_total", "outcome" => outcome).increment(1);
+}
+
+fn registration_outcome(outcome: &'static str) {
+    metrics::counter!("authd_registrations_total", "outcome" => outcome).increment(1);
 }
 
 /// What a password check under the throttle found.

@@ -52,12 +52,19 @@ impl HashPool {
         job: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PoolError> {
         let (done, result) = tokio::sync::oneshot::channel();
+        let queued = metrics::gauge!("authd_hash_queue_depth");
+        let started = queued.clone();
         let job: Job = Box::new(move || {
+            started.decrement(1);
             let _ = done.send(job());
         });
-        self.jobs.try_send(job).map_err(|error| match error {
-            TrySendError::Full(_) => PoolError::Full,
-            TrySendError::Disconnected(_) => PoolError::Gone,
+        queued.increment(1);
+        self.jobs.try_send(job).map_err(|error| {
+            queued.decrement(1);
+            match error {
+                TrySendError::Full(_) => PoolError::Full,
+                TrySendError::Disconnected(_) => PoolError::Gone,
+            }
         })?;
         result.await.map_err(|_| PoolError::Gone)
     }

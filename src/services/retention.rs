@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel::QueryResult;
+use diesel::{Connection, QueryResult};
 
 use crate::configuration::Period;
 use crate::db::locks::{self, Job};
@@ -46,21 +46,19 @@ impl Retention {
     pub async fn purge(&self) -> Result<Option<Purged>, DbError> {
         let (keep, window) = (self.keep.delta(), self.longest_window.delta());
         db::run(&self.pool, move |conn| {
-            if !locks::try_lock(conn, Job::Purge)? {
-                return Ok(None);
-            }
-            let purged = (|| {
+            conn.transaction(|conn| {
+                if !locks::try_lock_in_transaction(conn, Job::Purge)? {
+                    return Ok(None);
+                }
                 let now = Utc::now();
-                Ok(Purged {
+                Ok(Some(Purged {
                     sessions: batches(|| sessions::purge_ended(conn, now - keep, BATCH))?,
                     auth_events: batches(|| auth_events::purge_before(conn, now - keep, BATCH))?,
                     throttle_hits: batches(|| {
                         throttle_hits::purge_before(conn, now - window, BATCH)
                     })?,
-                })
-            })();
-            locks::unlock(conn, Job::Purge)?;
-            purged.map(Some)
+                }))
+            })
         })
         .await
     }

@@ -115,6 +115,12 @@ impl Sessions {
         self.cache.forget(Invalidation::User(user_id));
     }
 
+    /// After `count` of the user's sessions ended here.
+    fn revoked(&self, user_id: i64, count: usize) {
+        self.forget_user(user_id);
+        metrics::counter!("authd_sessions_revoked_total").increment(count as u64);
+    }
+
     /// Writes the activity noted since the last flush.
     pub async fn flush_touches(&self) {
         self.touches.flush(&self.pool).await;
@@ -175,6 +181,7 @@ impl Sessions {
         })
         .await?;
         event.iter().for_each(Record::log);
+        metrics::counter!("authd_sessions_created_total").increment(1);
         // The login changed the user (last_login_at) of any cached session.
         self.forget_user(user_id);
         Ok(session)
@@ -192,8 +199,10 @@ impl Sessions {
             && live.session.expires_at > now
             && (live.session.remember || live.session.last_seen_at > idle_since)
         {
+            metrics::counter!("authd_session_cache_total", "result" => "hit").increment(1);
             return Ok(Some(self.touched(live, now)));
         }
+        metrics::counter!("authd_session_cache_total", "result" => "miss").increment(1);
         let generation = self.cache.generation();
         let found = db::run(&self.pool, move |conn| {
             sessions::find_live_with_user(conn, &id, now, idle_since)
@@ -239,7 +248,7 @@ impl Sessions {
         let id = session.id.clone();
         let event = Record::new(Event::Logout, Some(session.user_id), None, client);
         // A session revoked meanwhile (a second tab) was logged out then.
-        let (_, event) = db::run(&self.pool, move |conn| {
+        let (revoked, event) = db::run(&self.pool, move |conn| {
             event.with(
                 conn,
                 |conn| sessions::revoke(conn, &id, Utc::now()),
@@ -247,7 +256,7 @@ impl Sessions {
             )
         })
         .await?;
-        self.forget_user(session.user_id);
+        self.revoked(session.user_id, usize::from(revoked));
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -294,7 +303,7 @@ impl Sessions {
             event.with(conn, end, Option::is_some)
         })
         .await?;
-        self.forget_user(user_id);
+        self.revoked(user_id, usize::from(ended.is_some()));
         event.iter().for_each(Record::log);
         Ok(ended)
     }
@@ -315,7 +324,7 @@ impl Sessions {
             event.with(conn, end, |ended| *ended > 0)
         })
         .await?;
-        self.forget_user(user_id);
+        self.revoked(user_id, ended);
         event.iter().for_each(Record::log);
         Ok(ended)
     }

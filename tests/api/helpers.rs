@@ -670,6 +670,16 @@ impl TestApp {
     }
 }
 
+/// Keeps throttle counts in the test Redis (`TEST_REDIS_URL`, default
+/// `redis://127.0.0.1:6379`), under a key prefix of this test process's
+/// own: never shared with a local server, nor with another test run.
+pub fn use_redis(settings: &mut Settings) {
+    static PREFIX: LazyLock<String> = LazyLock::new(|| format!("authd-test-{}:", uuid_like()));
+    settings.redis_url =
+        Some(std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()));
+    settings.redis_prefix = PREFIX.clone();
+}
+
 /// A configured span of `seconds`.
 pub fn secs(seconds: u32) -> Period {
     Period::from_secs(seconds).expect("a valid period")

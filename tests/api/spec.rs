@@ -175,7 +175,16 @@ fn every_operation_is_named_summarised_and_illustrated() {
 async fn the_served_routes_are_exactly_the_documented_ones() {
     let settings = crate::helpers::test_settings("postgres://127.0.0.1:1/unused".into());
     let hasher = PasswordHasher::start(4, 1).unwrap();
-    let pool = authd::db::pool(&settings.database_url, 1, 0, settings.db_timeout.std());
+    let pool = authd::db::pool(
+        &settings.database_url,
+        authd::db::PoolOptions {
+            size: 1,
+            min_idle: 0,
+            timeout: settings.db_timeout.std(),
+            statement_timeout: settings.db_statement_timeout.std(),
+            pooled: false,
+        },
+    );
     let throttle = Throttle::new(PostgresStore::new(pool.clone()), [0; 32]);
     let parts = authd::startup::Services::wire(&settings, pool, hasher, throttle).parts(&settings);
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();

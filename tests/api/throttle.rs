@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse, secs};
+use crate::helpers::{PASSWORD, TestApp, TestResponse, secs, use_redis};
 
 async fn attempt(
     app: &TestApp,
@@ -184,7 +184,7 @@ async fn registration_is_throttled_per_ip() {
 #[tokio::test]
 async fn redis_holds_the_counts_when_configured() {
     let app = TestApp::spawn_with(|s| {
-        s.redis_url = Some("redis://127.0.0.1:6379".into());
+        use_redis(s);
         s.throttle.login_per_identifier = 2;
     })
     .await;
@@ -207,7 +207,7 @@ async fn redis_holds_the_counts_when_configured() {
 
     // A second instance sharing the Redis sees the same counts.
     let mut second = TestApp::spawn_with(|s| {
-        s.redis_url = Some("redis://127.0.0.1:6379".into());
+        use_redis(s);
         s.throttle.login_per_identifier = 2;
     })
     .await;
@@ -359,7 +359,7 @@ async fn concurrency_alone_never_produces_a_429() {
             s.throttle.login_per_ip = 5;
             s.bcrypt_cost = 6;
             if redis {
-                s.redis_url = Some("redis://127.0.0.1:6379".into());
+                use_redis(s);
             }
         })
         .await;

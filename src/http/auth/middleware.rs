@@ -38,6 +38,11 @@ pub async fn login_required(
     // (default headers, logging) treat them like any other response.
     match auth.authenticate(request.request()).await {
         Ok(Some(authenticated)) => {
+            // The request's span (the current one) names who made it; the
+            // session by its public id, never its credential.
+            let span = tracing::Span::current();
+            span.record("user_id", authenticated.user.id);
+            span.record("session", authenticated.session.public_id.as_str());
             request.extensions_mut().insert(Rc::new(authenticated));
             Ok(next.call(request).await?.map_into_left_body())
         }

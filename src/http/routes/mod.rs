@@ -10,7 +10,7 @@ mod password;
 mod register;
 mod sessions;
 
-pub use health::{healthz, readyz};
+pub use health::{Draining, healthz, readyz};
 pub use login::login;
 pub use logout::logout;
 pub use me::{delete_me, me, update_me};

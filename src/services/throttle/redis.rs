@@ -70,12 +70,19 @@ return 1
 
 pub struct RedisStore {
     redis: ConnectionManager,
+    /// Starts every key: instances that must not share counts (a test and
+    /// a local server) use different ones.
+    prefix: String,
 }
 
 impl RedisStore {
     /// Connects now, so a wrong `REDIS_URL` stops the start; afterwards the
     /// manager reconnects by itself, and each command waits at most `timeout`.
-    pub async fn connect(url: &str, timeout: Duration) -> Result<Self, redis::RedisError> {
+    pub async fn connect(
+        url: &str,
+        prefix: &str,
+        timeout: Duration,
+    ) -> Result<Self, redis::RedisError> {
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(timeout)
             .set_response_timeout(timeout)
@@ -83,16 +90,21 @@ impl RedisStore {
         let redis = redis::Client::open(url)?
             .get_connection_manager_with_config(config)
             .await?;
-        Ok(Self { redis })
+        Ok(Self {
+            redis,
+            prefix: prefix.to_owned(),
+        })
     }
 }
 
-fn failures_key(bucket: &str, key: &str) -> String {
-    format!("authd:throttle:{bucket}:{key}")
-}
+impl RedisStore {
+    fn failures_key(&self, bucket: &str, key: &str) -> String {
+        format!("{}throttle:{bucket}:{key}", self.prefix)
+    }
 
-fn pending_key(bucket: &str, key: &str) -> String {
-    format!("authd:throttle:{bucket}:{key}:pending")
+    fn pending_key(&self, bucket: &str, key: &str) -> String {
+        format!("{}throttle:{bucket}:{key}:pending", self.prefix)
+    }
 }
 
 fn millis(period: Period) -> i64 {
@@ -116,8 +128,8 @@ impl Store for RedisStore {
                 .arg(if pending { "1" } else { "0" });
             for counter in counters {
                 invocation
-                    .key(failures_key(counter.bucket, &counter.key))
-                    .key(pending_key(counter.bucket, &counter.key))
+                    .key(self.failures_key(counter.bucket, &counter.key))
+                    .key(self.pending_key(counter.bucket, &counter.key))
                     .arg(millis(counter.window))
                     .arg(counter.limit);
             }
@@ -153,8 +165,8 @@ impl Store for RedisStore {
     ) -> BoxFuture<'a, Result<(), ThrottleError>> {
         async move {
             CONFIRM
-                .key(failures_key(hit.bucket, &hit.key))
-                .key(pending_key(hit.bucket, &hit.key))
+                .key(self.failures_key(hit.bucket, &hit.key))
+                .key(self.pending_key(hit.bucket, &hit.key))
                 .arg(now.timestamp_millis())
                 .arg(millis(window))
                 .arg(&hit.id)
@@ -168,7 +180,7 @@ impl Store for RedisStore {
     fn release<'a>(&'a self, hit: &'a Hit) -> BoxFuture<'a, Result<(), ThrottleError>> {
         async move {
             redis::cmd("ZREM")
-                .arg(pending_key(hit.bucket, &hit.key))
+                .arg(self.pending_key(hit.bucket, &hit.key))
                 .arg(&hit.id)
                 .query_async::<()>(&mut self.redis.clone())
                 .await?;
@@ -180,7 +192,7 @@ impl Store for RedisStore {
     fn clear<'a>(&'a self, counter: &'a Counter) -> BoxFuture<'a, Result<(), ThrottleError>> {
         async move {
             redis::cmd("DEL")
-                .arg(failures_key(counter.bucket, &counter.key))
+                .arg(self.failures_key(counter.bucket, &counter.key))
                 .query_async::<()>(&mut self.redis.clone())
                 .await?;
             Ok(())
