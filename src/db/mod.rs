@@ -42,6 +42,14 @@ impl From<DieselError> for DbError {
                 | DatabaseErrorKind::SerializationFailure,
                 info,
             ) => Self::Unavailable(info.message().to_owned()),
+            // DB_STATEMENT_TIMEOUT, or an operator cancelling a query: the
+            // database is too slow right now, not the request wrong. (Diesel
+            // does not pass the SQLSTATE, 57014, on; the message says it.)
+            DieselError::DatabaseError(_, info)
+                if info.message().starts_with("canceling statement") =>
+            {
+                Self::Unavailable(info.message().to_owned())
+            }
             _ => Self::Query(error),
         }
     }
