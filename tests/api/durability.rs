@@ -2,61 +2,12 @@
 //! middle of work, must leave no change without its audit record.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestDatabase};
-
-/// The built `authd` binary, serving `db` on a free port of its own.
-pub struct Process {
-    pub child: Child,
-    pub address: String,
-}
-
-impl Process {
-    pub async fn start(db: &TestDatabase, extra: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let address = format!("http://127.0.0.1:{port}");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_authd"));
-        command
-            .env_clear()
-            .env("DATABASE_URL", db.url())
-            .env("BIND", format!("127.0.0.1:{port}"))
-            .env("SECRET_KEY", "durability-test-secret-key-".repeat(3))
-            .env("COOKIE_SECURE", "false")
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        for (name, value) in extra {
-            command.env(name, value);
-        }
-        let child = command.spawn().expect("start the authd binary");
-        let process = Self { child, address };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while reqwest::get(format!("{}/healthz", process.address))
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "authd did not start");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        process
-    }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+use crate::helpers::{PASSWORD, Process, TestDatabase};
 
 /// Registrations in flight when the process is killed: every acknowledged
 /// user, and every user in the table, has its `register` event. The audit
@@ -162,4 +113,90 @@ fn waiting_on_locks(db: &TestDatabase) -> i64 {
     )))
     .get_result(&mut db.connect())
     .unwrap()
+}
+
+/// Killed with SIGKILL in a storm of registrations and logins: after a
+/// restart every user that got a 201 exists and can log in, and no user or
+/// session is half made (each has the audit event written with it).
+#[tokio::test]
+async fn a_crash_in_a_storm_loses_no_acknowledged_account() {
+    let db = tokio::task::spawn_blocking(TestDatabase::create)
+        .await
+        .unwrap();
+    let settings = [("BCRYPT_COST", "6"), ("REGISTRATIONS_PER_IP", "100000")];
+    let mut process = Process::start(&db, &settings).await;
+    let client = reqwest::Client::new();
+    for n in 0..4 {
+        let url = format!("{}/api/register", process.address);
+        let sent = client
+            .post(url)
+            .json(&registration(&format!("early{n}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 201);
+    }
+    let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
+    for worker in 0..8 {
+        let (address, sender, client) = (process.address.clone(), sender.clone(), client.clone());
+        tokio::spawn(async move {
+            for n in 0.. {
+                let name = format!("storm{worker}x{n}");
+                let registered = client
+                    .post(format!("{address}/api/register"))
+                    .json(&registration(&name))
+                    .send()
+                    .await;
+                match registered {
+                    Ok(response) if response.status() == 201 => {
+                        let _ = sender.send(name);
+                    }
+                    Ok(_) => {}
+                    Err(_) => return,
+                }
+                let login = json!({"username": format!("early{}", n % 4), "password": PASSWORD});
+                if client
+                    .post(format!("{address}/api/login"))
+                    .json(&login)
+                    .send()
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+    }
+    drop(sender);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    process.child.kill().unwrap();
+    process.child.wait().unwrap();
+    let mut acknowledged = Vec::new();
+    while let Some(name) = receiver.recv().await {
+        acknowledged.push(name);
+    }
+    assert!(acknowledged.len() > 4, "the storm did register users");
+
+    let restarted = Process::start(&db, &settings).await;
+    for name in &acknowledged {
+        let login = json!({"username": name, "password": PASSWORD});
+        let answer = client
+            .post(format!("{}/api/login", restarted.address))
+            .json(&login)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200, "{name} was acknowledged");
+    }
+    let mut conn = db.connect();
+    let half_made: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+        "(SELECT count(*) FROM users u WHERE NOT EXISTS \
+           (SELECT 1 FROM auth_events e WHERE e.user_id = u.id AND e.event = 'register')) \
+         + (SELECT count(*) FROM users u WHERE \
+           (SELECT count(*) FROM sessions s WHERE s.user_id = u.id) \
+           <> (SELECT count(*) FROM auth_events e WHERE e.user_id = u.id AND e.event = 'login_success'))",
+    ))
+    .get_result(&mut conn)
+    .unwrap();
+    assert_eq!(half_made, 0, "users or sessions without their audit event");
 }

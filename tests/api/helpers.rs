@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::ops::Deref;
 use std::sync::{Arc, LazyLock, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
 use authd::configuration::{Period, SecretKey, Settings};
@@ -173,6 +173,8 @@ pub fn test_settings(database_url: String) -> Settings {
 
 pub struct TestApp {
     pub address: String,
+    /// Where `/metrics` is served, when the settings ask for it.
+    pub metrics: Option<String>,
     /// Shared with sibling instances; dropped with the last of them.
     pub db: Arc<TestDatabase>,
     pub settings: Settings,
@@ -265,10 +267,11 @@ impl TestApp {
             .unwrap();
         let mut settings = test_settings(db.url());
         configure(&mut settings);
-        let (address, handle) = start(settings.clone()).await;
+        let (address, metrics, handle) = start(settings.clone()).await;
         let cookies = Arc::new(CookieStoreMutex::default());
         Self {
             address,
+            metrics,
             db: Arc::new(db),
             settings,
             handle,
@@ -283,10 +286,11 @@ impl TestApp {
     pub async fn sibling(&self, configure: impl FnOnce(&mut Settings)) -> Self {
         let mut settings = self.settings.clone();
         configure(&mut settings);
-        let (address, handle) = start(settings.clone()).await;
+        let (address, metrics, handle) = start(settings.clone()).await;
         let cookies = Arc::new(CookieStoreMutex::default());
         Self {
             address,
+            metrics,
             db: self.db.clone(),
             settings,
             handle,
@@ -300,8 +304,9 @@ impl TestApp {
     pub async fn restart_with(&mut self, configure: impl FnOnce(&mut Settings)) {
         self.handle.stop(false).await;
         configure(&mut self.settings);
-        let (address, handle) = start(self.settings.clone()).await;
+        let (address, metrics, handle) = start(self.settings.clone()).await;
         self.address = address;
+        self.metrics = metrics;
         self.handle = handle;
     }
 
@@ -384,7 +389,7 @@ impl TestApp {
     /// made elsewhere (another instance, the command line, plain SQL) must
     /// reach this instance's cache.
     pub async fn refused_within_a_second(&self, token: &str) {
-        let deadline = std::time::Instant::now() + Duration::from_secs(1);
+        let deadline = Instant::now() + Duration::from_secs(1);
         loop {
             let response = self.me_with_token(token).await;
             if response.status == StatusCode::UNAUTHORIZED {
@@ -392,10 +397,7 @@ impl TestApp {
                 return;
             }
             response.assert_status(200);
-            assert!(
-                std::time::Instant::now() < deadline,
-                "still accepted a second later"
-            );
+            assert!(Instant::now() < deadline, "still accepted a second later");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -528,7 +530,8 @@ fn client(cookies: Arc<CookieStoreMutex>) -> reqwest::Client {
         .unwrap()
 }
 
-async fn start(settings: Settings) -> (String, ServerHandle) {
+/// Starts the app in this process: its address, its metrics URL, its handle.
+pub async fn start(settings: Settings) -> (String, Option<String>, ServerHandle) {
     static LOGS: LazyLock<()> = LazyLock::new(|| {
         if std::env::var_os("TEST_LOG").is_some() {
             // Kept for the whole test process.
@@ -540,9 +543,12 @@ async fn start(settings: Settings) -> (String, ServerHandle) {
     LazyLock::force(&LOGS);
     let application = Application::build(settings).await.expect("start the app");
     let address = format!("http://127.0.0.1:{}", application.port());
+    let metrics = application
+        .metrics_port()
+        .map(|port| format!("http://127.0.0.1:{port}/metrics"));
     let handle = application.handle();
     tokio::spawn(application.run_until_stopped());
-    (address, handle)
+    (address, metrics, handle)
 }
 
 /// Shared with contract checks that need a response cache of compiled
@@ -716,5 +722,75 @@ impl Deref for Login {
 
     fn deref(&self) -> &Value {
         &self.0
+    }
+}
+
+/// The built `authd` binary, serving `db` on a free port of its own.
+pub struct Process {
+    pub child: std::process::Child,
+    pub address: String,
+    pub log: std::path::PathBuf,
+}
+
+impl Process {
+    pub async fn start(db: &TestDatabase, extra: &[(&str, &str)]) -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let address = format!("http://127.0.0.1:{port}");
+        let log = std::env::temp_dir().join(format!("authd-test-{port}.log"));
+        let output = std::fs::File::create(&log).expect("a log file");
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authd"));
+        command
+            .env_clear()
+            .env("DATABASE_URL", db.url())
+            .env("BIND", format!("127.0.0.1:{port}"))
+            .env("SECRET_KEY", "durability-test-secret-key-".repeat(3))
+            .env("COOKIE_SECURE", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(std::process::Stdio::from(
+                output.try_clone().expect("a log file"),
+            ))
+            .stderr(std::process::Stdio::from(output));
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        let child = command.spawn().expect("start the authd binary");
+        let process = Self {
+            child,
+            address,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while reqwest::get(format!("{}/healthz", process.address))
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "authd did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        process
+    }
+}
+
+impl Process {
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .expect("kill -TERM");
+        self.child.wait().expect("the exit status")
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
     }
 }

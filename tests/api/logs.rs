@@ -228,3 +228,77 @@ async fn the_request_log_names_the_client_the_throttle_counts() {
     assert!(line.contains("\"client_ip\":\"127.0.0.1\""), "{line}");
     assert!(!logs.contains("198.51.100.66") && !logs.contains("198.51.100.67"));
 }
+
+/// One line per request at `info`, client errors included: method, route
+/// template, status, duration and request id (the caller's, echoed, or a
+/// new one), and on an authenticated request who made it.
+#[tokio::test]
+async fn each_request_is_one_line_with_its_id_and_who_made_it() {
+    let capture = Capture::install("info");
+    let app = TestApp::spawn().await;
+    let login = app.device_of_new_user("susan").await;
+    let auth = login.bearer();
+    let echoed = app
+        .bare(
+            Method::GET,
+            "/api/me",
+            None,
+            &[("authorization", &auth), ("x-request-id", "trace-42.a:b")],
+        )
+        .await;
+    assert_eq!(echoed.header("x-request-id"), Some("trace-42.a:b"));
+    let made = app
+        .bare(
+            Method::GET,
+            "/api/nope",
+            None,
+            &[("x-request-id", "not a valid id!")],
+        )
+        .await;
+    let made_id = made.header("x-request-id").unwrap().to_owned();
+    assert_eq!(made_id.len(), 32, "{made_id}");
+    let sessions = app
+        .with_token(Method::GET, "/api/sessions", None, login.token())
+        .await
+        .json();
+    let public_id = sessions[0]["id"].as_str().unwrap().to_owned();
+    drop(app);
+
+    let logs = capture.text();
+    let lines: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("\"message\":\"request\""))
+        .collect();
+    let me = lines
+        .iter()
+        .find(|line| line.contains("trace-42.a:b"))
+        .expect("the request is logged under the caller's id");
+    for field in [
+        "\"method\":\"GET\"",
+        "\"route\":\"/api/me\"",
+        "\"status\":200",
+        "\"duration_ms\":",
+        "\"user_id\":1",
+    ] {
+        assert!(me.contains(field), "{field} in {me}");
+    }
+    assert!(
+        me.contains(&public_id),
+        "the session by its public id: {me}"
+    );
+    assert!(!me.contains(login.token()));
+    let not_found = lines
+        .iter()
+        .find(|line| line.contains(&made_id))
+        .expect("a 404 is logged too");
+    assert!(not_found.contains("\"level\":\"INFO\""), "{not_found}");
+    assert!(not_found.contains("\"status\":404"), "{not_found}");
+    let warnings: Vec<&str> = logs
+        .lines()
+        .filter(|line| line.contains("\"level\":\"WARN\"") && line.contains("\"request"))
+        .collect();
+    assert!(
+        warnings.is_empty(),
+        "client errors are not warnings: {warnings:#?}"
+    );
+}

@@ -21,6 +21,7 @@ mod logout;
 mod logs;
 mod me;
 mod next;
+mod operations;
 mod register;
 mod service;
 mod sessions;
