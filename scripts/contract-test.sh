@@ -31,10 +31,20 @@ fi
 
 server_pid=""
 database=""
+log=""
 cleanup() {
+    status=$?
     if [ -n "$server_pid" ]; then
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
+    fi
+    if [ -n "$log" ]; then
+        # The server's log is worth reading only when something failed.
+        if [ "$status" -ne 0 ]; then
+            echo "contract-test: the server's log ($log), last lines:" >&2
+            tail -n 50 "$log" >&2 || true
+        fi
+        rm -f "$log"
     fi
     if [ -n "$database" ]; then
         psql "$POSTGRES/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null || true

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs and starts what building and testing authd needs, where missing:
 # libpq (Diesel's Postgres driver), cargo-nextest, the Diesel CLI (for the
-# generated-schema check), a running Postgres on 127.0.0.1:5432 and a running
-# Redis on 127.0.0.1:6379 (the throttle's shared store, tested too). Safe to
-# run repeatedly.
+# generated-schema check), PgBouncer (a test runs authd behind it), a running
+# Postgres on 127.0.0.1:5432 that lets user `postgres` in without a password
+# (what the default DATABASE_URL expects: for development only), and a
+# running Redis on 127.0.0.1:6379. Asks nothing; safe to run repeatedly.
 set -euo pipefail
 
 apt_install() {
@@ -44,6 +45,31 @@ if ! pg_isready -q -h 127.0.0.1 -p 5432; then
         sleep 0.5
     done
     pg_isready -h 127.0.0.1 -p 5432
+fi
+
+# The default DATABASE_URL, postgres://postgres@127.0.0.1:5432/authd, needs
+# a password-less login for `postgres` over TCP on loopback.
+if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -qAtc "SELECT 1" >/dev/null 2>&1; then
+    hba=$(su postgres -c "psql -qAtc 'SHOW hba_file'" 2>/dev/null || true)
+    if [ -n "$hba" ] && [ -w "$hba" ]; then
+        echo "ensure-deps: letting user postgres log in from 127.0.0.1 and ::1 without a password"
+        echo "ensure-deps: (trust authentication in $hba: for a development machine only)"
+        {
+            echo "# Added by authd's scripts/ensure-deps.sh: password-less local development."
+            echo "host all postgres 127.0.0.1/32 trust"
+            echo "host all postgres ::1/128 trust"
+            cat "$hba"
+        } >"$hba.authd" && cat "$hba.authd" >"$hba" && rm -f "$hba.authd"
+        su postgres -c "psql -qAtc 'SELECT pg_reload_conf()'" >/dev/null
+    else
+        echo "ensure-deps: cannot log in as postgres on 127.0.0.1:5432 without a password," >&2
+        echo "ensure-deps: and cannot change pg_hba.conf; set DATABASE_URL to a URL that works" >&2
+    fi
+fi
+
+if ! command -v pgbouncer >/dev/null 2>&1; then
+    echo "ensure-deps: installing PgBouncer (for the test that runs authd behind it)"
+    apt_install pgbouncer
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then
