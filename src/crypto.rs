@@ -7,7 +7,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 /// 256 random bits, base64url: session ids, CSRF tokens, dummy passwords.
 pub fn random_token() -> String {
@@ -35,6 +35,12 @@ pub fn keyed_digest(key: &[u8; 32], value: &[u8]) -> String {
         .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
     mac.update(value);
     hex(&mac.finalize().into_bytes())
+}
+
+/// SHA-256 of `value`: how a random token is stored, so that reading the
+/// table gives nobody a usable token. (256 random bits need no slow hash.)
+pub fn sha256(value: &[u8]) -> [u8; 32] {
+    Sha256::digest(value).into()
 }
 
 pub fn hex(bytes: &[u8]) -> String {

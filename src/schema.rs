@@ -20,6 +20,31 @@ diesel::table! {
 }
 
 diesel::table! {
+    email_tokens (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Int8,
+        purpose -> Text,
+        email -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    mail_outbox (id) {
+        id -> Int8,
+        kind -> Text,
+        user_id -> Nullable<Int8>,
+        address -> Text,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+        attempts -> Int4,
+        next_attempt_at -> Timestamptz,
+        last_error -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> Int8,
@@ -62,15 +87,20 @@ diesel::table! {
         is_active -> Bool,
         created_at -> Timestamptz,
         last_login_at -> Nullable<Timestamptz>,
+        email_verified_at -> Nullable<Timestamptz>,
     }
 }
 
 diesel::joinable!(auth_events -> users (user_id));
+diesel::joinable!(email_tokens -> users (user_id));
+diesel::joinable!(mail_outbox -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     auth_events,
     data_migrations,
+    email_tokens,
+    mail_outbox,
     sessions,
     shared_secrets,
     throttle_hits,

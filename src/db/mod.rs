@@ -4,7 +4,9 @@
 //! Nothing outside this module writes SQL.
 
 pub mod auth_events;
+pub mod email_tokens;
 pub mod locks;
+pub mod mail_outbox;
 pub mod migrations;
 pub mod notifications;
 mod pool;

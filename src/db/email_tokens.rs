@@ -1,0 +1,126 @@
+//! The `email_tokens` table: the tokens mailed in verification and reset
+//! links, stored only as SHA-256 digests, each usable once.
+
+use chrono::{DateTime, Utc};
+use diesel::prelude::*;
+
+use crate::schema::email_tokens;
+
+/// What a mailed token may be used for, and what a queued mail is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// Proves that the account's owner reads its address.
+    Verify,
+    /// Sets a new password without the old one.
+    Reset,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Verify => "verify",
+            Self::Reset => "reset",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "verify" => Some(Self::Verify),
+            "reset" => Some(Self::Reset),
+            _ => None,
+        }
+    }
+}
+
+/// A row of `email_tokens`.
+#[derive(Clone, Debug, Queryable, Selectable)]
+#[diesel(table_name = email_tokens, check_for_backend(diesel::pg::Pg))]
+pub struct EmailToken {
+    pub user_id: i64,
+    /// The address the token was mailed to.
+    pub email: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Stores a token by its digest, and deletes the user's other tokens of
+/// that purpose: the newest link is the only one that works.
+pub fn issue(
+    conn: &mut PgConnection,
+    digest: &[u8],
+    user_id: i64,
+    purpose: Purpose,
+    email: &str,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    diesel::delete(
+        email_tokens::table
+            .filter(email_tokens::user_id.eq(user_id))
+            .filter(email_tokens::purpose.eq(purpose.as_str())),
+    )
+    .execute(conn)?;
+    diesel::insert_into(email_tokens::table)
+        .values((
+            email_tokens::token_hash.eq(digest),
+            email_tokens::user_id.eq(user_id),
+            email_tokens::purpose.eq(purpose.as_str()),
+            email_tokens::email.eq(email),
+            email_tokens::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// The token with this digest and purpose, if it has not expired.
+pub fn find_live(
+    conn: &mut PgConnection,
+    digest: &[u8],
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<EmailToken>> {
+    email_tokens::table
+        .filter(email_tokens::token_hash.eq(digest))
+        .filter(email_tokens::purpose.eq(purpose.as_str()))
+        .filter(email_tokens::expires_at.gt(now))
+        .select(EmailToken::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// Uses the token up: deletes it and returns it, if it was live. Of two
+/// requests racing with one token, the row lock lets one have it.
+pub fn consume(
+    conn: &mut PgConnection,
+    digest: &[u8],
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<EmailToken>> {
+    diesel::delete(
+        email_tokens::table
+            .filter(email_tokens::token_hash.eq(digest))
+            .filter(email_tokens::purpose.eq(purpose.as_str()))
+            .filter(email_tokens::expires_at.gt(now)),
+    )
+    .returning(EmailToken::as_returning())
+    .get_result(conn)
+    .optional()
+}
+
+/// Voids every token of the user (a new password or address).
+pub fn void_all_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+    diesel::delete(email_tokens::table.filter(email_tokens::user_id.eq(user_id))).execute(conn)
+}
+
+/// Deletes up to `batch` tokens that expired before `until`.
+pub fn purge_expired(
+    conn: &mut PgConnection,
+    until: DateTime<Utc>,
+    batch: i64,
+) -> QueryResult<usize> {
+    let expired: Vec<Vec<u8>> = email_tokens::table
+        .filter(email_tokens::expires_at.lt(until))
+        .select(email_tokens::token_hash)
+        .limit(batch)
+        .load(conn)?;
+    diesel::delete(email_tokens::table.filter(email_tokens::token_hash.eq_any(&expired)))
+        .execute(conn)
+}
