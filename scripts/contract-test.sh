@@ -30,6 +30,8 @@ if [ "${1:-}" = "--url" ]; then
 fi
 
 server_pid=""
+sink_pid=""
+maildir=""
 database=""
 log=""
 cleanup() {
@@ -37,6 +39,13 @@ cleanup() {
     if [ -n "$server_pid" ]; then
         kill "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
+    fi
+    if [ -n "$sink_pid" ]; then
+        kill "$sink_pid" 2>/dev/null || true
+        wait "$sink_pid" 2>/dev/null || true
+    fi
+    if [ -n "$maildir" ]; then
+        rm -rf "$maildir"
     fi
     if [ -n "$log" ]; then
         # The server's log is worth reading only when something failed.
@@ -57,6 +66,17 @@ if [ -z "$url" ]; then
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     database="authd_contract_$$"
     log=$(mktemp -t authd-contract.XXXXXX.log)
+    # Recovery mails go to a real SMTP server (aiosmtpd, as in the
+    # integration tests) when it is installed; to the log otherwise.
+    smtp_url=""
+    if /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
+        smtp_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        maildir=$(mktemp -d -t authd-contract-mail.XXXXXX)
+        /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$maildir" >/dev/null 2>&1 &
+        sink_pid=$!
+        smtp_url="smtp://127.0.0.1:$smtp_port"
+        echo "contract-test: mail goes to an SMTP sink on port $smtp_port"
+    fi
     echo "contract-test: starting authd on port $port (database $database, log $log)"
     # Thousands of generated requests come from one address: with the
     # default throttle nearly all of them would meet a 429 before reaching
@@ -64,7 +84,8 @@ if [ -z "$url" ]; then
     DATABASE_URL="$POSTGRES/$database" BIND="127.0.0.1:$port" BCRYPT_COST=4 \
         COOKIE_SECURE=false SECRET_KEY="$(head -c 48 /dev/urandom | base64 -w0)" \
         LOGIN_FAILURES_PER_IDENTIFIER=1000000 LOGIN_FAILURES_PER_IP=1000000 \
-        REGISTRATIONS_PER_IP=1000000 \
+        REGISTRATIONS_PER_IP=1000000 RECOVERY_MAILS_PER_ADDRESS=1000000 \
+        RECOVERY_MAILS_PER_IP=1000000 SMTP_URL="$smtp_url" \
         LOG_FORMAT=json RUST_LOG=warn target/debug/authd >"$log" 2>&1 &
     server_pid=$!
     url="http://127.0.0.1:$port"

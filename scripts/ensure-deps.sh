@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs and starts what building and testing authd needs, where missing:
 # libpq (Diesel's Postgres driver), cargo-nextest, the Diesel CLI (for the
-# generated-schema check), PgBouncer (a test runs authd behind it), a running
+# generated-schema check), PgBouncer (a test runs authd behind it), aiosmtpd
+# (the SMTP server the recovery tests send mail to), a running
 # Postgres on 127.0.0.1:5432 that lets user `postgres` in without a password
 # (what the default DATABASE_URL expects: for development only), and a
 # running Redis on 127.0.0.1:6379. Asks nothing; safe to run repeatedly.
@@ -70,6 +71,11 @@ fi
 if ! command -v pgbouncer >/dev/null 2>&1; then
     echo "ensure-deps: installing PgBouncer (for the test that runs authd behind it)"
     apt_install pgbouncer
+fi
+
+if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
+    echo "ensure-deps: installing aiosmtpd (the SMTP server the recovery tests send mail to)"
+    apt_install python3-aiosmtpd
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then

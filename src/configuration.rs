@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use chrono::TimeDelta;
 use ipnet::IpNet;
+use lettre::message::Mailbox;
 use rand::RngCore;
-use secrecy::{ExposeSecret, SecretSlice};
+use secrecy::{ExposeSecret, SecretSlice, SecretString};
 
 /// The smallest `SECRET_KEY` we accept: every derived key gets at least this
 /// much input keying material.
@@ -160,6 +161,60 @@ pub struct Settings {
     /// What every Redis key authd writes starts with.
     pub redis_prefix: String,
     pub throttle: ThrottleSettings,
+    pub recovery: RecoverySettings,
+}
+
+/// Account recovery by e-mail: where mail goes, where its links point, how
+/// long they last.
+#[derive(Clone, Debug)]
+pub struct RecoverySettings {
+    /// Off: no mail is queued, and the recovery routes answer 404.
+    pub enabled: bool,
+    /// The mail server, in lettre's URL form; in development, when unset,
+    /// mails are written to the log instead. It may hold a password.
+    pub smtp_url: Option<SecretString>,
+    pub mail_from: Mailbox,
+    /// The client application links open, without a trailing slash:
+    /// `https://app.example.com` or `https://example.com/app`.
+    pub app_url: String,
+    /// The client's page for each purpose, under `app_url`.
+    pub reset_path: String,
+    pub verify_path: String,
+    pub reset_ttl: Period,
+    pub verify_ttl: Period,
+    /// Refuse to log in an account whose address is not verified.
+    pub require_verified_email: bool,
+}
+
+impl RecoverySettings {
+    /// The host plain SMTP goes to when it is not this machine: anyone on
+    /// the way reads the links. `None` for TLS or loopback.
+    pub fn plain_smtp_host(&self) -> Option<String> {
+        let url = url::Url::parse(self.smtp_url.as_ref()?.expose_secret()).ok()?;
+        let required = url
+            .query_pairs()
+            .any(|(key, value)| key == "tls" && value == "required");
+        // smtp:// is not a special scheme to the URL parser: its host is
+        // text, an address included.
+        let host = url.host_str()?;
+        let loopback = host.eq_ignore_ascii_case("localhost")
+            || host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        (url.scheme() == "smtp" && !required && !loopback).then(|| host.to_owned())
+    }
+
+    /// `host:port` of the mail server, for messages: never its password.
+    pub fn smtp_server(&self) -> Option<String> {
+        let url = url::Url::parse(self.smtp_url.as_ref()?.expose_secret()).ok()?;
+        let port = url
+            .port()
+            .map(|port| format!(":{port}"))
+            .unwrap_or_default();
+        Some(format!("{}://{}{port}", url.scheme(), url.host_str()?))
+    }
 }
 
 /// Sliding-window limits against password guessing and sign-up abuse.
@@ -173,12 +228,20 @@ pub struct ThrottleSettings {
     /// Registration attempts allowed per client IP in `register_window`.
     pub register_per_ip: u32,
     pub register_window: Period,
+    /// Recovery mails (password resets, new verification links) asked for
+    /// per address in `recovery_window`, whether or not it has an account.
+    pub recovery_per_address: u32,
+    /// Recovery mails asked for per client IP in `recovery_window`.
+    pub recovery_per_ip: u32,
+    pub recovery_window: Period,
 }
 
 impl ThrottleSettings {
     /// The longest of the windows: hits older than it count for nothing.
     pub fn longest_window(&self) -> Period {
-        self.login_window.max(self.register_window)
+        self.login_window
+            .max(self.register_window)
+            .max(self.recovery_window)
     }
 }
 
@@ -248,6 +311,7 @@ impl Settings {
                 message: "must not be shorter than SESSION_TTL".into(),
             });
         }
+        let recovery = recovery_settings(&env, environment)?;
         Ok(Self {
             environment,
             database_url: env
@@ -356,8 +420,123 @@ impl Settings {
                 login_window: env.period("LOGIN_FAILURE_WINDOW", seconds(15 * MINUTE))?,
                 register_per_ip: env.parse("REGISTRATIONS_PER_IP", 20, parse_limit)?,
                 register_window: env.period("REGISTRATION_WINDOW", seconds(HOUR))?,
+                recovery_per_address: env.parse("RECOVERY_MAILS_PER_ADDRESS", 5, parse_limit)?,
+                recovery_per_ip: env.parse("RECOVERY_MAILS_PER_IP", 20, parse_limit)?,
+                recovery_window: env.period("RECOVERY_WINDOW", seconds(HOUR))?,
             },
+            recovery,
         })
+    }
+}
+
+/// Recovery's settings. In production, with recovery on, the mail server,
+/// the sender and the client's URL have no sensible default: each must be
+/// given, or the start fails naming it.
+fn recovery_settings(
+    env: &Env<'_>,
+    environment: Environment,
+) -> Result<RecoverySettings, ConfigError> {
+    let enabled = env.parse("ACCOUNT_RECOVERY", true, parse_bool)?;
+    let production = environment == Environment::Production;
+    let required = |variable: &'static str| -> Result<(), ConfigError> {
+        if enabled && production && env.get(variable).is_none() {
+            return Err(ConfigError {
+                variable,
+                message: "is required when AUTHD_ENV=production and ACCOUNT_RECOVERY is on \
+                          (set ACCOUNT_RECOVERY=false to run without account recovery)"
+                    .into(),
+            });
+        }
+        Ok(())
+    };
+    required("SMTP_URL")?;
+    required("MAIL_FROM")?;
+    required("PUBLIC_APP_URL")?;
+    let require_verified_email = env.parse("REQUIRE_VERIFIED_EMAIL", false, parse_bool)?;
+    if require_verified_email && !enabled {
+        return Err(ConfigError {
+            variable: "REQUIRE_VERIFIED_EMAIL",
+            message: "needs ACCOUNT_RECOVERY on: without mail, no address could be verified".into(),
+        });
+    }
+    Ok(RecoverySettings {
+        enabled,
+        smtp_url: env.parse("SMTP_URL", None, |v| parse_smtp_url(v).map(Some))?,
+        mail_from: env.parse(
+            "MAIL_FROM",
+            // Development's sender: a constant, valid address.
+            Mailbox::new(
+                Some("authd".into()),
+                lettre::Address::new_dangerous("authd", "localhost"),
+            ),
+            |v| {
+                v.parse::<Mailbox>().map_err(|_| {
+                    "must be an address such as `noreply@example.com` or `Example <noreply@example.com>`".into()
+                })
+            },
+        )?,
+        app_url: env.parse("PUBLIC_APP_URL", "http://localhost:3000".to_owned(), parse_app_url)?,
+        reset_path: env.parse("RESET_PATH", "/reset-password".to_owned(), parse_app_path)?,
+        verify_path: env.parse("VERIFY_PATH", "/verify-email".to_owned(), parse_app_path)?,
+        reset_ttl: env.period("RESET_TTL", seconds(HOUR))?,
+        verify_ttl: env.period("VERIFY_TTL", seconds(48 * HOUR))?,
+        require_verified_email,
+    })
+}
+
+/// lettre's URL form: `smtps://user:pass@host:465`,
+/// `smtp://user:pass@host:587?tls=required`, or plain `smtp://host:port`.
+fn parse_smtp_url(value: &str) -> Result<SecretString, String> {
+    let bad = |why: &str| {
+        format!(
+            "{why}: write smtps://user:pass@host:465, smtp://user:pass@host:587?tls=required, \
+             or smtp://host:port for a local relay"
+        )
+    };
+    let url = url::Url::parse(value).map_err(|_| bad("not a URL"))?;
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err(bad("no host"));
+    }
+    let tls: Vec<_> = url
+        .query_pairs()
+        .filter(|(key, _)| key == "tls")
+        .map(|(_, value)| value.into_owned())
+        .collect();
+    match (url.scheme(), tls.as_slice()) {
+        ("smtp" | "smtps", []) => Ok(value.into()),
+        ("smtp", [mode]) if mode == "required" || mode == "opportunistic" => Ok(value.into()),
+        ("smtp", _) => Err(bad("`tls` must be `required` or `opportunistic`")),
+        ("smtps", _) => Err(bad("smtps is TLS already; leave `tls` out")),
+        _ => Err(bad("the scheme must be smtp or smtps")),
+    }
+}
+
+/// The client application's URL: http(s), no query or fragment; a path is
+/// kept (without its trailing slash) for apps that live under one.
+fn parse_app_url(value: &str) -> Result<String, String> {
+    let bad = || format!("`{value}` is not a URL such as https://app.example.com");
+    let url = url::Url::parse(value).map_err(|_| bad())?;
+    if !matches!(url.scheme(), "http" | "https")
+        || url.host().is_none()
+        || url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
+        return Err(bad());
+    }
+    Ok(url.as_str().trim_end_matches('/').to_owned())
+}
+
+/// A page of the client application: a path that starts with `/`.
+fn parse_app_path(value: &str) -> Result<String, String> {
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_graphic() && !matches!(c, '?' | '#' | '\\'));
+    if value.starts_with('/') && !value.starts_with("//") && plain {
+        Ok(value.to_owned())
+    } else {
+        Err("must be a path such as /reset-password (no query, no fragment)".into())
     }
 }
 
@@ -536,6 +715,20 @@ mod tests {
             ("CLIENT_TIMEOUT", "0s"),
             ("CLEAR_SITE_DATA", "1"),
             ("SESSION_IDLE_TTL", "500ms"),
+            ("SMTP_URL", "http://mail.example.com"),
+            ("SMTP_URL", "smtp://mail.example.com?tls=sometimes"),
+            ("SMTP_URL", "smtps://mail.example.com?tls=required"),
+            ("SMTP_URL", "smtp://"),
+            ("MAIL_FROM", "not an address"),
+            ("PUBLIC_APP_URL", "app.example.com"),
+            ("PUBLIC_APP_URL", "https://app.example.com/?next=1"),
+            ("PUBLIC_APP_URL", "javascript:alert(1)"),
+            ("RESET_PATH", "reset"),
+            ("VERIFY_PATH", "//evil.example/verify"),
+            ("VERIFY_PATH", "/verify#x"),
+            ("RESET_TTL", "0s"),
+            ("ACCOUNT_RECOVERY", "yes"),
+            ("RECOVERY_MAILS_PER_ADDRESS", "0"),
         ] {
             let error = Settings::from_vars(&vars(&[(name, value)])).unwrap_err();
             assert_eq!(error.variable, name);
@@ -576,11 +769,69 @@ mod tests {
         let error = Settings::from_vars(&vars(&[("AUTHD_ENV", "production")])).unwrap_err();
         assert_eq!(error.variable, "SECRET_KEY");
         let key = "k".repeat(64);
-        let settings =
-            Settings::from_vars(&vars(&[("AUTHD_ENV", "production"), ("SECRET_KEY", &key)]))
-                .unwrap();
+        let settings = Settings::from_vars(&vars(&[
+            ("AUTHD_ENV", "production"),
+            ("SECRET_KEY", &key),
+            ("ACCOUNT_RECOVERY", "false"),
+        ]))
+        .unwrap();
         assert!(!settings.secret_key_generated);
         assert!(!format!("{settings:?}").contains(&key));
+    }
+
+    #[test]
+    fn production_recovery_needs_a_mail_server_a_sender_and_the_app() {
+        let key = "k".repeat(64);
+        let mut given = vec![("AUTHD_ENV", "production"), ("SECRET_KEY", key.as_str())];
+        for (variable, value) in [
+            ("SMTP_URL", "smtps://user:secret@mail.example.com"),
+            ("MAIL_FROM", "Example <noreply@example.com>"),
+            ("PUBLIC_APP_URL", "https://app.example.com/"),
+        ] {
+            let error = Settings::from_vars(&vars(&given)).unwrap_err();
+            assert_eq!(error.variable, variable);
+            assert!(error.message.contains("ACCOUNT_RECOVERY=false"));
+            given.push((variable, value));
+        }
+        let settings = Settings::from_vars(&vars(&given)).unwrap();
+        let recovery = &settings.recovery;
+        assert_eq!(recovery.app_url, "https://app.example.com");
+        assert_eq!(recovery.smtp_server().unwrap(), "smtps://mail.example.com");
+        assert!(!format!("{settings:?}").contains("secret@"));
+        assert_eq!(recovery.plain_smtp_host(), None);
+    }
+
+    #[test]
+    fn plain_smtp_is_noticed_only_off_this_machine() {
+        let host = |url: &str| {
+            Settings::from_vars(&vars(&[("SMTP_URL", url)]))
+                .unwrap()
+                .recovery
+                .plain_smtp_host()
+        };
+        assert_eq!(
+            host("smtp://mail.example.com:25"),
+            Some("mail.example.com".into())
+        );
+        assert_eq!(
+            host("smtp://mail.example.com:587?tls=opportunistic"),
+            Some("mail.example.com".into())
+        );
+        assert_eq!(host("smtp://mail.example.com:587?tls=required"), None);
+        assert_eq!(host("smtps://mail.example.com"), None);
+        assert_eq!(host("smtp://127.0.0.1:2525"), None);
+        assert_eq!(host("smtp://localhost:25"), None);
+        assert_eq!(host("smtp://[::1]:25"), None);
+    }
+
+    #[test]
+    fn verified_addresses_cannot_be_required_without_recovery() {
+        let error = Settings::from_vars(&vars(&[
+            ("ACCOUNT_RECOVERY", "false"),
+            ("REQUIRE_VERIFIED_EMAIL", "true"),
+        ]))
+        .unwrap_err();
+        assert_eq!(error.variable, "REQUIRE_VERIFIED_EMAIL");
     }
 
     #[test]

@@ -23,6 +23,9 @@ use crate::http::routes::Draining;
 use crate::http::{self, Parts};
 use crate::services::accounts::Accounts;
 use crate::services::passwords::PasswordHasher;
+use crate::services::recovery::Recovery;
+use crate::services::recovery::mail::{Links, Mailer};
+use crate::services::recovery::outbox::{Outbox, RunningWorker, Worker};
 use crate::services::retention::Retention;
 use crate::services::session_cache::Listener;
 use crate::services::sessions::{Lifetimes, Sessions};
@@ -38,6 +41,9 @@ pub struct Services {
     pub accounts: Accounts,
     pub sessions: Sessions,
     pub retention: Retention,
+    pub recovery: Recovery,
+    pub outbox: Outbox,
+    pub mailer: Mailer,
 }
 
 impl Services {
@@ -50,6 +56,7 @@ impl Services {
             .context("database preparation was cancelled")??;
         let hasher = PasswordHasher::start(settings.bcrypt_cost, settings.hash_threads)
             .context("BCRYPT_COST")?;
+        let mailer = Mailer::new(&settings.recovery)?;
         let pool = db::pool(
             &settings.database_url,
             PoolOptions {
@@ -63,7 +70,7 @@ impl Services {
         // Keyed by a secret in the database, not SECRET_KEY: instances in
         // the middle of a key rotation still count together.
         match Self::throttle(settings, &pool).await {
-            Ok(throttle) => Ok(Self::wire(settings, pool, hasher, throttle)),
+            Ok(throttle) => Ok(Self::wire(settings, pool, hasher, throttle, mailer)),
             Err(error) => {
                 let timeout = settings.db_timeout.std();
                 web::block(move || db::close(pool, timeout)).await.ok();
@@ -104,7 +111,9 @@ impl Services {
         pool: PgPool,
         hasher: PasswordHasher,
         throttle: Throttle,
+        mailer: Mailer,
     ) -> Self {
+        let outbox = Outbox::new(&settings.recovery);
         let sessions = Sessions::new(
             pool.clone(),
             Lifetimes {
@@ -116,11 +125,24 @@ impl Services {
         Self {
             accounts: Accounts::new(
                 pool.clone(),
+                hasher.clone(),
+                throttle.clone(),
+                sessions.clone(),
+                settings.throttle,
+                outbox.clone(),
+                settings.recovery.require_verified_email,
+            ),
+            recovery: Recovery::new(
+                pool.clone(),
                 hasher,
                 throttle,
                 sessions.clone(),
                 settings.throttle,
+                outbox.clone(),
+                Links::new(&settings.recovery),
             ),
+            outbox,
+            mailer,
             sessions,
             retention: Retention::new(
                 pool.clone(),
@@ -136,6 +158,7 @@ impl Services {
         let previous = settings.secret_key_previous.as_ref();
         Parts {
             accounts: web::Data::new(self.accounts.clone()),
+            recovery: web::Data::new(self.recovery.clone()),
             auth: web::Data::new(Auth {
                 sessions: self.sessions.clone(),
                 tokens: TokenKeys::derive(&settings.secret_key, previous),
@@ -175,7 +198,9 @@ pub struct Application {
     draining: web::Data<Draining>,
     services: Services,
     listener: Listener,
+    mail_worker: RunningWorker,
     db_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -193,6 +218,7 @@ impl Application {
                  proxy will be refused; set PUBLIC_URL to the origin clients use"
             );
         }
+        warn_about_mail(&settings);
         // Bound first: a port in use stops the start before any connection
         // to the database is opened.
         let socket = TcpListener::bind(settings.bind)
@@ -214,6 +240,21 @@ impl Application {
                     return Err(error).context("cannot start the invalidation listener");
                 }
             };
+        let mail_worker = Worker {
+            pool: services.pool.clone(),
+            mailer: services.mailer.clone(),
+            links: Links::new(&settings.recovery),
+            outbox: services.outbox.clone(),
+        }
+        .start();
+        let mail_worker = match mail_worker {
+            Ok(worker) => worker,
+            Err(error) => {
+                stop(listener).await;
+                services.close(settings.db_timeout.std()).await;
+                return Err(error).context("cannot start the mail worker");
+            }
+        };
         match serve(&settings, &services, socket, metrics_socket) {
             Ok((server, metrics, draining)) => {
                 services
@@ -230,11 +271,14 @@ impl Application {
                     draining,
                     services,
                     listener,
+                    mail_worker,
                     db_timeout: settings.db_timeout.std(),
+                    shutdown_timeout: settings.shutdown_timeout.std(),
                 })
             }
             Err(error) => {
                 stop(listener).await;
+                web::block(move || mail_worker.stop()).await.ok();
                 services.close(settings.db_timeout.std()).await;
                 Err(error)
             }
@@ -286,10 +330,43 @@ impl Application {
             None => self.server.await,
         };
         stop(self.listener).await;
+        // A mail being sent gets what is left of the shutdown timeout; past
+        // it, its row lock ends with the process and another instance
+        // sends it.
+        let mail_worker = self.mail_worker;
+        let stopped = web::block(move || mail_worker.stop());
+        if tokio::time::timeout(self.shutdown_timeout, stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a mail was still being sent at shutdown; it stays queued");
+        }
         self.services.sessions.flush_touches().await;
         self.services.close(self.db_timeout).await;
         tracing::info!("stopped");
         served
+    }
+}
+
+/// Says, once at start-up, where mail goes when that deserves a warning.
+fn warn_about_mail(settings: &Settings) {
+    let recovery = &settings.recovery;
+    if !recovery.enabled {
+        return;
+    }
+    if recovery.smtp_url.is_none() {
+        tracing::warn!(
+            "SMTP_URL is not set: recovery and verification mails are written to the log \
+             instead of sent (development only)"
+        );
+    } else if let Some(host) = recovery.plain_smtp_host()
+        && settings.environment == Environment::Production
+    {
+        tracing::warn!(
+            %host,
+            "SMTP_URL sends mail in plain text to another host: anyone on the way can read \
+             the reset links; use smtps:// or ?tls=required"
+        );
     }
 }
 

@@ -5,6 +5,7 @@
 //! Exit codes scripts can rely on: 0 done, 1 refused or not found, 2 usage
 //! or configuration (including a database that cannot be reached).
 
+mod mail;
 mod session;
 mod user;
 
@@ -44,6 +45,9 @@ enum Command {
     /// Manage login sessions
     #[command(subcommand)]
     Session(session::SessionCommand),
+    /// Check the mail settings
+    #[command(subcommand)]
+    Mail(mail::MailCommand),
 }
 
 /// Why a command did not do its job, and so its exit code.
@@ -105,6 +109,7 @@ impl Cli {
             Command::Session(command) => {
                 with_services(&settings, async |s| command.run(s).await).await
             }
+            Command::Mail(command) => command.run(&settings).await,
         };
         match outcome {
             Ok(()) => ExitCode::SUCCESS,

@@ -8,6 +8,7 @@ use crate::cli::{Failure, Outcome, operator};
 use crate::db::users::User;
 use crate::domain::{Email, FieldErrors, Owner, Password, Username, add_error};
 use crate::services::accounts::{AccountError, NewAccount};
+use crate::services::recovery::RecoveryError;
 use crate::startup::Services;
 
 #[derive(Debug, Subcommand)]
@@ -37,6 +38,9 @@ pub enum UserCommand {
     Deactivate { username: String },
     /// Enable a disabled account (its old sessions stay ended)
     Activate { username: String },
+    /// Print a password reset link to hand to the account's owner (it
+    /// replaces any earlier reset link, and is audited)
+    ResetLink { username: String },
 }
 
 impl UserCommand {
@@ -95,6 +99,11 @@ impl UserCommand {
                 println!("id:            {}", user.id);
                 println!("username:      {}", user.username);
                 println!("email:         {}", user.email);
+                println!(
+                    "verified:      {}",
+                    user.email_verified_at
+                        .map_or("no".into(), |at| at.to_rfc3339())
+                );
                 println!("active:        {}", yes_no(user.is_active));
                 println!("created:       {}", user.created_at.to_rfc3339());
                 println!(
@@ -155,6 +164,28 @@ impl UserCommand {
                     ),
                     false => println!("{} was already active", user.username),
                 }
+                Ok(())
+            }
+            Self::ResetLink { username } => {
+                services.recovery.available().map_err(|_| {
+                    Failure::Setup("ACCOUNT_RECOVERY is off: the API would refuse the link".into())
+                })?;
+                let user = find(services, username).await?;
+                if !user.is_active {
+                    return Err(Failure::Refused(format!(
+                        "{} is deactivated: activate the account first",
+                        user.username
+                    )));
+                }
+                let link = services
+                    .recovery
+                    .reset_link(&user, &operator())
+                    .await
+                    .map_err(|error| match error {
+                        RecoveryError::Db(error) => error.into(),
+                        other => Failure::Refused(other.to_string()),
+                    })?;
+                println!("{link}");
                 Ok(())
             }
         }

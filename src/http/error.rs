@@ -17,6 +17,7 @@ use crate::db::DbError;
 use crate::domain::FieldErrors;
 use crate::services::accounts::{AccountError, LoginError};
 use crate::services::passwords::HashError;
+use crate::services::recovery::RecoveryError;
 use crate::services::throttle::ThrottleError;
 
 pub const PROBLEM_JSON: &str = "application/problem+json";
@@ -41,6 +42,15 @@ pub enum ApiError {
     Unauthenticated,
     #[error("the account is disabled")]
     InactiveAccount,
+    /// `REQUIRE_VERIFIED_EMAIL`: `sent` when a new link is on its way.
+    #[error("the address is not verified")]
+    EmailNotVerified { sent: bool },
+    #[error("the link is not valid")]
+    InvalidToken,
+    #[error("the address is verified already")]
+    AlreadyVerified,
+    #[error("account recovery is turned off")]
+    RecoveryDisabled,
     #[error("the current password is wrong")]
     WrongPassword,
     #[error("CSRF token missing or wrong")]
@@ -163,6 +173,43 @@ impl ApiError {
                 "inactive-account",
                 "Account disabled",
                 "This account has been disabled.".into(),
+                None,
+            ),
+            Self::EmailNotVerified { sent } => (
+                S::FORBIDDEN,
+                "email-not-verified",
+                "E-mail address not verified",
+                if *sent {
+                    "Confirm your e-mail address first: we have sent you a new link. \
+                     Open it, then log in again."
+                } else {
+                    "Confirm your e-mail address first: open the link we sent you, then \
+                     log in again."
+                }
+                .into(),
+                None,
+            ),
+            Self::InvalidToken => (
+                S::BAD_REQUEST,
+                "invalid-token",
+                "Invalid or expired link",
+                "This link is not valid: it may have expired, been used already, or been \
+                 replaced by a newer one. Ask for a new one."
+                    .into(),
+                None,
+            ),
+            Self::AlreadyVerified => (
+                S::CONFLICT,
+                "already-verified",
+                "Already verified",
+                "This account's e-mail address is verified already.".into(),
+                None,
+            ),
+            Self::RecoveryDisabled => (
+                S::NOT_FOUND,
+                "recovery-disabled",
+                "Account recovery is turned off",
+                "This server does not send recovery or verification mails.".into(),
                 None,
             ),
             Self::WrongPassword => (
@@ -297,10 +344,25 @@ impl From<LoginError> for ApiError {
         match error {
             LoginError::InvalidCredentials { .. } => Self::InvalidCredentials,
             LoginError::Inactive { .. } => Self::InactiveAccount,
+            LoginError::Unverified { .. } => Self::EmailNotVerified { sent: false },
             LoginError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
             LoginError::Db(error) => error.into(),
             LoginError::Throttle(error) => error.into(),
             LoginError::Hash(error) => error.into(),
+        }
+    }
+}
+
+impl From<RecoveryError> for ApiError {
+    fn from(error: RecoveryError) -> Self {
+        match error {
+            RecoveryError::Disabled => Self::RecoveryDisabled,
+            RecoveryError::InvalidToken => Self::InvalidToken,
+            RecoveryError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
+            RecoveryError::AlreadyVerified => Self::AlreadyVerified,
+            RecoveryError::Db(error) => error.into(),
+            RecoveryError::Throttle(error) => error.into(),
+            RecoveryError::Hash(error) => error.into(),
         }
     }
 }

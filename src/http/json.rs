@@ -124,6 +124,20 @@ pub fn required<'a>(
     }
 }
 
+/// Notes on the confirming field when it differs from the one it confirms
+/// (each `(name, value)`). An empty one is left to [`required`].
+pub fn confirm(
+    errors: &mut FieldErrors,
+    (field, again): (&str, Option<&str>),
+    (of, first): (&str, Option<&str>),
+) {
+    if let (Some(first), Some(again)) = (first, again)
+        && first != again
+    {
+        add_error(errors, field, &format!("Field must be equal to {of}."));
+    }
+}
+
 /// When the body must have arrived: `CLIENT_TIMEOUT` after the head.
 fn body_deadline(request: &HttpRequest) -> Instant {
     let timeout = request

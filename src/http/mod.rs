@@ -31,6 +31,7 @@ use crate::http::json::ClientTimeout;
 use crate::http::request_span::request_span;
 use crate::http::security_headers::security_headers;
 use crate::services::accounts::Accounts;
+use crate::services::recovery::Recovery;
 
 /// What the HTTP layer is built from. Each part is registered as app data
 /// of its own, so a handler, extractor or middleware asks for exactly the
@@ -38,6 +39,7 @@ use crate::services::accounts::Accounts;
 #[derive(Clone)]
 pub struct Parts {
     pub accounts: web::Data<Accounts>,
+    pub recovery: web::Data<Recovery>,
     pub auth: web::Data<Auth>,
     pub cookies: web::Data<CookiePolicy>,
     pub origins: web::Data<OriginPolicy>,
@@ -65,6 +67,7 @@ pub fn app(
     let cors = cors(&parts.origins.cors_origins);
     App::new()
         .app_data(parts.accounts)
+        .app_data(parts.recovery)
         .app_data(parts.auth)
         .app_data(parts.cookies)
         .app_data(parts.origins)
@@ -113,6 +116,18 @@ pub fn app(
                 .service(
                     web::resource("/sessions/{id}")
                         .route(protected(web::delete().to(routes::end_session))),
+                )
+                .service(
+                    web::resource("/password/forgot")
+                        .route(web::post().to(routes::forgot_password)),
+                )
+                .service(
+                    web::resource("/password/reset").route(web::post().to(routes::reset_password)),
+                )
+                .service(web::resource("/email/verify").route(web::post().to(routes::verify_email)))
+                .service(
+                    web::resource("/email/verify/resend")
+                        .route(protected(web::post().to(routes::resend_verification))),
                 ),
         )
         .default_service(web::to(routes::not_found))

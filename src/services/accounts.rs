@@ -6,12 +6,14 @@ use diesel::{Connection, PgConnection};
 use secrecy::SecretString;
 
 use crate::configuration::ThrottleSettings;
+use crate::db::email_tokens::Purpose;
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, NewUser, Taken, User};
 use crate::db::{self, DbError, PgPool};
 use crate::domain::{Client, Email, FieldErrors, LoginName, Password, Username, add_error};
 use crate::services::audit::{self, Event, Record};
 use crate::services::passwords::{HashError, PasswordHasher};
+use crate::services::recovery::outbox::Outbox;
 use crate::services::sessions::Sessions;
 use crate::services::throttle::{Blocked, Counter, Throttle, ThrottleError, client_key};
 
@@ -67,6 +69,10 @@ pub enum LoginError {
     InvalidCredentials { user_id: Option<i64> },
     #[error("account disabled")]
     Inactive { user_id: i64 },
+    /// The right password, but `REQUIRE_VERIFIED_EMAIL` is on and the
+    /// address is not verified yet.
+    #[error("the address is not verified")]
+    Unverified { user: Box<User> },
     #[error("too many failed logins")]
     Throttled(Blocked),
     #[error(transparent)]
@@ -84,6 +90,9 @@ pub struct Accounts {
     throttle: Throttle,
     sessions: Sessions,
     limits: ThrottleSettings,
+    /// Where verification mails are queued, with the change that needs one.
+    outbox: Outbox,
+    require_verified_email: bool,
 }
 
 impl Accounts {
@@ -93,6 +102,8 @@ impl Accounts {
         throttle: Throttle,
         sessions: Sessions,
         limits: ThrottleSettings,
+        outbox: Outbox,
+        require_verified_email: bool,
     ) -> Self {
         Self {
             pool,
@@ -100,6 +111,8 @@ impl Accounts {
             throttle,
             sessions,
             limits,
+            outbox,
+            require_verified_email,
         }
     }
 
@@ -136,8 +149,9 @@ impl Accounts {
 
     /// Creates the account by the registration rules, unthrottled (for an
     /// operator). The pre-check of taken names also spares a hash for a
-    /// doomed request; the unique indexes still decide races. The account
-    /// and its `register` event are stored in one transaction.
+    /// doomed request; the unique indexes still decide races. The account,
+    /// its `register` event and its verification mail are stored in one
+    /// transaction.
     pub async fn create(&self, account: NewAccount, client: &Client) -> Result<User, AccountError> {
         let event = Record::new(
             Event::Register,
@@ -168,6 +182,7 @@ impl Accounts {
         }
         // Hash with no connection checked out: a slow hash must not hold the pool.
         let password_hash = self.hasher.hash(&password).await?;
+        let outbox = self.outbox.clone();
         let inserted = db::run(&self.pool, move |conn| {
             let new = NewUser {
                 username: username.as_str(),
@@ -179,11 +194,13 @@ impl Accounts {
                 let user = users::insert(conn, &new)?.map_err(Refused::Taken)?;
                 let event = event.about(user.id);
                 event.store(conn)?;
+                outbox.queue(conn, Purpose::Verify, Some(user.id), &user.email)?;
                 Ok::<_, Refused>((user, event))
             });
             Refused::split(created)
         })
         .await?;
+        self.outbox.wake();
         written(inserted, errors)
     }
 
@@ -243,6 +260,13 @@ impl Accounts {
             login_outcome("inactive");
             audit(Event::LoginFailure, Some(user.id)).await;
             return Err(LoginError::Inactive { user_id: user.id });
+        }
+        if self.require_verified_email && user.email_verified_at.is_none() {
+            login_outcome("unverified");
+            audit(Event::LoginFailure, Some(user.id)).await;
+            return Err(LoginError::Unverified {
+                user: Box::new(user),
+            });
         }
         if self.hasher.needs_upgrade(&user.password_hash) {
             self.upgrade_hash(&mut user, password).await;
@@ -365,7 +389,7 @@ impl Accounts {
             user.id,
             Record::new(Event::PasswordChanged, Some(user.id), None, client),
         );
-        let (_, event) = db::run(&self.pool, move |conn| {
+        let (ended, event) = db::run(&self.pool, move |conn| {
             let change = |conn: &mut PgConnection| {
                 users::set_password_hash(conn, id, &hash)?;
                 let keep: Vec<String> = keep.into_iter().collect();
@@ -374,7 +398,7 @@ impl Accounts {
             event.with(conn, change, |_| true)
         })
         .await?;
-        self.sessions.forget_user(user.id);
+        self.sessions.revoked(user.id, ended);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -415,6 +439,7 @@ impl Accounts {
             return Err(AccountError::Invalid(errors));
         }
         let event = Record::new(Event::AccountUpdated, Some(id), None, client);
+        let (outbox, old_email) = (self.outbox.clone(), user.email.clone());
         let updated = db::run(&self.pool, move |conn| {
             let change = users::ProfileChange {
                 username: username.as_ref().map(Username::as_str),
@@ -423,12 +448,18 @@ impl Accounts {
             let updated = conn.transaction(|conn| {
                 let user = users::update_profile(conn, id, &change)?.map_err(Refused::Taken)?;
                 event.store(conn)?;
+                // A new address is unverified (a trigger sees to it): ask
+                // its owner to prove it.
+                if user.email != old_email {
+                    outbox.queue(conn, Purpose::Verify, Some(id), &user.email)?;
+                }
                 Ok::<_, Refused>((user, event))
             });
             Refused::split(updated)
         })
         .await?;
         self.sessions.forget_user(id);
+        self.outbox.wake();
         written(updated, errors)
     }
 

@@ -1,5 +1,5 @@
 //! The audit trail: every registration, login, failure, throttled attempt,
-//! logout, ended session and account change goes to the `auth_events`
+//! logout, ended session, account change and recovery step goes to the `auth_events`
 //! table and to the structured log.
 //! It records who and from where, never a secret. An event that records a
 //! change is stored in the change's own transaction, so neither can exist
@@ -26,6 +26,11 @@ pub enum Event {
     AccountDeleted,
     AccountDeactivated,
     AccountActivated,
+    PasswordResetRequested,
+    PasswordReset,
+    ResetLinkIssued,
+    EmailVerified,
+    RecoveryThrottled,
 }
 
 impl Event {
@@ -43,6 +48,11 @@ impl Event {
             Self::AccountDeleted => "account_deleted",
             Self::AccountDeactivated => "account_deactivated",
             Self::AccountActivated => "account_activated",
+            Self::PasswordResetRequested => "password_reset_requested",
+            Self::PasswordReset => "password_reset",
+            Self::ResetLinkIssued => "reset_link_issued",
+            Self::EmailVerified => "email_verified",
+            Self::RecoveryThrottled => "recovery_throttled",
         }
     }
 }

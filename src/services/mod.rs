@@ -6,6 +6,7 @@ pub mod accounts;
 pub mod audit;
 pub mod hash_pool;
 pub mod passwords;
+pub mod recovery;
 pub mod retention;
 pub mod session_cache;
 pub mod sessions;

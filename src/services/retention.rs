@@ -1,5 +1,6 @@
 //! Nothing piles up: sessions that ended long ago, audit events past their
-//! retention and throttle hits no window can see any more are deleted, in
+//! retention, throttle hits no window can see any more and mailed tokens
+//! that expired are deleted, in
 //! bounded batches, by one instance at a time.
 
 use std::time::Duration;
@@ -9,7 +10,7 @@ use diesel::{Connection, QueryResult};
 
 use crate::configuration::Period;
 use crate::db::locks::{self, Job};
-use crate::db::{self, DbError, PgPool, auth_events, sessions, throttle_hits};
+use crate::db::{self, DbError, PgPool, auth_events, email_tokens, sessions, throttle_hits};
 
 /// Rows deleted per statement: small enough not to hold locks for long.
 const BATCH: i64 = 1000;
@@ -20,6 +21,7 @@ pub struct Purged {
     pub sessions: usize,
     pub auth_events: usize,
     pub throttle_hits: usize,
+    pub email_tokens: usize,
 }
 
 #[derive(Clone)]
@@ -57,6 +59,7 @@ impl Retention {
                     throttle_hits: batches(|| {
                         throttle_hits::purge_before(conn, now - window, BATCH)
                     })?,
+                    email_tokens: batches(|| email_tokens::purge_expired(conn, now, BATCH))?,
                 }))
             })
         })

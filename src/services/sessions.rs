@@ -116,7 +116,8 @@ impl Sessions {
     }
 
     /// After `count` of the user's sessions ended here.
-    fn revoked(&self, user_id: i64, count: usize) {
+    /// Notes that `count` of the user's sessions just ended elsewhere.
+    pub fn revoked(&self, user_id: i64, count: usize) {
         self.forget_user(user_id);
         metrics::counter!("authd_sessions_revoked_total").increment(count as u64);
     }

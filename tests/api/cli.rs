@@ -10,14 +10,14 @@ use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp, TestDatabase};
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
 }
 
 /// Runs `authd args…` against `database`, feeding `stdin`.
-async fn authd(database: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
+pub async fn authd(database: &str, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Run {
     let (database, stdin) = (database.to_owned(), stdin.to_owned());
     let args: Vec<String> = args.iter().map(ToString::to_string).collect();
     let env: Vec<(String, String)> = env
@@ -53,7 +53,7 @@ async fn authd(database: &str, args: &[&str], stdin: &str, env: &[(&str, &str)])
     .unwrap()
 }
 
-fn assert_code(run: &Run, code: i32) {
+pub fn assert_code(run: &Run, code: i32) {
     assert_eq!(
         run.code, code,
         "stdout: {}\nstderr: {}",

@@ -686,6 +686,19 @@ pub fn use_redis(settings: &mut Settings) {
     settings.redis_prefix = PREFIX.clone();
 }
 
+/// Polls `check` every 50 ms until it gives a value, for at most 15
+/// seconds; then fails, saying what was awaited and what `check` last saw.
+pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "{what}: {seen}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A configured span of `seconds`.
 pub fn secs(seconds: u32) -> Period {
     Period::from_secs(seconds).expect("a valid period")

@@ -7,6 +7,7 @@ mod account;
 mod architecture;
 mod contract;
 mod helpers;
+mod mail_sink;
 
 mod bad_input;
 mod cache;
@@ -22,6 +23,7 @@ mod logs;
 mod me;
 mod next;
 mod operations;
+mod recovery;
 mod register;
 mod service;
 mod sessions;

@@ -150,7 +150,9 @@ async fn readyz_is_503_once_shutdown_begins() {
     );
     let store = authd::services::throttle::postgres::PostgresStore::new(pool.clone());
     let throttle = authd::services::throttle::Throttle::new(store, [0; 32]);
-    let parts = authd::startup::Services::wire(&settings, pool, hasher, throttle).parts(&settings);
+    let mailer = authd::services::recovery::mail::Mailer::new(&settings.recovery).unwrap();
+    let parts =
+        authd::startup::Services::wire(&settings, pool, hasher, throttle, mailer).parts(&settings);
     parts.draining.begin();
     let app = actix_test::init_service(authd::http::app(parts)).await;
     let response = actix_test::call_service(

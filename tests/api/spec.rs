@@ -186,7 +186,9 @@ async fn the_served_routes_are_exactly_the_documented_ones() {
         },
     );
     let throttle = Throttle::new(PostgresStore::new(pool.clone()), [0; 32]);
-    let parts = authd::startup::Services::wire(&settings, pool, hasher, throttle).parts(&settings);
+    let mailer = authd::services::recovery::mail::Mailer::new(&settings.recovery).unwrap();
+    let parts =
+        authd::startup::Services::wire(&settings, pool, hasher, throttle, mailer).parts(&settings);
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();
     let app = authd::http::app(parts).wrap_fn(move |request, service| {

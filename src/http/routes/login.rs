@@ -12,7 +12,8 @@ use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::{CookiePolicy, PersistSessionCookie};
 use crate::http::error::ApiError;
 use crate::http::json::{ApiJson, field_errors};
-use crate::services::accounts::Accounts;
+use crate::services::accounts::{Accounts, LoginError};
+use crate::services::recovery::{Recovery, RecoveryError};
 
 #[derive(Deserialize, Validate)]
 pub struct LoginRequest {
@@ -54,6 +55,7 @@ fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String>
 pub async fn login(
     request: HttpRequest,
     accounts: web::Data<Accounts>,
+    recovery: web::Data<Recovery>,
     auth: web::Data<Auth>,
     cookies: web::Data<CookiePolicy>,
     client: Client,
@@ -67,9 +69,23 @@ pub async fn login(
     let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
     let remember = body.remember_me.unwrap_or(false);
 
-    let (user, session) = accounts
+    let logged_in = accounts
         .log_in(identifier, password.into(), remember, &client)
-        .await?;
+        .await;
+    let (user, session) = match logged_in {
+        Ok(done) => done,
+        // Whoever knows the password gets a fresh link, within the limits
+        // every recovery mail has.
+        Err(LoginError::Unverified { user }) => {
+            let sent = match recovery.resend_verification(&user, &client).await {
+                Ok(()) => true,
+                Err(RecoveryError::Throttled(_)) => false,
+                Err(error) => return Err(error.into()),
+            };
+            return Err(ApiError::EmailNotVerified { sent });
+        }
+        Err(error) => return Err(error.into()),
+    };
 
     // actix-identity renews the cookie session, so no identifier from before
     // the login survives it.

@@ -7,6 +7,7 @@ mod logout;
 mod me;
 mod openapi;
 mod password;
+mod recovery;
 mod register;
 mod sessions;
 
@@ -16,6 +17,7 @@ pub use logout::logout;
 pub use me::{delete_me, me, update_me};
 pub use openapi::openapi;
 pub use password::change_password;
+pub use recovery::{forgot_password, resend_verification, reset_password, verify_email};
 pub use register::register;
 pub use sessions::{end_session, list_sessions};
 

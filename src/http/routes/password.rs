@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::domain::{Client, FieldErrors, Owner, Password, add_error};
 use crate::http::auth::authenticate::CurrentUser;
 use crate::http::error::ApiError;
-use crate::http::json::{ApiJson, parse_field, required};
+use crate::http::json::{ApiJson, confirm, parse_field, required};
 use crate::services::accounts::Accounts;
 
 #[derive(Deserialize)]
@@ -32,7 +32,7 @@ pub async fn change_password(
         body.current_password.as_deref(),
     );
     let typed = required(&mut errors, "new_password", body.new_password.as_deref());
-    required(&mut errors, "new_password2", body.new_password2.as_deref());
+    let again = required(&mut errors, "new_password2", body.new_password2.as_deref());
     let owner = Owner {
         username: Some(&me.user.username),
         email: Some(&me.user.email),
@@ -47,16 +47,11 @@ pub async fn change_password(
             "New password must differ from the current one.",
         );
     }
-    if let (Some(first), Some(second)) = (&body.new_password, &body.new_password2)
-        && !second.is_empty()
-        && first != second
-    {
-        add_error(
-            &mut errors,
-            "new_password2",
-            "Field must be equal to new_password.",
-        );
-    }
+    confirm(
+        &mut errors,
+        ("new_password2", again),
+        ("new_password", body.new_password.as_deref()),
+    );
     let (Some(old), Some(new), true) = (old, new, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };

@@ -1,0 +1,191 @@
+//! Mail: the mails authd writes, and sending them through the SMTP server
+//! of `SMTP_URL`, or, in development without one, into the log.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use lettre::message::header::ContentType;
+use lettre::message::{Mailbox, Message};
+use lettre::{SmtpTransport, Transport as _};
+use secrecy::ExposeSecret;
+
+use crate::configuration::{Period, RecoverySettings};
+use crate::db::email_tokens::Purpose;
+
+/// How long one exchange with the mail server may take: a server that stops
+/// answering holds up one mail (and its row lock) no longer than this.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// One mail, plain text.
+#[derive(Clone, Debug)]
+pub struct Mail {
+    pub to: String,
+    pub subject: String,
+    pub body: String,
+}
+
+/// Why a mail did not go.
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    /// The recipient's address cannot be written in a mail: retrying
+    /// cannot help.
+    #[error("the address cannot be mailed: {0}")]
+    Address(String),
+    /// The server answered 5xx: retrying will not help either.
+    #[error("the mail server refused it: {0}")]
+    Refused(String),
+    /// The server answered 4xx: try again later.
+    #[error("the mail server deferred it: {0}")]
+    Deferred(String),
+    /// No answer: the server is out of reach, refused TLS, or timed out.
+    #[error("cannot reach the mail server: {0}")]
+    Unreachable(String),
+}
+
+impl MailError {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Self::Address(_) | Self::Refused(_))
+    }
+}
+
+/// Where the links in mails point: the client application's pages, with
+/// the token in the fragment, which browsers never send to a server (so
+/// it stays out of access logs and `Referer`).
+#[derive(Clone, Debug)]
+pub struct Links {
+    pub app_url: String,
+    pub reset_path: String,
+    pub verify_path: String,
+}
+
+impl Links {
+    pub fn new(settings: &RecoverySettings) -> Self {
+        Self {
+            app_url: settings.app_url.clone(),
+            reset_path: settings.reset_path.clone(),
+            verify_path: settings.verify_path.clone(),
+        }
+    }
+
+    pub fn link(&self, purpose: Purpose, token: &str) -> String {
+        let path = match purpose {
+            Purpose::Reset => &self.reset_path,
+            Purpose::Verify => &self.verify_path,
+        };
+        format!("{}{path}#token={token}", self.app_url)
+    }
+}
+
+/// The mail that carries a link of `purpose`, valid for `ttl`.
+pub fn link_mail(to: &str, purpose: Purpose, link: &str, ttl: Period) -> Mail {
+    let lasts = humantime::format_duration(ttl.std());
+    let (subject, body) = match purpose {
+        Purpose::Reset => (
+            "Reset your password",
+            format!(
+                "Someone, hopefully you, asked to reset the password of the account \
+                 with this address.\n\n\
+                 To choose a new password, open this link within {lasts}:\n\n{link}\n\n\
+                 It works once. Every device logged in to the account will be logged \
+                 out.\n\n\
+                 If you did not ask for this, ignore this mail: your password stays \
+                 as it is.\n"
+            ),
+        ),
+        Purpose::Verify => (
+            "Confirm your e-mail address",
+            format!(
+                "Please confirm that this address is yours by opening this link \
+                 within {lasts}:\n\n{link}\n\n\
+                 If you did not create an account or change its address, ignore \
+                 this mail.\n"
+            ),
+        ),
+    };
+    Mail {
+        to: to.to_owned(),
+        subject: subject.to_owned(),
+        body,
+    }
+}
+
+/// What `authd mail test` sends.
+pub fn test_mail(to: &str) -> Mail {
+    Mail {
+        to: to.to_owned(),
+        subject: "authd test mail".into(),
+        body: "This mail was sent by `authd mail test` to check that authd can send \
+               mail. Nothing needs doing.\n"
+            .into(),
+    }
+}
+
+/// Blocking: mail is sent from the outbox worker's own thread (or, for the
+/// command line, a blocking one), never on the async executor.
+#[derive(Clone)]
+enum Transport {
+    Smtp(SmtpTransport),
+    /// Development without `SMTP_URL`: the mail goes to the log.
+    Log,
+}
+
+#[derive(Clone)]
+pub struct Mailer {
+    transport: Transport,
+    from: Mailbox,
+}
+
+impl Mailer {
+    pub fn new(settings: &RecoverySettings) -> anyhow::Result<Self> {
+        let transport = match &settings.smtp_url {
+            Some(url) => Transport::Smtp(
+                SmtpTransport::from_url(url.expose_secret())
+                    .context("SMTP_URL")?
+                    .timeout(Some(SEND_TIMEOUT))
+                    .build(),
+            ),
+            None => Transport::Log,
+        };
+        Ok(Self {
+            transport,
+            from: settings.mail_from.clone(),
+        })
+    }
+
+    /// Sends the mail; on success, what the server answered. Blocks.
+    pub fn send(&self, mail: &Mail) -> Result<String, MailError> {
+        let to: Mailbox = mail
+            .to
+            .parse()
+            .map_err(|error| MailError::Address(format!("{error}")))?;
+        let message = Message::builder()
+            .from(self.from.clone())
+            .to(to)
+            .subject(&mail.subject)
+            .header(ContentType::TEXT_PLAIN)
+            .body(mail.body.clone())
+            .map_err(|error| MailError::Address(error.to_string()))?;
+        match &self.transport {
+            Transport::Smtp(transport) => match transport.send(&message) {
+                Ok(response) => Ok(format!(
+                    "{} {}",
+                    response.code(),
+                    response.message().collect::<Vec<_>>().join(" ")
+                )),
+                Err(error) if error.is_permanent() => Err(MailError::Refused(error.to_string())),
+                Err(error) if error.is_transient() => Err(MailError::Deferred(error.to_string())),
+                Err(error) => Err(MailError::Unreachable(error.to_string())),
+            },
+            Transport::Log => {
+                tracing::info!(
+                    target: "authd::mail",
+                    to = %mail.to,
+                    subject = %mail.subject,
+                    body = %mail.body,
+                    "SMTP_URL is not set: the mail is written here instead of sent"
+                );
+                Ok("written to the log".into())
+            }
+        }
+    }
+}

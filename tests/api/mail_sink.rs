@@ -1,0 +1,198 @@
+//! A real SMTP server for the tests: aiosmtpd (Debian's python3-aiosmtpd,
+//! installed by scripts/ensure-deps.sh) on a loopback port, storing every
+//! mail it accepts in a Maildir that the tests read as a mail client would.
+//! It can be stopped and started again on the same port: a mail server
+//! outage.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::helpers::eventually;
+
+pub struct MailSink {
+    pub port: u16,
+    dir: PathBuf,
+    process: Option<Child>,
+}
+
+/// One mail as the sink stored it.
+#[derive(Clone, Debug)]
+pub struct ReceivedMail {
+    pub to: String,
+    pub from: String,
+    pub subject: String,
+    pub body: String,
+}
+
+impl ReceivedMail {
+    /// The link in the body.
+    pub fn link(&self) -> String {
+        self.body
+            .split_whitespace()
+            .find(|word| word.starts_with("http"))
+            .unwrap_or_else(|| panic!("no link in {:?}", self.body))
+            .to_owned()
+    }
+
+    /// The token in the link's fragment.
+    pub fn token(&self) -> String {
+        let link = self.link();
+        let (_, token) = link
+            .split_once("#token=")
+            .unwrap_or_else(|| panic!("no token in {link}"));
+        token.to_owned()
+    }
+}
+
+/// A Python with aiosmtpd: Debian's, which pyenv or a venv may shadow.
+fn python() -> &'static str {
+    ["/usr/bin/python3", "python3"]
+        .into_iter()
+        .find(|python| {
+            Command::new(python)
+                .args(["-c", "import aiosmtpd"])
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|status| status.success())
+        })
+        .expect("aiosmtpd is not installed: run scripts/ensure-deps.sh (python3-aiosmtpd)")
+}
+
+impl MailSink {
+    pub fn start() -> Self {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let dir = std::env::temp_dir().join(format!("authd-mail-{port}-{}", std::process::id()));
+        let mut sink = Self {
+            port,
+            dir,
+            process: None,
+        };
+        sink.resume();
+        sink
+    }
+
+    /// `SMTP_URL` for this sink.
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Takes the server down: connections are refused.
+    pub fn stop(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            process.kill().ok();
+            process.wait().ok();
+        }
+    }
+
+    /// Brings it back on the same port, with the mails it had.
+    pub fn resume(&mut self) {
+        assert!(self.process.is_none(), "the sink is running already");
+        let process = Command::new(python())
+            .args(["-m", "aiosmtpd", "-n", "-l"])
+            .arg(format!("127.0.0.1:{}", self.port))
+            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .arg(&self.dir)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start aiosmtpd");
+        self.process = Some(process);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(Instant::now() < deadline, "aiosmtpd did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every mail received so far, oldest first.
+    pub fn mails(&self) -> Vec<ReceivedMail> {
+        let mut files: Vec<_> = ["new", "cur"]
+            .iter()
+            .filter_map(|sub| std::fs::read_dir(self.dir.join(sub)).ok())
+            .flatten()
+            .map(|entry| entry.unwrap().path())
+            .collect();
+        files.sort_by_key(|path| delivered_at(path));
+        files
+            .into_iter()
+            .map(|path| parse(&std::fs::read(&path).unwrap()))
+            .collect()
+    }
+
+    /// Waits until at least `count` mails have arrived; all of them.
+    pub async fn wait_for(&self, count: usize) -> Vec<ReceivedMail> {
+        self.wait_until(count, |_| true).await
+    }
+
+    /// Waits for at least `count` mails with this subject to `to`; them.
+    pub async fn wait_for_mails(&self, to: &str, subject: &str, count: usize) -> Vec<ReceivedMail> {
+        self.wait_until(count, |mail| mail.to == to && mail.subject == subject)
+            .await
+    }
+
+    async fn wait_until(
+        &self,
+        count: usize,
+        wanted: impl Fn(&ReceivedMail) -> bool,
+    ) -> Vec<ReceivedMail> {
+        eventually(&format!("{count} mail(s) expected"), || {
+            let mails = self.mails();
+            let found: Vec<_> = mails.iter().filter(|mail| wanted(mail)).cloned().collect();
+            if found.len() >= count {
+                Ok(found)
+            } else {
+                Err(format!("received {mails:#?}"))
+            }
+        })
+        .await
+    }
+}
+
+impl Drop for MailSink {
+    fn drop(&mut self) {
+        self.stop();
+        std::fs::remove_dir_all(&self.dir).ok();
+    }
+}
+
+/// When a mail was stored, from its Maildir name (Python's mailbox writes
+/// `<seconds>.M<microseconds>P<pid>Q<count>.<host>`, unpadded, so names do
+/// not sort as text).
+fn delivered_at(path: &std::path::Path) -> (u64, u64, u64) {
+    let name = path.file_name().unwrap().to_string_lossy();
+    let mut parts = name.split('.');
+    let seconds = parts.next().and_then(|s| s.parse().ok()).unwrap_or(0);
+    let unique = parts.next().unwrap_or_default();
+    let number = |after: char, before: char| {
+        unique
+            .split_once(after)
+            .map(|(_, rest)| rest.split(before).next().unwrap_or_default())
+            .and_then(|digits| digits.parse().ok())
+            .unwrap_or(0)
+    };
+    (seconds, number('M', 'P'), number('Q', '.'))
+}
+
+fn parse(raw: &[u8]) -> ReceivedMail {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw)
+        .expect("a mail the sink stored parses");
+    let address = |list: Option<&mail_parser::Address<'_>>| {
+        list.and_then(|list| list.first())
+            .and_then(|addr| addr.address())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    ReceivedMail {
+        to: address(message.to()),
+        from: address(message.from()),
+        subject: message.subject().unwrap_or_default().to_owned(),
+        body: message.body_text(0).unwrap_or_default().into_owned(),
+    }
+}

@@ -1,0 +1,641 @@
+//! Account recovery by e-mail, through a real SMTP server (see
+//! `mail_sink`): reset links, address verification, the outbox through
+//! outages, crashes and several instances, the throttles, and the command
+//! line.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use authd::configuration::Settings;
+use diesel::RunQueryDsl;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::cli::{assert_code, authd};
+use crate::helpers::{Login, PASSWORD, Process, TestApp, TestDatabase, eventually};
+use crate::mail_sink::MailSink;
+
+const NEW: &str = "purple-monkey-dishwasher";
+const APP: &str = "https://app.example.com";
+const RESET: &str = "Reset your password";
+const CONFIRM: &str = "Confirm your e-mail address";
+
+/// Mail through `sink`, links to the example app.
+fn mailing(sink: &MailSink) -> impl FnOnce(&mut Settings) {
+    let url = sink.url();
+    move |settings: &mut Settings| {
+        settings.recovery.smtp_url = Some(url.into());
+        settings.recovery.app_url = APP.into();
+        settings.recovery.mail_from = "Example <noreply@example.com>".parse().unwrap();
+        settings.throttle.recovery_per_address = 1000;
+        settings.throttle.recovery_per_ip = 1000;
+    }
+}
+
+async fn app_mailing(sink: &MailSink) -> TestApp {
+    TestApp::spawn_with(mailing(sink)).await
+}
+
+async fn forgot(app: &TestApp, email: &str) -> crate::helpers::TestResponse {
+    app.post("/api/password/forgot", &json!({"email": email}))
+        .await
+}
+
+async fn reset(app: &TestApp, token: &str, password: &str) -> crate::helpers::TestResponse {
+    app.bare(
+        Method::POST,
+        "/api/password/reset",
+        Some(&json!({"token": token, "new_password": password, "new_password2": password})),
+        &[],
+    )
+    .await
+}
+
+async fn verify(app: &TestApp, token: &str) -> crate::helpers::TestResponse {
+    app.bare(
+        Method::POST,
+        "/api/email/verify",
+        Some(&json!({"token": token})),
+        &[],
+    )
+    .await
+}
+
+async fn me(app: &TestApp, login: &Login) -> Value {
+    let response = app.me_with_token(login.token()).await;
+    response.assert_status(200);
+    response.json()
+}
+
+/// Changes the logged-in user's address.
+async fn move_to(app: &TestApp, login: &Login, email: &str) {
+    app.with_token(
+        Method::PATCH,
+        "/api/me",
+        Some(&json!({"email": email, "current_password": PASSWORD})),
+        login.token(),
+    )
+    .await
+    .assert_status(200);
+}
+
+fn events(app: &TestApp) -> Vec<String> {
+    use authd::schema::auth_events::dsl::*;
+    use diesel::prelude::*;
+    auth_events
+        .select(event)
+        .order(id)
+        .load(&mut app.db.connect())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_reset_link_arrives_and_works_once() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    let phone = app.device_of_new_user("susan").await;
+    let laptop = app.device("susan", true).await;
+
+    let response = forgot(&app, "Susan@Example.com").await;
+    response.assert_status(202);
+    assert!(response.json()["message"].is_string());
+    let mail = sink
+        .wait_for_mails("susan@example.com", RESET, 1)
+        .await
+        .remove(0);
+    assert_eq!(mail.from, "noreply@example.com");
+    let link = mail.link();
+    assert!(
+        link.starts_with(&format!("{APP}/reset-password#token=")),
+        "{link}"
+    );
+    let token = mail.token();
+    assert_eq!(token.len(), 43);
+    // Only a digest is stored.
+    let stored: i64 = diesel::sql_query(format!(
+        "SELECT count(*) AS count FROM email_tokens WHERE token_hash = convert_to('{token}', 'UTF8')"
+    ))
+    .get_result::<Count>(&mut app.db.connect())
+    .unwrap()
+    .count;
+    assert_eq!(stored, 0);
+
+    // The policy applies once the token is known good, and spends nothing.
+    reset(&app, &token, "password").await.problem(422)["errors"]["new_password"]
+        .as_array()
+        .unwrap();
+    reset(&app, &token, NEW).await.assert_status(204);
+
+    for device in [&phone, &laptop] {
+        app.me_with_token(device.token()).await.problem(401);
+    }
+    let old = app.login("susan", false).await;
+    old.problem(401);
+    let login = app
+        .post("/api/login", &json!({"username": "susan", "password": NEW}))
+        .await;
+    login.assert_status(200);
+    assert_eq!(
+        me(&app, &login.login_body()).await["email_verified"],
+        true,
+        "the link reached the address"
+    );
+
+    let again = reset(&app, &token, "another-fine-password")
+        .await
+        .problem(400);
+    assert_eq!(again["type"], "urn:authd:problem:invalid-token");
+    assert!(events(&app).contains(&"password_reset".to_owned()));
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    count: i64,
+}
+
+#[tokio::test]
+async fn asking_for_an_unknown_address_is_indistinguishable() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    app.user("susan").await;
+    app.user("david").await;
+    app.post(
+        "/api/login",
+        &json!({"username": "david", "password": PASSWORD}),
+    )
+    .await
+    .assert_status(200);
+    authd::db::users::set_active(&mut app.db.connect(), app_user_id(&app, "david"), false).unwrap();
+
+    let known = forgot(&app, "susan@example.com").await;
+    let unknown = forgot(&app, "nobody@example.com").await;
+    let inactive = forgot(&app, "david@example.com").await;
+    let strip = |response: &crate::helpers::TestResponse| {
+        let headers: BTreeMap<String, String> = response
+            .headers
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
+            .map(|(name, value)| (name.to_string(), value.to_str().unwrap().to_owned()))
+            .collect();
+        (response.status, headers, response.body.clone())
+    };
+    assert_eq!(strip(&known), strip(&unknown));
+    assert_eq!(strip(&known), strip(&inactive));
+
+    sink.wait_for_mails("susan@example.com", RESET, 1).await;
+    // The worker handled the other two as well (the outbox is empty), and
+    // sent nothing for them.
+    wait_for_empty_outbox(&app).await;
+    let resets: Vec<_> = sink
+        .mails()
+        .into_iter()
+        .filter(|mail| mail.subject == RESET)
+        .collect();
+    assert_eq!(resets.len(), 1, "{resets:?}");
+}
+
+fn app_user_id(app: &TestApp, name: &str) -> i64 {
+    authd::db::users::find_by_username(&mut app.db.connect(), name)
+        .unwrap()
+        .unwrap()
+        .id
+}
+
+async fn wait_for_empty_outbox(app: &TestApp) {
+    eventually("an empty outbox", || {
+        match authd::db::mail_outbox::depth(&mut app.db.connect()).unwrap() {
+            0 => Ok(()),
+            depth => Err(format!("{depth} mails still queued")),
+        }
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_replaced_and_voided_links_fail_alike() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    let login = app.device_of_new_user("susan").await;
+    let invalid = |body: Value| assert_eq!(body["type"], "urn:authd:problem:invalid-token");
+
+    // Expired.
+    forgot(&app, "susan@example.com").await.assert_status(202);
+    let first = sink.wait_for_mails("susan@example.com", RESET, 1).await[0].token();
+    app.db
+        .execute("UPDATE email_tokens SET expires_at = now() - interval '1 second'");
+    invalid(reset(&app, &first, NEW).await.problem(400));
+
+    // Replaced by a newer one.
+    forgot(&app, "susan@example.com").await.assert_status(202);
+    let second = sink.wait_for_mails("susan@example.com", RESET, 2).await[1].token();
+    forgot(&app, "susan@example.com").await.assert_status(202);
+    let third = sink.wait_for_mails("susan@example.com", RESET, 3).await[2].token();
+    invalid(reset(&app, &second, NEW).await.problem(400));
+
+    // Voided by a password change.
+    app.with_token(
+        Method::POST,
+        "/api/me/password",
+        Some(&json!({"current_password": PASSWORD, "new_password": NEW, "new_password2": NEW})),
+        login.token(),
+    )
+    .await
+    .assert_status(204);
+    invalid(
+        reset(&app, &third, "another-fine-password")
+            .await
+            .problem(400),
+    );
+
+    // Not a token at all, or one for the other purpose.
+    invalid(reset(&app, "nope", NEW).await.problem(400));
+    invalid(reset(&app, &"A".repeat(43), NEW).await.problem(400));
+    let confirm = sink.wait_for_mails("susan@example.com", CONFIRM, 1).await[0].token();
+    invalid(
+        reset(&app, &confirm, "another-fine-password")
+            .await
+            .problem(400),
+    );
+    // Missing fields are 422, before any token is looked at.
+    let missing = app
+        .post("/api/password/reset", &json!({"token": third}))
+        .await
+        .problem(422);
+    assert!(missing["errors"]["new_password"].is_array());
+}
+
+#[tokio::test]
+async fn addresses_are_verified_on_registration_and_on_every_change() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    let registered = app.register("susan", "susan@example.com").await;
+    registered.assert_status(201);
+    assert_eq!(registered.json()["email_verified"], false);
+    let login = app.device("susan", false).await;
+    assert_eq!(me(&app, &login).await["email_verified"], false);
+
+    let mail = sink
+        .wait_for_mails("susan@example.com", CONFIRM, 1)
+        .await
+        .remove(0);
+    assert!(
+        mail.link()
+            .starts_with(&format!("{APP}/verify-email#token="))
+    );
+    verify(&app, &mail.token()).await.assert_status(204);
+    assert_eq!(me(&app, &login).await["email_verified"], true);
+    verify(&app, &mail.token()).await.problem(400);
+    let resend = |login: Login| {
+        let app = &app;
+        async move {
+            app.with_token(
+                Method::POST,
+                "/api/email/verify/resend",
+                None,
+                login.token(),
+            )
+            .await
+        }
+    };
+    let verified = resend(login.clone()).await.problem(409);
+    assert_eq!(verified["type"], "urn:authd:problem:already-verified");
+
+    // A new address is unverified, and gets its own link; the old
+    // address's links stop working.
+    move_to(&app, &login, "susan@example.org").await;
+    assert_eq!(me(&app, &login).await["email_verified"], false);
+    let first = sink.wait_for_mails("susan@example.org", CONFIRM, 1).await[0].token();
+    let response = resend(login.clone()).await;
+    response.assert_status(202);
+    let second = sink.wait_for_mails("susan@example.org", CONFIRM, 2).await[1].token();
+    verify(&app, &first).await.problem(400);
+    verify(&app, &second).await.assert_status(204);
+    assert_eq!(me(&app, &login).await["email_verified"], true);
+    assert!(events(&app).contains(&"email_verified".to_owned()));
+}
+
+#[tokio::test]
+async fn a_changed_address_voids_the_links_sent_to_the_old_one() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    let login = app.device_of_new_user("susan").await;
+    let confirm = sink.wait_for_mails("susan@example.com", CONFIRM, 1).await[0].token();
+    forgot(&app, "susan@example.com").await.assert_status(202);
+    let reset_token = sink.wait_for_mails("susan@example.com", RESET, 1).await[0].token();
+    move_to(&app, &login, "susan@example.org").await;
+    verify(&app, &confirm).await.problem(400);
+    reset(&app, &reset_token, NEW).await.problem(400);
+}
+
+#[tokio::test]
+async fn mail_waits_out_a_mail_server_outage() {
+    let mut sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    app.user("susan").await;
+    sink.wait_for_mails("susan@example.com", CONFIRM, 1).await;
+    sink.stop();
+    let started = std::time::Instant::now();
+    forgot(&app, "susan@example.com").await.assert_status(202);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "a request never waits for the mail server"
+    );
+    // Attempts fail meanwhile, and the mail stays queued.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (attempts, error): (i32, Option<String>) = {
+        use authd::schema::mail_outbox::dsl::*;
+        use diesel::prelude::*;
+        mail_outbox
+            .select((attempts, last_error))
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    assert!(attempts >= 1, "{attempts}");
+    assert!(error.is_some());
+    sink.resume();
+    let mail = sink
+        .wait_for_mails("susan@example.com", RESET, 1)
+        .await
+        .remove(0);
+    reset(&app, &mail.token(), NEW).await.assert_status(204);
+}
+
+#[tokio::test]
+async fn queued_mail_survives_a_crash() {
+    let mut sink = MailSink::start();
+    sink.stop();
+    let db = TestDatabase::create();
+    let smtp = sink.url();
+    let env = [
+        ("SMTP_URL", smtp.as_str()),
+        ("PUBLIC_APP_URL", APP),
+        ("BCRYPT_COST", "4"),
+    ];
+    let mut server = Process::start(&db, &env).await;
+    let client = reqwest::Client::new();
+    let registered = client
+        .post(format!("{}/api/register", server.address))
+        .json(&json!({"username": "susan", "email": "susan@example.com", "password": PASSWORD, "password2": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    let asked = client
+        .post(format!("{}/api/password/forgot", server.address))
+        .json(&json!({"email": "susan@example.com"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(asked.status(), 202);
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    sink.resume();
+    let _server = Process::start(&db, &env).await;
+    let sink_mails = sink.wait_for(2).await;
+    let subjects: Vec<&str> = sink_mails
+        .iter()
+        .map(|mail| mail.subject.as_str())
+        .collect();
+    assert!(
+        subjects.contains(&RESET) && subjects.contains(&CONFIRM),
+        "{subjects:?}"
+    );
+}
+
+#[tokio::test]
+async fn two_instances_deliver_each_mail_exactly_once() {
+    let sink = MailSink::start();
+    let a = app_mailing(&sink).await;
+    let b = a.sibling(|_| {}).await;
+    const USERS: usize = 12;
+    for n in 0..USERS {
+        let app = if n % 2 == 0 { &a } else { &b };
+        app.register(&format!("user{n}"), &format!("user{n}@example.com"))
+            .await
+            .assert_status(201);
+    }
+    // Queued at once, so that both workers find them due together.
+    a.db.execute(
+        "INSERT INTO mail_outbox (kind, address, expires_at) \
+         SELECT 'reset', email, now() + interval '1 hour' FROM users",
+    );
+    sink.wait_for(2 * USERS).await;
+    wait_for_empty_outbox(&a).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
+    for mail in sink.mails() {
+        *seen.entry((mail.to, mail.subject)).or_default() += 1;
+    }
+    assert_eq!(seen.len(), 2 * USERS, "{seen:?}");
+    assert!(seen.values().all(|count| *count == 1), "{seen:?}");
+}
+
+#[tokio::test]
+async fn recovery_mails_are_throttled_per_address_and_per_client() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.throttle.recovery_per_address = 2;
+        settings.throttle.recovery_per_ip = 5;
+    })
+    .await;
+    app.user("susan").await;
+    // Per address, whether it has an account or not: alike.
+    for address in ["susan@example.com", "nobody@example.com"] {
+        for _ in 0..2 {
+            forgot(&app, address).await.assert_status(202);
+        }
+        let refused = forgot(&app, address).await;
+        refused.problem(429);
+        assert!(refused.header("retry-after").is_some());
+    }
+    // Per client: the fifth mail asked for from here is the last.
+    forgot(&app, "other@example.com").await.assert_status(202);
+    forgot(&app, "another@example.com").await.problem(429);
+    let from_elsewhere = app.browser_at("127.0.0.2");
+    let response = app
+        .request_with(
+            &from_elsewhere,
+            Method::POST,
+            "/api/password/forgot",
+            Some(&json!({"email": "another@example.com"})),
+            &[],
+        )
+        .await;
+    response.assert_status(202);
+    assert!(events(&app).contains(&"recovery_throttled".to_owned()));
+}
+
+#[tokio::test]
+async fn verified_addresses_can_be_required_to_log_in() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.recovery.require_verified_email = true;
+    })
+    .await;
+    app.user("susan").await;
+    sink.wait_for_mails("susan@example.com", CONFIRM, 1).await;
+    // A wrong password learns nothing about the address.
+    app.post(
+        "/api/login",
+        &json!({"username": "susan", "password": "wrong-password-1"}),
+    )
+    .await
+    .problem(401);
+    let refused = app.login("susan", false).await.problem(403);
+    assert_eq!(refused["type"], "urn:authd:problem:email-not-verified");
+    assert!(refused["detail"].as_str().unwrap().contains("new link"));
+    let fresh = sink.wait_for_mails("susan@example.com", CONFIRM, 2).await[1].token();
+    verify(&app, &fresh).await.assert_status(204);
+    app.login("susan", false).await.assert_status(200);
+}
+
+#[tokio::test]
+async fn recovery_can_be_turned_off() {
+    let app = TestApp::spawn_with(|settings| settings.recovery.enabled = false).await;
+    let login = app.device_of_new_user("susan").await;
+    for (path, body) in [
+        (
+            "/api/password/forgot",
+            json!({"email": "susan@example.com"}),
+        ),
+        (
+            "/api/password/reset",
+            json!({"token": "x", "new_password": NEW, "new_password2": NEW}),
+        ),
+        ("/api/email/verify", json!({"token": "x"})),
+    ] {
+        let body = app.post(path, &body).await.problem(404);
+        assert_eq!(body["type"], "urn:authd:problem:recovery-disabled");
+    }
+    app.with_token(
+        Method::POST,
+        "/api/email/verify/resend",
+        None,
+        login.token(),
+    )
+    .await
+    .problem(404);
+    assert_eq!(
+        authd::db::mail_outbox::depth(&mut app.db.connect()).unwrap(),
+        0
+    );
+}
+
+#[tokio::test]
+async fn production_refuses_recovery_without_a_mail_server() {
+    let db = TestDatabase::create();
+    let key = "production-secret-key-".repeat(3);
+    let base = [("AUTHD_ENV", "production"), ("SECRET_KEY", key.as_str())];
+    let run = authd(&db.url(), &["migrate"], "", &base).await;
+    assert_code(&run, 2);
+    assert!(run.stderr.contains("SMTP_URL"), "{}", run.stderr);
+    let without = [&base[..], &[("ACCOUNT_RECOVERY", "false")]].concat();
+    assert_code(&authd(&db.url(), &["migrate"], "", &without).await, 0);
+}
+
+#[tokio::test]
+async fn the_command_line_tests_mail_and_prints_reset_links() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    let login = app.device_of_new_user("susan").await;
+    let smtp = sink.url();
+    let env = [("SMTP_URL", smtp.as_str()), ("PUBLIC_APP_URL", APP)];
+
+    let test = authd(
+        &app.db.url(),
+        &["mail", "test", "ops@example.com"],
+        "",
+        &env,
+    )
+    .await;
+    assert_code(&test, 0);
+    assert!(test.stdout.contains("250"), "{}", test.stdout);
+    sink.wait_for_mails("ops@example.com", "authd test mail", 1)
+        .await;
+    let closed = [("SMTP_URL", "smtp://127.0.0.1:1"), ("PUBLIC_APP_URL", APP)];
+    let unreachable = authd(
+        &app.db.url(),
+        &["mail", "test", "ops@example.com"],
+        "",
+        &closed,
+    )
+    .await;
+    assert_code(&unreachable, 2);
+    assert_code(
+        &authd(&app.db.url(), &["mail", "test", "ops@example.com"], "", &[]).await,
+        2,
+    );
+
+    let printed = authd(&app.db.url(), &["user", "reset-link", "susan"], "", &env).await;
+    assert_code(&printed, 0);
+    let link = printed.stdout.trim();
+    let (page, token) = link.split_once("#token=").unwrap();
+    assert_eq!(page, format!("{APP}/reset-password"));
+    reset(&app, token, NEW).await.assert_status(204);
+    app.me_with_token(login.token()).await.problem(401);
+    assert!(events(&app).contains(&"reset_link_issued".to_owned()));
+    assert_code(
+        &authd(&app.db.url(), &["user", "reset-link", "nobody"], "", &env).await,
+        1,
+    );
+}
+
+/// Waits until the process's log contains `needle`; the log.
+async fn log_containing(process: &Process, needle: &str) -> String {
+    eventually(&format!("{needle:?} logged"), || {
+        let log = std::fs::read_to_string(&process.log).unwrap_or_default();
+        if log.contains(needle) {
+            Ok(log)
+        } else {
+            Err(log)
+        }
+    })
+    .await
+}
+
+#[tokio::test]
+async fn without_a_mail_server_development_logs_the_mail() {
+    let db = TestDatabase::create();
+    let server = Process::start(&db, &[("RUST_LOG", "info"), ("BCRYPT_COST", "4")]).await;
+    log_containing(&server, "SMTP_URL is not set").await;
+    let registered = reqwest::Client::new()
+        .post(format!("{}/api/register", server.address))
+        .json(&json!({"username": "susan", "email": "susan@example.com", "password": PASSWORD, "password2": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(registered.status(), 201);
+    log_containing(&server, "http://localhost:3000/verify-email#token=").await;
+}
+
+#[tokio::test]
+async fn production_warns_about_plain_smtp_to_another_host() {
+    let db = TestDatabase::create();
+    let production = [
+        ("AUTHD_ENV", "production"),
+        ("MAIL_FROM", "noreply@example.com"),
+        ("PUBLIC_APP_URL", APP),
+        ("PUBLIC_URL", "https://auth.example.com"),
+        ("RUST_LOG", "info"),
+    ];
+    let plain = [
+        &production[..],
+        &[("SMTP_URL", "smtp://mail.example.com:25")],
+    ]
+    .concat();
+    let server = Process::start(&db, &plain).await;
+    log_containing(&server, "plain text to another host").await;
+    drop(server);
+    let secure = [
+        &production[..],
+        &[("SMTP_URL", "smtp://mail.example.com:587?tls=required")],
+    ]
+    .concat();
+    let server = Process::start(&db, &secure).await;
+    let log = log_containing(&server, "authd listening").await;
+    assert!(!log.contains("plain text"), "{log}");
+}
