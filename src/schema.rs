@@ -93,7 +93,6 @@ diesel::table! {
 
 diesel::joinable!(auth_events -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
-diesel::joinable!(mail_outbox -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(

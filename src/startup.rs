@@ -198,9 +198,9 @@ pub struct Application {
     draining: web::Data<Draining>,
     services: Services,
     listener: Listener,
-    mail_worker: RunningWorker,
+    /// None when account recovery is off: nothing is mailed.
+    mail_worker: Option<RunningWorker>,
     db_timeout: Duration,
-    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -240,14 +240,7 @@ impl Application {
                     return Err(error).context("cannot start the invalidation listener");
                 }
             };
-        let mail_worker = Worker {
-            pool: services.pool.clone(),
-            mailer: services.mailer.clone(),
-            links: Links::new(&settings.recovery),
-            outbox: services.outbox.clone(),
-        }
-        .start();
-        let mail_worker = match mail_worker {
+        let mail_worker = match start_mail_worker(&settings, &services) {
             Ok(worker) => worker,
             Err(error) => {
                 stop(listener).await;
@@ -273,12 +266,11 @@ impl Application {
                     listener,
                     mail_worker,
                     db_timeout: settings.db_timeout.std(),
-                    shutdown_timeout: settings.shutdown_timeout.std(),
                 })
             }
             Err(error) => {
                 stop(listener).await;
-                web::block(move || mail_worker.stop()).await.ok();
+                stop_mail_worker(mail_worker, settings.db_timeout.std()).await;
                 services.close(settings.db_timeout.std()).await;
                 Err(error)
             }
@@ -330,23 +322,57 @@ impl Application {
             None => self.server.await,
         };
         stop(self.listener).await;
-        // A mail being sent gets what is left of the shutdown timeout; past
-        // it, its row lock ends with the process and another instance
-        // sends it.
-        let mail_worker = self.mail_worker;
-        let stopped = web::block(move || mail_worker.stop());
-        if tokio::time::timeout(self.shutdown_timeout, stopped)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a mail was still being sent at shutdown; it stays queued");
-        }
+        stop_mail_worker(self.mail_worker, self.db_timeout).await;
         self.services.sessions.flush_touches().await;
         self.services.close(self.db_timeout).await;
         tracing::info!("stopped");
         served
     }
 }
+
+/// The outbox worker, on a pool of its own, when recovery is on.
+fn start_mail_worker(
+    settings: &Settings,
+    services: &Services,
+) -> anyhow::Result<Option<RunningWorker>> {
+    if !settings.recovery.enabled {
+        return Ok(None);
+    }
+    let pool = db::pool(
+        &settings.database_url,
+        PoolOptions {
+            size: 2,
+            min_idle: 0,
+            timeout: settings.db_timeout.std(),
+            statement_timeout: settings.db_statement_timeout.std(),
+            pooled: settings.pooled(),
+        },
+    );
+    let worker = Worker {
+        pool,
+        mailer: services.mailer.clone(),
+        links: Links::new(&settings.recovery),
+        outbox: services.outbox.clone(),
+    };
+    Ok(Some(worker.start()?))
+}
+
+/// Stops the outbox worker, giving the mail being sent a few seconds: past
+/// them the process may exit, its row lock ends with its connection, and
+/// another instance sends the mail.
+async fn stop_mail_worker(worker: Option<RunningWorker>, db_timeout: Duration) {
+    let Some(worker) = worker else {
+        return;
+    };
+    let stopped = web::block(move || worker.stop(db_timeout));
+    if tokio::time::timeout(MAIL_STOP_WAIT, stopped).await.is_err() {
+        tracing::warn!("a mail was still being sent at shutdown; it stays queued");
+    }
+}
+
+/// How long shutdown waits for a mail being sent (after the requests in
+/// flight): short, since an unsent mail is never lost.
+const MAIL_STOP_WAIT: Duration = Duration::from_secs(3);
 
 /// Says, once at start-up, where mail goes when that deserves a warning.
 fn warn_about_mail(settings: &Settings) {

@@ -42,7 +42,10 @@ CREATE INDEX email_tokens_expires_at_idx ON email_tokens (expires_at);
 CREATE TABLE mail_outbox (
     id BIGSERIAL PRIMARY KEY,
     kind TEXT NOT NULL CHECK (kind IN ('verify', 'reset')),
-    user_id BIGINT REFERENCES users (id) ON DELETE CASCADE,
+    -- No foreign key, on purpose: deleting an account must not wait for a
+    -- worker sending one of its mails (it holds the row's lock); a mail for
+    -- an account that is gone is skipped when its turn comes.
+    user_id BIGINT,
     address TEXT NOT NULL,
     created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
     -- A mail not delivered by then is dropped: its link would be stale.

@@ -208,11 +208,24 @@ pub fn mark_email_verified(
     .map(|rows| rows > 0)
 }
 
-/// The account with this address (in its normal form).
-pub fn find_by_email(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
+/// The account, its row locked until the caller's transaction ends: a
+/// change of address or password waits for it, and it sees the last one.
+pub fn find_locked(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
+    users::table
+        .find(id)
+        .select(User::as_select())
+        .for_update()
+        .first(conn)
+        .optional()
+}
+
+/// The account with this address (in its normal form), its row locked as
+/// [`find_locked`] does.
+pub fn find_by_email_locked(conn: &mut PgConnection, email: &str) -> QueryResult<Option<User>> {
     users::table
         .filter(users::email.eq(email))
         .select(User::as_select())
+        .for_update()
         .first(conn)
         .optional()
 }

@@ -639,3 +639,49 @@ async fn production_warns_about_plain_smtp_to_another_host() {
     let log = log_containing(&server, "authd listening").await;
     assert!(!log.contains("plain text"), "{log}");
 }
+
+#[tokio::test]
+async fn changing_or_deleting_an_account_never_waits_for_a_mail_being_sent() {
+    let mut sink = MailSink::start();
+    sink.stop();
+    let app = app_mailing(&sink).await;
+    let login = app.device_of_new_user("susan").await;
+    forgot(&app, "susan@example.com").await.assert_status(202);
+    // Another connection holds every queued mail's row, as a worker does
+    // while it talks to a slow mail server.
+    let mut holder = app.db.connect();
+    diesel::sql_query("BEGIN").execute(&mut holder).unwrap();
+    let held = diesel::sql_query("SELECT id FROM mail_outbox FOR UPDATE")
+        .execute(&mut holder)
+        .unwrap();
+    assert_eq!(held, 2, "the verification and the reset are queued");
+
+    let started = std::time::Instant::now();
+    move_to(&app, &login, "susan@example.org").await;
+    app.with_token(
+        Method::POST,
+        "/api/me/password",
+        Some(&json!({"current_password": PASSWORD, "new_password": NEW, "new_password2": NEW})),
+        login.token(),
+    )
+    .await
+    .assert_status(204);
+    app.with_token(
+        Method::DELETE,
+        "/api/me",
+        Some(&json!({"current_password": NEW})),
+        login.token(),
+    )
+    .await
+    .assert_status(204);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+    diesel::sql_query("COMMIT").execute(&mut holder).unwrap();
+    // The account is gone: its queued mails are skipped, not sent.
+    sink.resume();
+    wait_for_empty_outbox(&app).await;
+    assert!(sink.mails().is_empty(), "{:?}", sink.mails());
+}

@@ -31,9 +31,14 @@ pub enum MailError {
     /// cannot help.
     #[error("the address cannot be mailed: {0}")]
     Address(String),
-    /// The server answered 5xx: retrying will not help either.
-    #[error("the mail server refused it: {0}")]
+    /// The server refused the recipient's mailbox (550, 551, 553):
+    /// retrying will not help either.
+    #[error("the mail server refused the recipient: {0}")]
     Refused(String),
+    /// Any other 5xx: the sender, the credentials, a policy. Not this
+    /// mail's fault: it waits until the operator fixes the settings.
+    #[error("the mail server refused it: {0}")]
+    Rejected(String),
     /// The server answered 4xx: try again later.
     #[error("the mail server deferred it: {0}")]
     Deferred(String),
@@ -109,6 +114,14 @@ pub fn link_mail(to: &str, purpose: Purpose, link: &str, ttl: Period) -> Mail {
     }
 }
 
+/// Whether the server refused the mailbox itself: 550 (no such mailbox),
+/// 551 (not local), 553 (name not allowed).
+fn recipient_refused(error: &lettre::transport::smtp::Error) -> bool {
+    error
+        .status()
+        .is_some_and(|code| matches!(code.to_string().as_str(), "550" | "551" | "553"))
+}
+
 /// What `authd mail test` sends.
 pub fn test_mail(to: &str) -> Mail {
     Mail {
@@ -172,7 +185,10 @@ impl Mailer {
                     response.code(),
                     response.message().collect::<Vec<_>>().join(" ")
                 )),
-                Err(error) if error.is_permanent() => Err(MailError::Refused(error.to_string())),
+                Err(error) if recipient_refused(&error) => {
+                    Err(MailError::Refused(error.to_string()))
+                }
+                Err(error) if error.is_permanent() => Err(MailError::Rejected(error.to_string())),
                 Err(error) if error.is_transient() => Err(MailError::Deferred(error.to_string())),
                 Err(error) => Err(MailError::Unreachable(error.to_string())),
             },

@@ -174,6 +174,12 @@ impl Recovery {
                 let Some(token) = email_tokens::consume(conn, &digest, Purpose::Reset, now)? else {
                     return Ok((None, None));
                 };
+                // Still the account's address, and the account still active:
+                // a link mailed to an address given up since must not work.
+                let owner = users::find_locked(conn, token.user_id)?;
+                if !owner.is_some_and(|user| user.is_active && user.email == token.email) {
+                    return Ok((None, None));
+                }
                 users::mark_email_verified(conn, id, &token.email, now)?;
                 users::set_password_hash(conn, id, &hash)?;
                 let ended = sessions::revoke_all_of(conn, id, &[], now)?;
@@ -205,6 +211,10 @@ impl Recovery {
                 else {
                     return Ok(None);
                 };
+                let owner = users::find_locked(conn, token.user_id)?;
+                if owner.is_none_or(|user| user.email != token.email) {
+                    return Ok(None);
+                }
                 let event = Record::new(Event::EmailVerified, Some(token.user_id), None, &client);
                 let (_, event) = event.with(
                     conn,

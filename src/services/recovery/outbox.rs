@@ -20,7 +20,7 @@ use diesel::{Connection, PgConnection, QueryResult};
 use crate::configuration::{Period, RecoverySettings};
 use crate::db::email_tokens::Purpose;
 use crate::db::mail_outbox::{self, QueuedMail};
-use crate::db::{DbError, PgPool, users};
+use crate::db::{self, DbError, PgPool, users};
 use crate::services::recovery::mail::{Links, MailError, Mailer, link_mail};
 use crate::services::recovery::tokens;
 
@@ -138,6 +138,9 @@ impl Outcome {
 
 /// The worker: takes due mails, makes their tokens, sends them.
 pub struct Worker {
+    /// A pool of its own, of two connections (one holds the mail's lock,
+    /// the other commits its token), so that mail never waits for, nor
+    /// starves, the requests' pool.
     pub pool: PgPool,
     pub mailer: Mailer,
     pub links: Links,
@@ -149,17 +152,19 @@ pub struct RunningWorker {
     stop: Arc<AtomicBool>,
     wake: Arc<Signal>,
     thread: std::thread::JoinHandle<()>,
+    pool: PgPool,
 }
 
 impl RunningWorker {
-    /// Stops taking mail and waits for the thread: at most the mail being
-    /// sent (which is bounded by the send timeout). Blocks.
-    pub fn stop(self) {
+    /// Stops taking mail and waits for the thread (at most the mail being
+    /// sent), then for its pool to settle. Blocks.
+    pub fn stop(self, db_timeout: Duration) {
         self.stop.store(true, Ordering::Release);
         self.wake.raise();
         if self.thread.join().is_err() {
             tracing::error!("the mail worker panicked");
         }
+        db::close(self.pool, db_timeout);
     }
 }
 
@@ -169,10 +174,16 @@ impl Worker {
         let stop = Arc::new(AtomicBool::new(false));
         let wake = self.outbox.wake.clone();
         let stopping = stop.clone();
+        let pool = self.pool.clone();
         let thread = std::thread::Builder::new()
             .name("authd-mail".into())
             .spawn(move || self.run(&stopping))?;
-        Ok(RunningWorker { stop, wake, thread })
+        Ok(RunningWorker {
+            stop,
+            wake,
+            thread,
+            pool,
+        })
     }
 
     fn run(&self, stopping: &AtomicBool) {
@@ -263,10 +274,17 @@ impl Worker {
                 mail_outbox::remove(conn, mail.id)?;
                 Ok(Outcome::Sent)
             }
-            Err(error @ (MailError::Address(_) | MailError::Refused(_))) => {
+            Err(error) if error.is_permanent() => {
                 tracing::error!(%error, "mail refused for good; dropped");
                 mail_outbox::remove(conn, mail.id)?;
                 Ok(Outcome::Dropped)
+            }
+            Err(error @ MailError::Rejected(_)) => {
+                // A refusal that is not about the recipient: the sender, the
+                // credentials, a policy. The operator has something to fix;
+                // the mail waits for it.
+                tracing::error!(%error, "the mail server refuses to send; check SMTP_URL and MAIL_FROM");
+                retry(conn, &error.to_string())
             }
             Err(error) => retry(conn, &error.to_string()),
         }
@@ -283,9 +301,11 @@ fn prepare(
     mail: &QueuedMail,
     ttl: Period,
 ) -> QueryResult<Option<(String, String)>> {
+    // The account's row stays locked until the token is stored: a change
+    // of address or password made meanwhile waits, and then voids it.
     let user = match (purpose, mail.user_id) {
-        (Purpose::Reset, _) => users::find_by_email(conn, &mail.address)?,
-        (Purpose::Verify, Some(id)) => users::find(conn, id)?
+        (Purpose::Reset, _) => users::find_by_email_locked(conn, &mail.address)?,
+        (Purpose::Verify, Some(id)) => users::find_locked(conn, id)?
             .filter(|user| user.email == mail.address && user.email_verified_at.is_none()),
         (Purpose::Verify, None) => None,
     };
