@@ -699,6 +699,62 @@ pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, Stri
     }
 }
 
+/// A plain client of a server a test started by hand (the binary, or the
+/// app on a database [`TestApp`] does not manage): bearer tokens only.
+#[derive(Clone)]
+pub struct Remote {
+    pub address: String,
+    client: reqwest::Client,
+}
+
+impl Remote {
+    pub fn new(address: &str) -> Self {
+        Self {
+            address: address.to_owned(),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// `POST path` with a JSON body; the status.
+    pub async fn post(&self, path: &str, body: &Value) -> StatusCode {
+        let url = format!("{}{path}", self.address);
+        let answer = self.client.post(url).json(body).send().await.unwrap();
+        answer.status()
+    }
+
+    /// Registers `name` (`name@example.com`, [`PASSWORD`]); the status.
+    pub async fn register(&self, name: &str) -> StatusCode {
+        let body = json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "password2": PASSWORD});
+        self.post("/api/register", &body).await
+    }
+
+    /// Logs `name` in with [`PASSWORD`]; its bearer token.
+    pub async fn token(&self, name: &str) -> String {
+        let url = format!("{}/api/login", self.address);
+        let body = json!({"username": name, "password": PASSWORD});
+        let answer = self.client.post(url).json(&body).send().await.unwrap();
+        assert_eq!(answer.status(), 200, "log in {name}");
+        let login: Value = answer.json().await.unwrap();
+        login["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// `method path` with a bearer token and no body; the status.
+    pub async fn call(&self, method: Method, path: &str, token: &str) -> StatusCode {
+        let url = format!("{}{path}", self.address);
+        let request = self.client.request(method, url).bearer_auth(token);
+        request.send().await.unwrap().status()
+    }
+}
+
+/// A loopback port nothing listens on (the OS's pick, released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// A configured span of `seconds`.
 pub fn secs(seconds: u32) -> Period {
     Period::from_secs(seconds).expect("a valid period")
@@ -747,11 +803,7 @@ pub struct Process {
 
 impl Process {
     pub async fn start(db: &TestDatabase, extra: &[(&str, &str)]) -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let address = format!("http://127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("authd-test-{port}.log"));
         let output = std::fs::File::create(&log).expect("a log file");

@@ -4,12 +4,12 @@
 //! It can be stopped and started again on the same port: a mail server
 //! outage.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::eventually;
+use crate::helpers::{eventually, free_port};
 
 pub struct MailSink {
     pub port: u16,
@@ -62,11 +62,7 @@ fn python() -> &'static str {
 
 impl MailSink {
     pub fn start() -> Self {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let dir = std::env::temp_dir().join(format!("authd-mail-{port}-{}", std::process::id()));
         let mut sink = Self {
             port,

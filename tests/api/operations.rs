@@ -9,7 +9,7 @@ use diesel::RunQueryDsl;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, Process, TestApp, TestDatabase, secs, test_settings};
+use crate::helpers::{PASSWORD, Process, Remote, TestApp, TestDatabase, secs, test_settings};
 
 /// `GET /metrics` answers on its own listener, in Prometheus' text format,
 /// with what an operator watches; the API's port does not serve it.
@@ -259,11 +259,7 @@ impl PrivatePostgres {
             .filter(|bin| bin.join("pg_ctl").exists())
             .max()
             .expect("pg_ctl");
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::free_port();
         let dir = std::env::temp_dir().join(format!("authd-pg-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         let postgres = Self { dir, bin, port };
@@ -365,40 +361,19 @@ async fn a_postgres_restart_gives_quick_503s_and_heals() {
     let mut settings = test_settings(postgres.url("authd"));
     settings.db_timeout = secs(1);
     let (address, _, handle) = crate::helpers::start(settings).await;
-    let client = reqwest::Client::new();
-    let body = json!({"username": "susan", "email": "susan@example.com", "password": PASSWORD, "password2": PASSWORD});
-    let registered = client
-        .post(format!("{address}/api/register"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
-    let login: serde_json::Value = client
-        .post(format!("{address}/api/login"))
-        .json(&json!({"username": "susan", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let token = login["access_token"].as_str().unwrap().to_owned();
+    let remote = Remote::new(&address);
+    assert_eq!(remote.register("susan").await, 201);
+    let token = remote.token("susan").await;
 
     let load = {
-        let (client, address, token) = (client.clone(), address.clone(), token.clone());
+        let (remote, token) = (remote.clone(), token.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
             let until = Instant::now() + Duration::from_secs(6);
             while Instant::now() < until {
                 let started = Instant::now();
-                let me = client
-                    .get(format!("{address}/api/me"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                    .unwrap();
-                seen.push((me.status().as_u16(), started.elapsed()));
+                let me = remote.call(Method::GET, "/api/me", &token).await;
+                seen.push((me.as_u16(), started.elapsed()));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             seen
@@ -430,18 +405,9 @@ async fn a_postgres_restart_gives_quick_503s_and_heals() {
         assert!(*took < Duration::from_secs(3), "a request took {took:?}");
     }
     let healed = loop {
-        let ready = client
-            .get(format!("{address}/readyz"))
-            .send()
-            .await
-            .unwrap();
-        let me = client
-            .get(format!("{address}/api/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        if ready.status() == 200 && me.status() == 200 {
+        let ready = remote.call(Method::GET, "/readyz", &token).await;
+        let me = remote.call(Method::GET, "/api/me", &token).await;
+        if ready == 200 && me == 200 {
             break stopped.elapsed();
         }
         assert!(stopped.elapsed() < Duration::from_secs(20), "never healed");
@@ -463,60 +429,20 @@ async fn it_works_behind_pgbouncer_in_transaction_mode() {
     settings.database_direct_url = Some(direct.url());
     settings.throttle.login_per_identifier = 2;
     let (address, _, handle) = crate::helpers::start(settings).await;
-    let client = reqwest::Client::new();
+    let remote = Remote::new(&address);
     for round in 0..3 {
         let name = format!("susan{round}");
-        let body = json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "password2": PASSWORD});
-        let registered = client
-            .post(format!("{address}/api/register"))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(registered.status(), 201, "round {round}");
-        let login: serde_json::Value = client
-            .post(format!("{address}/api/login"))
-            .json(&json!({"username": name, "password": PASSWORD}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = login["access_token"].as_str().unwrap().to_owned();
+        assert_eq!(remote.register(&name).await, 201, "round {round}");
+        let token = remote.token(&name).await;
         for path in ["/api/me", "/api/sessions"] {
-            let answer = client
-                .get(format!("{address}{path}"))
-                .bearer_auth(&token)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), 200, "{path}");
+            assert_eq!(remote.call(Method::GET, path, &token).await, 200, "{path}");
         }
         let wrong = json!({"username": name, "password": "wrong-guess-123"});
         for expected in [401, 401, 429] {
-            let answer = client
-                .post(format!("{address}/api/login"))
-                .json(&wrong)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(answer.status(), expected);
+            assert_eq!(remote.post("/api/login", &wrong).await, expected);
         }
-        let out = client
-            .post(format!("{address}/api/logout"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(out.status(), 204);
-        let me = client
-            .get(format!("{address}/api/me"))
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(me.status(), 401);
+        assert_eq!(remote.call(Method::POST, "/api/logout", &token).await, 204);
+        assert_eq!(remote.call(Method::GET, "/api/me", &token).await, 401);
     }
     handle.stop(false).await;
 }
@@ -531,11 +457,7 @@ struct PgBouncer {
 
 impl PgBouncer {
     fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = crate::helpers::free_port();
         let dir = std::env::temp_dir().join(format!("authd-pgbouncer-{port}"));
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").unwrap();

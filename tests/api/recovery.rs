@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{assert_code, authd};
-use crate::helpers::{Login, PASSWORD, Process, TestApp, TestDatabase, eventually};
+use crate::helpers::{Login, PASSWORD, Process, Remote, TestApp, TestDatabase, eventually};
 use crate::mail_sink::MailSink;
 
 const NEW: &str = "purple-monkey-dishwasher";
@@ -65,6 +65,18 @@ async fn me(app: &TestApp, login: &Login) -> Value {
     let response = app.me_with_token(login.token()).await;
     response.assert_status(200);
     response.json()
+}
+
+/// Changes the logged-in user's password from [`PASSWORD`] to [`NEW`].
+async fn change_password(app: &TestApp, login: &Login) {
+    app.with_token(
+        Method::POST,
+        "/api/me/password",
+        Some(&json!({"current_password": PASSWORD, "new_password": NEW, "new_password2": NEW})),
+        login.token(),
+    )
+    .await
+    .assert_status(204);
 }
 
 /// Changes the logged-in user's address.
@@ -234,14 +246,7 @@ async fn expired_replaced_and_voided_links_fail_alike() {
     invalid(reset(&app, &second, NEW).await.problem(400));
 
     // Voided by a password change.
-    app.with_token(
-        Method::POST,
-        "/api/me/password",
-        Some(&json!({"current_password": PASSWORD, "new_password": NEW, "new_password2": NEW})),
-        login.token(),
-    )
-    .await
-    .assert_status(204);
+    change_password(&app, &login).await;
     invalid(
         reset(&app, &third, "another-fine-password")
             .await
@@ -373,21 +378,10 @@ async fn queued_mail_survives_a_crash() {
         ("BCRYPT_COST", "4"),
     ];
     let mut server = Process::start(&db, &env).await;
-    let client = reqwest::Client::new();
-    let registered = client
-        .post(format!("{}/api/register", server.address))
-        .json(&json!({"username": "susan", "email": "susan@example.com", "password": PASSWORD, "password2": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
-    let asked = client
-        .post(format!("{}/api/password/forgot", server.address))
-        .json(&json!({"email": "susan@example.com"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(asked.status(), 202);
+    let remote = Remote::new(&server.address);
+    assert_eq!(remote.register("susan").await, 201);
+    let asked = json!({"email": "susan@example.com"});
+    assert_eq!(remote.post("/api/password/forgot", &asked).await, 202);
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 
@@ -545,30 +539,22 @@ async fn the_command_line_tests_mail_and_prints_reset_links() {
     let smtp = sink.url();
     let env = [("SMTP_URL", smtp.as_str()), ("PUBLIC_APP_URL", APP)];
 
-    let test = authd(
-        &app.db.url(),
-        &["mail", "test", "ops@example.com"],
-        "",
-        &env,
-    )
-    .await;
-    assert_code(&test, 0);
-    assert!(test.stdout.contains("250"), "{}", test.stdout);
+    let mail_test = |env: Vec<(&'static str, String)>| {
+        let database = app.db.url();
+        async move {
+            let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            authd(&database, &["mail", "test", "ops@example.com"], "", &env).await
+        }
+    };
+    let sent = mail_test(vec![("SMTP_URL", smtp.clone())]).await;
+    assert_code(&sent, 0);
+    assert!(sent.stdout.contains("250"), "{}", sent.stdout);
     sink.wait_for_mails("ops@example.com", "authd test mail", 1)
         .await;
-    let closed = [("SMTP_URL", "smtp://127.0.0.1:1"), ("PUBLIC_APP_URL", APP)];
-    let unreachable = authd(
-        &app.db.url(),
-        &["mail", "test", "ops@example.com"],
-        "",
-        &closed,
-    )
-    .await;
-    assert_code(&unreachable, 2);
-    assert_code(
-        &authd(&app.db.url(), &["mail", "test", "ops@example.com"], "", &[]).await,
-        2,
-    );
+    let closed = mail_test(vec![("SMTP_URL", "smtp://127.0.0.1:1".into())]).await;
+    assert_code(&closed, 2);
+    assert!(closed.stderr.contains("cannot reach"), "{}", closed.stderr);
+    assert_code(&mail_test(Vec::new()).await, 2);
 
     let printed = authd(&app.db.url(), &["user", "reset-link", "susan"], "", &env).await;
     assert_code(&printed, 0);
@@ -602,13 +588,7 @@ async fn without_a_mail_server_development_logs_the_mail() {
     let db = TestDatabase::create();
     let server = Process::start(&db, &[("RUST_LOG", "info"), ("BCRYPT_COST", "4")]).await;
     log_containing(&server, "SMTP_URL is not set").await;
-    let registered = reqwest::Client::new()
-        .post(format!("{}/api/register", server.address))
-        .json(&json!({"username": "susan", "email": "susan@example.com", "password": PASSWORD, "password2": PASSWORD}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(registered.status(), 201);
+    assert_eq!(Remote::new(&server.address).register("susan").await, 201);
     log_containing(&server, "http://localhost:3000/verify-email#token=").await;
 }
 
@@ -658,14 +638,7 @@ async fn changing_or_deleting_an_account_never_waits_for_a_mail_being_sent() {
 
     let started = std::time::Instant::now();
     move_to(&app, &login, "susan@example.org").await;
-    app.with_token(
-        Method::POST,
-        "/api/me/password",
-        Some(&json!({"current_password": PASSWORD, "new_password": NEW, "new_password2": NEW})),
-        login.token(),
-    )
-    .await
-    .assert_status(204);
+    change_password(&app, &login).await;
     app.with_token(
         Method::DELETE,
         "/api/me",
