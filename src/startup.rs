@@ -21,6 +21,7 @@ use crate::http::client::TrustedProxies;
 use crate::http::json::ClientTimeout;
 use crate::http::routes::Draining;
 use crate::http::{self, Parts};
+use crate::services::Core;
 use crate::services::accounts::Accounts;
 use crate::services::passwords::PasswordHasher;
 use crate::services::recovery::Recovery;
@@ -122,25 +123,20 @@ impl Services {
                 idle: settings.session_idle_ttl,
             },
         );
+        let core = Core {
+            pool: pool.clone(),
+            hasher,
+            throttle,
+            sessions: sessions.clone(),
+            limits: settings.throttle,
+        };
         Self {
             accounts: Accounts::new(
-                pool.clone(),
-                hasher.clone(),
-                throttle.clone(),
-                sessions.clone(),
-                settings.throttle,
+                core.clone(),
                 outbox.clone(),
                 settings.recovery.require_verified_email,
             ),
-            recovery: Recovery::new(
-                pool.clone(),
-                hasher,
-                throttle,
-                sessions.clone(),
-                settings.throttle,
-                outbox.clone(),
-                Links::new(&settings.recovery),
-            ),
+            recovery: Recovery::new(core, outbox.clone(), Links::new(&settings.recovery)),
             outbox,
             mailer,
             sessions,

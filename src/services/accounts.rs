@@ -5,17 +5,16 @@ use chrono::Utc;
 use diesel::{Connection, PgConnection};
 use secrecy::SecretString;
 
-use crate::configuration::ThrottleSettings;
 use crate::db::email_tokens::Purpose;
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, NewUser, Taken, User};
-use crate::db::{self, DbError, PgPool};
+use crate::db::{self, DbError};
 use crate::domain::{Client, Email, FieldErrors, LoginName, Password, Username, add_error};
+use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
-use crate::services::passwords::{HashError, PasswordHasher};
+use crate::services::passwords::HashError;
 use crate::services::recovery::outbox::Outbox;
-use crate::services::sessions::Sessions;
-use crate::services::throttle::{Blocked, Counter, Throttle, ThrottleError, client_key};
+use crate::services::throttle::{Blocked, Counter, ThrottleError, client_key};
 
 pub const USERNAME_TAKEN: &str = "Please use a different username.";
 pub const EMAIL_TAKEN: &str = "Please use a different email address.";
@@ -85,32 +84,16 @@ pub enum LoginError {
 
 #[derive(Clone)]
 pub struct Accounts {
-    pool: PgPool,
-    hasher: PasswordHasher,
-    throttle: Throttle,
-    sessions: Sessions,
-    limits: ThrottleSettings,
+    core: Core,
     /// Where verification mails are queued, with the change that needs one.
     outbox: Outbox,
     require_verified_email: bool,
 }
 
 impl Accounts {
-    pub fn new(
-        pool: PgPool,
-        hasher: PasswordHasher,
-        throttle: Throttle,
-        sessions: Sessions,
-        limits: ThrottleSettings,
-        outbox: Outbox,
-        require_verified_email: bool,
-    ) -> Self {
+    pub fn new(core: Core, outbox: Outbox, require_verified_email: bool) -> Self {
         Self {
-            pool,
-            hasher,
-            throttle,
-            sessions,
-            limits,
+            core,
             outbox,
             require_verified_email,
         }
@@ -128,14 +111,14 @@ impl Accounts {
         let counter = Counter {
             bucket: "register_ip",
             key: client_key(client.ip),
-            limit: self.limits.register_per_ip,
-            window: self.limits.register_window,
+            limit: self.core.limits.register_per_ip,
+            window: self.core.limits.register_window,
         };
         let typed = account.submitted_username.as_deref();
-        if let Err(blocked) = self.throttle.hit(&[counter]).await? {
+        if let Err(blocked) = self.core.throttle.hit(&[counter]).await? {
             registration_outcome("throttled");
             let event = Record::new(Event::RegisterThrottled, None, typed, client);
-            audit::record(&self.pool, event).await;
+            audit::record(&self.core.pool, event).await;
             return Err(AccountError::Throttled(blocked));
         }
         let created = self.create(account, client).await;
@@ -168,7 +151,7 @@ impl Accounts {
         } = account;
         if username.is_some() || email.is_some() {
             let (username, email) = (username.clone(), email.clone());
-            let taken = db::run(&self.pool, move |conn| {
+            let taken = db::run(&self.core.pool, move |conn| {
                 users::taken(conn, username.as_ref(), email.as_ref(), None)
             })
             .await?;
@@ -181,9 +164,9 @@ impl Accounts {
             return Err(AccountError::Invalid(errors));
         }
         // Hash with no connection checked out: a slow hash must not hold the pool.
-        let password_hash = self.hasher.hash(&password).await?;
+        let password_hash = self.core.hasher.hash(&password).await?;
         let outbox = self.outbox.clone();
-        let inserted = db::run(&self.pool, move |conn| {
+        let inserted = db::run(&self.core.pool, move |conn| {
             let new = NewUser {
                 username: username.as_str(),
                 email: email.as_str(),
@@ -222,11 +205,14 @@ impl Accounts {
     ) -> Result<(User, Session), LoginError> {
         let name = LoginName::parse(&identifier);
         let lookup = name.clone();
-        let found = db::run(&self.pool, move |conn| users::find_by_login(conn, &lookup)).await?;
+        let found = db::run(&self.core.pool, move |conn| {
+            users::find_by_login(conn, &lookup)
+        })
+        .await?;
         let event = |event, user_id| Record::new(event, user_id, Some(&identifier), client);
         let audit = |event, user_id| {
             audit::record(
-                &self.pool,
+                &self.core.pool,
                 Record::new(event, user_id, Some(&identifier), client),
             )
         };
@@ -268,11 +254,12 @@ impl Accounts {
                 user: Box::new(user),
             });
         }
-        if self.hasher.needs_upgrade(&user.password_hash) {
+        if self.core.hasher.needs_upgrade(&user.password_hash) {
             self.upgrade_hash(&mut user, password).await;
         }
         let success = event(Event::LoginSuccess, Some(user.id));
         let session = self
+            .core
             .sessions
             .start(user.id, remember, client.clone(), success)
             .await?;
@@ -288,15 +275,15 @@ impl Accounts {
         [
             Counter {
                 bucket: "login_account",
-                key: format!("{}|{ip}", self.throttle.text_key(subject)),
-                limit: self.limits.login_per_identifier,
-                window: self.limits.login_window,
+                key: format!("{}|{ip}", self.core.throttle.text_key(subject)),
+                limit: self.core.limits.login_per_identifier,
+                window: self.core.limits.login_window,
             },
             Counter {
                 bucket: "login_ip",
                 key: ip,
-                limit: self.limits.login_per_ip,
-                window: self.limits.login_window,
+                limit: self.core.limits.login_per_ip,
+                window: self.core.limits.login_window,
             },
         ]
     }
@@ -321,7 +308,7 @@ impl Accounts {
             Verdict::Mismatched => (Event::LoginFailure, AccountError::WrongPassword),
         };
         let event = Record::new(kind, Some(user.id), Some(&user.username), client);
-        audit::record(&self.pool, event).await;
+        audit::record(&self.core.pool, event).await;
         Err(refused)
     }
 
@@ -338,22 +325,22 @@ impl Accounts {
         hash: Option<String>,
     ) -> Result<Verdict, E> {
         let counters = self.password_counters(subject, client);
-        let attempt = match self.throttle.begin(&counters).await? {
+        let attempt = match self.core.throttle.begin(&counters).await? {
             Ok(attempt) => attempt,
             Err(blocked) => return Ok(Verdict::Blocked(blocked)),
         };
-        match self.hasher.verify(candidate, hash).await {
+        match self.core.hasher.verify(candidate, hash).await {
             Ok(true) => {
-                self.throttle.succeeded(attempt).await?;
-                self.throttle.reset(&counters[0]).await?;
+                self.core.throttle.succeeded(attempt).await?;
+                self.core.throttle.reset(&counters[0]).await?;
                 Ok(Verdict::Matched)
             }
             Ok(false) => {
-                self.throttle.failed(attempt, &counters).await?;
+                self.core.throttle.failed(attempt, &counters).await?;
                 Ok(Verdict::Mismatched)
             }
             Err(error) => {
-                self.throttle.succeeded(attempt).await?;
+                self.core.throttle.succeeded(attempt).await?;
                 Err(error.into())
             }
         }
@@ -384,12 +371,12 @@ impl Accounts {
         keep: Option<String>,
         client: &Client,
     ) -> Result<(), AccountError> {
-        let hash = self.hasher.hash(&new).await?;
+        let hash = self.core.hasher.hash(&new).await?;
         let (id, event) = (
             user.id,
             Record::new(Event::PasswordChanged, Some(user.id), None, client),
         );
-        let (ended, event) = db::run(&self.pool, move |conn| {
+        let (ended, event) = db::run(&self.core.pool, move |conn| {
             let change = |conn: &mut PgConnection| {
                 users::set_password_hash(conn, id, &hash)?;
                 let keep: Vec<String> = keep.into_iter().collect();
@@ -398,7 +385,7 @@ impl Accounts {
             event.with(conn, change, |_| true)
         })
         .await?;
-        self.sessions.revoked(user.id, ended);
+        self.core.sessions.revoked(user.id, ended);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -425,7 +412,7 @@ impl Accounts {
             .await?;
         let id = user.id;
         let (wanted_username, wanted_email) = (username.clone(), email.clone());
-        let taken = db::run(&self.pool, move |conn| {
+        let taken = db::run(&self.core.pool, move |conn| {
             users::taken(
                 conn,
                 wanted_username.as_ref(),
@@ -440,7 +427,7 @@ impl Accounts {
         }
         let event = Record::new(Event::AccountUpdated, Some(id), None, client);
         let (outbox, old_email) = (self.outbox.clone(), user.email.clone());
-        let updated = db::run(&self.pool, move |conn| {
+        let updated = db::run(&self.core.pool, move |conn| {
             let change = users::ProfileChange {
                 username: username.as_ref().map(Username::as_str),
                 email: email.as_ref().map(Email::as_str),
@@ -458,7 +445,7 @@ impl Accounts {
             Refused::split(updated)
         })
         .await?;
-        self.sessions.forget_user(id);
+        self.core.sessions.forget_user(id);
         self.outbox.wake();
         written(updated, errors)
     }
@@ -481,11 +468,11 @@ impl Accounts {
     pub async fn delete(&self, user: &User, client: &Client) -> Result<(), AccountError> {
         let id = user.id;
         let event = Record::new(Event::AccountDeleted, None, Some(&user.username), client);
-        let (_, event) = db::run(&self.pool, move |conn| {
+        let (_, event) = db::run(&self.core.pool, move |conn| {
             event.with(conn, |conn| users::delete(conn, id), |deleted| *deleted)
         })
         .await?;
-        self.sessions.forget_user(id);
+        self.core.sessions.forget_user(id);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -505,7 +492,7 @@ impl Accounts {
             Event::AccountDeactivated
         };
         let event = Record::new(kind, Some(id), None, client);
-        let (changed, event) = db::run(&self.pool, move |conn| {
+        let (changed, event) = db::run(&self.core.pool, move |conn| {
             event.with(
                 conn,
                 |conn| users::set_active(conn, id, active),
@@ -513,25 +500,25 @@ impl Accounts {
             )
         })
         .await?;
-        self.sessions.forget_user(id);
+        self.core.sessions.forget_user(id);
         event.iter().for_each(Record::log);
         Ok(changed)
     }
 
     pub async fn find_by_username(&self, username: String) -> Result<Option<User>, DbError> {
-        db::run(&self.pool, move |conn| {
+        db::run(&self.core.pool, move |conn| {
             users::find_by_username(conn, &username)
         })
         .await
     }
 
     pub async fn list(&self) -> Result<Vec<User>, DbError> {
-        db::run(&self.pool, users::list).await
+        db::run(&self.core.pool, users::list).await
     }
 
     /// Best effort: a failed upgrade is logged and retried at the next login.
     async fn upgrade_hash(&self, user: &mut User, password: SecretString) {
-        let upgraded = match self.hasher.rehash(password).await {
+        let upgraded = match self.core.hasher.rehash(password).await {
             Ok(hash) => hash,
             Err(error) => {
                 tracing::warn!(user_id = user.id, %error, "could not re-hash a password");
@@ -539,7 +526,7 @@ impl Accounts {
             }
         };
         let (id, old, new) = (user.id, user.password_hash.clone(), upgraded.clone());
-        match db::run(&self.pool, move |conn| {
+        match db::run(&self.core.pool, move |conn| {
             users::replace_hash(conn, id, &old, &new)
         })
         .await

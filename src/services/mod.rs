@@ -11,3 +11,20 @@ pub mod retention;
 pub mod session_cache;
 pub mod sessions;
 pub mod throttle;
+
+use crate::configuration::ThrottleSettings;
+use crate::db::PgPool;
+use crate::services::passwords::PasswordHasher;
+use crate::services::sessions::Sessions;
+use crate::services::throttle::Throttle;
+
+/// What the services that act on accounts share: the database, password
+/// hashing, the throttle and its limits, and the sessions.
+#[derive(Clone)]
+pub struct Core {
+    pub pool: PgPool,
+    pub hasher: PasswordHasher,
+    pub throttle: Throttle,
+    pub sessions: Sessions,
+    pub limits: ThrottleSettings,
+}

@@ -10,17 +10,16 @@ pub mod tokens;
 use chrono::Utc;
 use diesel::{Connection, PgConnection};
 
-use crate::configuration::ThrottleSettings;
 use crate::db::email_tokens::{self, Purpose};
 use crate::db::users::{self, User};
-use crate::db::{self, DbError, PgPool, sessions};
+use crate::db::{self, DbError, sessions};
 use crate::domain::{Client, Email, Password};
+use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
-use crate::services::passwords::{HashError, PasswordHasher};
+use crate::services::passwords::HashError;
 use crate::services::recovery::mail::Links;
 use crate::services::recovery::outbox::Outbox;
-use crate::services::sessions::Sessions;
-use crate::services::throttle::{Blocked, Counter, Throttle, ThrottleError, client_key};
+use crate::services::throttle::{Blocked, Counter, ThrottleError, client_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {
@@ -52,31 +51,15 @@ pub struct OpenedReset {
 
 #[derive(Clone)]
 pub struct Recovery {
-    pool: PgPool,
-    hasher: PasswordHasher,
-    throttle: Throttle,
-    sessions: Sessions,
-    limits: ThrottleSettings,
+    core: Core,
     outbox: Outbox,
     links: Links,
 }
 
 impl Recovery {
-    pub fn new(
-        pool: PgPool,
-        hasher: PasswordHasher,
-        throttle: Throttle,
-        sessions: Sessions,
-        limits: ThrottleSettings,
-        outbox: Outbox,
-        links: Links,
-    ) -> Self {
+    pub fn new(core: Core, outbox: Outbox, links: Links) -> Self {
         Self {
-            pool,
-            hasher,
-            throttle,
-            sessions,
-            limits,
+            core,
             outbox,
             links,
         }
@@ -97,15 +80,15 @@ impl Recovery {
         [
             Counter {
                 bucket: "recovery_address",
-                key: self.throttle.text_key(address),
-                limit: self.limits.recovery_per_address,
-                window: self.limits.recovery_window,
+                key: self.core.throttle.text_key(address),
+                limit: self.core.limits.recovery_per_address,
+                window: self.core.limits.recovery_window,
             },
             Counter {
                 bucket: "recovery_ip",
                 key: client_key(client.ip),
-                limit: self.limits.recovery_per_ip,
-                window: self.limits.recovery_window,
+                limit: self.core.limits.recovery_per_ip,
+                window: self.core.limits.recovery_window,
             },
         ]
     }
@@ -119,13 +102,13 @@ impl Recovery {
         self.available()?;
         let counters = self.mail_counters(email.as_str(), client);
         let event = |kind| Record::new(kind, None, Some(email.as_str()), client);
-        if let Err(blocked) = self.throttle.hit(&counters).await? {
-            audit::record(&self.pool, event(Event::RecoveryThrottled)).await;
+        if let Err(blocked) = self.core.throttle.hit(&counters).await? {
+            audit::record(&self.core.pool, event(Event::RecoveryThrottled)).await;
             return Err(RecoveryError::Throttled(blocked));
         }
         let (outbox, event) = (self.outbox.clone(), event(Event::PasswordResetRequested));
         let address = email.as_str().to_owned();
-        let (_, event) = db::run(&self.pool, move |conn| {
+        let (_, event) = db::run(&self.core.pool, move |conn| {
             let queue =
                 |conn: &mut PgConnection| outbox.queue(conn, Purpose::Reset, None, &address);
             event.with(conn, queue, |_| true)
@@ -141,11 +124,14 @@ impl Recovery {
     pub async fn open_reset(&self, token: &str) -> Result<OpenedReset, RecoveryError> {
         self.available()?;
         let digest = tokens::digest_of(token).ok_or(RecoveryError::InvalidToken)?;
-        let user = db::run(&self.pool, move |conn| {
-            match email_tokens::find_live(conn, &digest, Purpose::Reset, Utc::now())? {
-                Some(token) => users::find(conn, token.user_id),
-                None => Ok(None),
-            }
+        let user = db::run(&self.core.pool, move |conn| match email_tokens::find_live(
+            conn,
+            &digest,
+            Purpose::Reset,
+            Utc::now(),
+        )? {
+            Some(token) => users::find(conn, token.user_id),
+            None => Ok(None),
         })
         .await?;
         match user {
@@ -164,11 +150,11 @@ impl Recovery {
         new: Password,
         client: &Client,
     ) -> Result<(), RecoveryError> {
-        let hash = self.hasher.hash(&new).await?;
+        let hash = self.core.hasher.hash(&new).await?;
         let OpenedReset { user, digest } = opened;
         let id = user.id;
         let event = Record::new(Event::PasswordReset, Some(id), None, client);
-        let (ended, event) = db::run(&self.pool, move |conn| {
+        let (ended, event) = db::run(&self.core.pool, move |conn| {
             conn.transaction(|conn| {
                 let now = Utc::now();
                 let Some(token) = email_tokens::consume(conn, &digest, Purpose::Reset, now)? else {
@@ -191,7 +177,7 @@ impl Recovery {
         let Some(ended) = ended else {
             return Err(RecoveryError::InvalidToken);
         };
-        self.sessions.revoked(id, ended);
+        self.core.sessions.revoked(id, ended);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -204,7 +190,7 @@ impl Recovery {
         self.available()?;
         let digest = tokens::digest_of(token).ok_or(RecoveryError::InvalidToken)?;
         let client = client.clone();
-        let verified = db::run(&self.pool, move |conn| {
+        let verified = db::run(&self.core.pool, move |conn| {
             conn.transaction(|conn| {
                 let now = Utc::now();
                 let Some(token) = email_tokens::consume(conn, &digest, Purpose::Verify, now)?
@@ -230,7 +216,7 @@ impl Recovery {
         };
         // This instance's cached sessions show the change at once (others
         // hear of it from Postgres).
-        self.sessions.forget_user(user_id);
+        self.core.sessions.forget_user(user_id);
         event.iter().for_each(Record::log);
         Ok(())
     }
@@ -248,13 +234,13 @@ impl Recovery {
             return Err(RecoveryError::AlreadyVerified);
         }
         let counters = self.mail_counters(&user.email, client);
-        if let Err(blocked) = self.throttle.hit(&counters).await? {
+        if let Err(blocked) = self.core.throttle.hit(&counters).await? {
             let event = Record::new(Event::RecoveryThrottled, Some(user.id), None, client);
-            audit::record(&self.pool, event).await;
+            audit::record(&self.core.pool, event).await;
             return Err(RecoveryError::Throttled(blocked));
         }
         let (outbox, id, email) = (self.outbox.clone(), user.id, user.email.clone());
-        db::run(&self.pool, move |conn| {
+        db::run(&self.core.pool, move |conn| {
             outbox.queue(conn, Purpose::Verify, Some(id), &email)
         })
         .await?;
@@ -268,7 +254,7 @@ impl Recovery {
     pub async fn reset_link(&self, user: &User, client: &Client) -> Result<String, RecoveryError> {
         let (id, email, ttl) = (user.id, user.email.clone(), self.outbox.ttl(Purpose::Reset));
         let event = Record::new(Event::ResetLinkIssued, Some(id), None, client);
-        let (token, event) = db::run(&self.pool, move |conn| {
+        let (token, event) = db::run(&self.core.pool, move |conn| {
             let issue = |conn: &mut PgConnection| {
                 tokens::issue(conn, id, &email, Purpose::Reset, ttl, Utc::now())
             };
