@@ -61,6 +61,16 @@ async fn verify(app: &TestApp, token: &str) -> crate::helpers::TestResponse {
     .await
 }
 
+async fn resend(app: &TestApp, login: &Login) -> crate::helpers::TestResponse {
+    app.with_token(
+        Method::POST,
+        "/api/email/verify/resend",
+        None,
+        login.token(),
+    )
+    .await
+}
+
 async fn me(app: &TestApp, login: &Login) -> Value {
     let response = app.me_with_token(login.token()).await;
     response.assert_status(200);
@@ -291,19 +301,7 @@ async fn addresses_are_verified_on_registration_and_on_every_change() {
     verify(&app, &mail.token()).await.assert_status(204);
     assert_eq!(me(&app, &login).await["email_verified"], true);
     verify(&app, &mail.token()).await.problem(400);
-    let resend = |login: Login| {
-        let app = &app;
-        async move {
-            app.with_token(
-                Method::POST,
-                "/api/email/verify/resend",
-                None,
-                login.token(),
-            )
-            .await
-        }
-    };
-    let verified = resend(login.clone()).await.problem(409);
+    let verified = resend(&app, &login).await.problem(409);
     assert_eq!(verified["type"], "urn:authd:problem:already-verified");
 
     // A new address is unverified, and gets its own link; the old
@@ -311,7 +309,7 @@ async fn addresses_are_verified_on_registration_and_on_every_change() {
     move_to(&app, &login, "susan@example.org").await;
     assert_eq!(me(&app, &login).await["email_verified"], false);
     let first = sink.wait_for_mails("susan@example.org", CONFIRM, 1).await[0].token();
-    let response = resend(login.clone()).await;
+    let response = resend(&app, &login).await;
     response.assert_status(202);
     let second = sink.wait_for_mails("susan@example.org", CONFIRM, 2).await[1].token();
     verify(&app, &first).await.problem(400);
@@ -505,14 +503,7 @@ async fn recovery_can_be_turned_off() {
         let body = app.post(path, &body).await.problem(404);
         assert_eq!(body["type"], "urn:authd:problem:recovery-disabled");
     }
-    app.with_token(
-        Method::POST,
-        "/api/email/verify/resend",
-        None,
-        login.token(),
-    )
-    .await
-    .problem(404);
+    resend(&app, &login).await.problem(404);
     assert_eq!(
         authd::db::mail_outbox::depth(&mut app.db.connect()).unwrap(),
         0
