@@ -22,7 +22,9 @@ pub struct Email(String);
 
 impl Email {
     pub fn parse(value: &str) -> Result<Self, &'static str> {
-        let trimmed = value.trim();
+        // Only the spaces a form or a paste leaves around an address; any
+        // other blank or control character, even at the ends, is refused.
+        let trimmed = value.trim_matches(' ');
         if trimmed.chars().any(is_invisible) {
             return Err(INVISIBLE);
         }

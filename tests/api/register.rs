@@ -259,6 +259,10 @@ async fn look_alike_addresses_cannot_make_a_second_account() {
         "dup@example.com\u{202E}",
         "\u{2067}dup@example.com",
         "dup@exa\u{FEFF}mple.com",
+        "dup@example.com\r\n",
+        "dup@example.com\t",
+        "\u{00A0}dup@example.com",
+        "dup@example.com\u{3000}",
     ]
     .into_iter()
     .enumerate()
