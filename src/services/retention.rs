@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use chrono::Utc;
-use diesel::{Connection, QueryResult};
+use diesel::{Connection, PgConnection, QueryResult};
 
 use crate::configuration::Period;
 use crate::db::locks::{self, Job};
@@ -48,20 +48,24 @@ impl Retention {
     pub async fn purge(&self) -> Result<Option<Purged>, DbError> {
         let (keep, window) = (self.keep.delta(), self.longest_window.delta());
         db::run(&self.pool, move |conn| {
-            conn.transaction(|conn| {
-                if !locks::try_lock_in_transaction(conn, Job::Purge)? {
-                    return Ok(None);
-                }
-                let now = Utc::now();
-                Ok(Some(Purged {
-                    sessions: batches(|| sessions::purge_ended(conn, now - keep, BATCH))?,
-                    auth_events: batches(|| auth_events::purge_before(conn, now - keep, BATCH))?,
-                    throttle_hits: batches(|| {
-                        throttle_hits::purge_before(conn, now - window, BATCH)
+            let now = Utc::now();
+            let purged = (|| {
+                Ok(Purged {
+                    sessions: batches(conn, |c| sessions::purge_ended(c, now - keep, BATCH))?,
+                    auth_events: batches(conn, |c| {
+                        auth_events::purge_before(c, now - keep, BATCH)
                     })?,
-                    email_tokens: batches(|| email_tokens::purge_expired(conn, now, BATCH))?,
-                }))
-            })
+                    throttle_hits: batches(conn, |c| {
+                        throttle_hits::purge_before(c, now - window, BATCH)
+                    })?,
+                    email_tokens: batches(conn, |c| email_tokens::purge_expired(c, now, BATCH))?,
+                })
+            })();
+            match purged {
+                Ok(purged) => Ok(Some(purged)),
+                Err(Stop::Busy) => Ok(None),
+                Err(Stop::Failed(error)) => Err(error),
+            }
         })
         .await
     }
@@ -84,11 +88,34 @@ impl Retention {
     }
 }
 
-/// Repeats a batch delete until a batch comes back short; the total.
-fn batches(mut delete: impl FnMut() -> QueryResult<usize>) -> QueryResult<usize> {
+/// Why a purge stopped early.
+enum Stop {
+    /// Another instance holds the purge lock.
+    Busy,
+    Failed(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for Stop {
+    fn from(error: diesel::result::Error) -> Self {
+        Self::Failed(error)
+    }
+}
+
+/// Repeats a batch delete, each batch in a short transaction of its own
+/// under the purge lock (so a large backlog never holds its locks, or one
+/// statement's time, for long), until a batch comes back short: the total.
+fn batches(
+    conn: &mut PgConnection,
+    mut delete: impl FnMut(&mut PgConnection) -> QueryResult<usize>,
+) -> Result<usize, Stop> {
     let mut total = 0;
     loop {
-        let deleted = delete()?;
+        let deleted = conn.transaction(|conn| {
+            if !locks::try_lock_in_transaction(conn, Job::Purge)? {
+                return Err(Stop::Busy);
+            }
+            Ok(delete(conn)?)
+        })?;
         total += deleted;
         if deleted < usize::try_from(BATCH).unwrap_or(usize::MAX) {
             return Ok(total);

@@ -297,20 +297,35 @@ async fn purge_deletes_what_is_past_keeping() {
         .await
         .assert_status(204);
     app.device("susan", false).await;
+    app.post(
+        "/api/login",
+        &json!({"username": "susan", "password": "wrong-guess-123"}),
+    )
+    .await
+    .problem(401);
     app.db.execute(
         "UPDATE sessions SET revoked_at = now() - interval '100 days' WHERE revoked_at IS NOT NULL",
     );
     app.db.execute(
         "UPDATE auth_events SET at = now() - interval '100 days' WHERE event = 'register'",
     );
+    // Past every throttle window (the longest is an hour here).
+    app.db
+        .execute("UPDATE throttle_hits SET at = now() - interval '2 days'");
+    let hits = || -> i64 {
+        use diesel::prelude::*;
+        authd::schema::throttle_hits::table
+            .count()
+            .get_result(&mut app.db.connect())
+            .unwrap()
+    };
+    let aged = hits();
+    assert!(aged >= 2, "the failed login was counted");
     let run = authd(&app.db.url(), &["session", "purge"], "", &[]).await;
     assert_code(&run, 0);
-    assert!(
-        run.stdout
-            .contains("deleted 1 session(s), 1 audit event(s)"),
-        "{}",
-        run.stdout
-    );
+    let report = format!("deleted 1 session(s), 1 audit event(s), {aged} throttle count(s)");
+    assert!(run.stdout.contains(&report), "{}", run.stdout);
+    assert_eq!(hits(), 0);
     let (sessions, events): (i64, i64) = {
         use diesel::prelude::*;
         let mut conn = app.db.connect();
