@@ -314,20 +314,13 @@ impl Settings {
         let recovery = recovery_settings(&env, environment)?;
         Ok(Self {
             environment,
-            database_url: env
-                .get("DATABASE_URL")
-                .unwrap_or("postgres://postgres@127.0.0.1:5432/authd")
-                .to_owned(),
-            database_direct_url: env.parse(
-                "DATABASE_DIRECT_URL",
-                None,
-                |v| match url::Url::parse(v) {
-                    Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => {
-                        Ok(Some(v.to_owned()))
-                    }
-                    _ => Err("must be a postgres:// URL".into()),
-                },
+            database_url: env.parse(
+                "DATABASE_URL",
+                "postgres://postgres@127.0.0.1:5432/authd".to_owned(),
+                postgres_url,
             )?,
+            database_direct_url: env
+                .parse("DATABASE_DIRECT_URL", None, |v| postgres_url(v).map(Some))?,
             db_statement_timeout: env.period("DB_STATEMENT_TIMEOUT", seconds(5))?,
             bind: env.parse("BIND", SocketAddr::from(([127, 0, 0, 1], 8080)), |v| {
                 v.parse()
@@ -426,6 +419,21 @@ impl Settings {
             },
             recovery,
         })
+    }
+}
+
+/// A `postgres://` URL that names its database: checked here, so a typo is
+/// a configuration error (exit 2) before anything connects.
+fn postgres_url(value: &str) -> Result<String, String> {
+    match url::Url::parse(value) {
+        Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => {
+            if url.path().trim_start_matches('/').is_empty() {
+                Err("must name a database, as in postgres://user@host:5432/authd".into())
+            } else {
+                Ok(value.to_owned())
+            }
+        }
+        _ => Err("must be a postgres:// URL".into()),
     }
 }
 
@@ -667,6 +675,17 @@ mod tests {
             settings.database_url,
             "postgres://postgres@127.0.0.1:5432/authd"
         );
+        assert_eq!(settings.database_direct_url, None);
+        assert_eq!(settings.db_statement_timeout.std(), Duration::from_secs(5));
+        assert_eq!(settings.shutdown_timeout.std(), Duration::from_secs(10));
+        assert_eq!(settings.metrics_bind, None);
+        assert_eq!(settings.log_format, LogFormat::Pretty);
+        let recovery = &settings.recovery;
+        assert!(recovery.enabled);
+        assert!(recovery.smtp_url.is_none());
+        assert_eq!(recovery.reset_ttl.std(), Duration::from_secs(3600));
+        assert_eq!(recovery.verify_ttl.std(), Duration::from_secs(48 * 3600));
+        assert!(!recovery.require_verified_email);
     }
 
     #[test]

@@ -22,6 +22,9 @@ fn a_bad_value_stops_start_up_naming_the_variable() {
         ("COOKIE_SECURE", "yes"),
         ("BIND", "nowhere"),
         ("SECRET_KEY", "short"),
+        ("DATABASE_URL", "mysql://127.0.0.1/authd"),
+        ("DATABASE_URL", "postgres://127.0.0.1:5432"),
+        ("DATABASE_DIRECT_URL", "127.0.0.1:5432/authd"),
     ] {
         let output = start_with(&[(name, value)]);
         assert_eq!(output.status.code(), Some(2), "{name}={value}");
