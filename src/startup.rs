@@ -68,8 +68,6 @@ impl Services {
                 pooled: settings.pooled(),
             },
         );
-        // Keyed by a secret in the database, not SECRET_KEY: instances in
-        // the middle of a key rotation still count together.
         match Self::throttle(settings, &pool).await {
             Ok(throttle) => Ok(Self::wire(settings, pool, hasher, throttle, mailer)),
             Err(error) => {
@@ -197,6 +195,7 @@ pub struct Application {
     /// None when account recovery is off: nothing is mailed.
     mail_worker: Option<RunningWorker>,
     db_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 impl Application {
@@ -228,6 +227,7 @@ impl Application {
             None => None,
         };
         let services = Services::start(&settings, 1).await?;
+        warn_without_statement_timeout(&settings, &services.pool).await;
         let listener =
             match Listener::start(settings.direct_database_url(), services.sessions.cache()) {
                 Ok(listener) => listener,
@@ -262,6 +262,7 @@ impl Application {
                     listener,
                     mail_worker,
                     db_timeout: settings.db_timeout.std(),
+                    shutdown_timeout: settings.shutdown_timeout.std(),
                 })
             }
             Err(error) => {
@@ -287,13 +288,16 @@ impl Application {
     }
 
     /// Begins a graceful shutdown on SIGTERM or SIGINT: `/readyz` answers
-    /// 503 at once, the listener stops accepting, and requests in flight
-    /// get up to `SHUTDOWN_TIMEOUT` to finish.
+    /// 503 at once; while the requests in flight finish the instance still
+    /// answers (so a load balancer sees the 503), then the listener stops
+    /// accepting and what still runs gets `SHUTDOWN_TIMEOUT` to finish. A
+    /// request in flight at the signal that outlasts the timeout is cut off.
     pub fn stop_on_signals(&self) -> std::io::Result<()> {
         use tokio::signal::unix::{SignalKind, signal};
         let mut terminate = signal(SignalKind::terminate())?;
         let mut interrupt = signal(SignalKind::interrupt())?;
         let (server, draining) = (self.server.handle(), self.draining.clone());
+        let shutdown_timeout = self.shutdown_timeout;
         let metrics = self.metrics.as_ref().map(Server::handle);
         tokio::spawn(async move {
             let signal = tokio::select! {
@@ -302,10 +306,16 @@ impl Application {
             };
             tracing::info!(signal, "shutting down: finishing the requests in flight");
             draining.begin();
-            if let Some(metrics) = metrics {
-                metrics.stop(true).await;
+            // Past the timeout, what still runs is cut off.
+            let graceful = draining.earlier_requests_done(shutdown_timeout).await;
+            // Both at once: a scrape in progress must not keep the API
+            // listener accepting.
+            match metrics {
+                Some(metrics) => {
+                    futures_util::future::join(metrics.stop(graceful), server.stop(graceful)).await;
+                }
+                None => server.stop(graceful).await,
             }
-            server.stop(true).await;
         });
         Ok(())
     }
@@ -370,6 +380,24 @@ async fn stop_mail_worker(worker: Option<RunningWorker>, db_timeout: Duration) {
 /// flight): short, since an unsent mail is never lost.
 const MAIL_STOP_WAIT: Duration = Duration::from_secs(3);
 
+/// Behind a transaction pooler `DB_STATEMENT_TIMEOUT` cannot be set per
+/// connection; says so when the role does not set a timeout either, since
+/// a blocked query would then hold its connection for ever.
+async fn warn_without_statement_timeout(settings: &Settings, pool: &PgPool) {
+    if !settings.pooled() {
+        return;
+    }
+    match db::statement_timeout(pool).await {
+        Ok(timeout) if timeout == "0" => tracing::warn!(
+            "DB_STATEMENT_TIMEOUT is not applied through DATABASE_URL's pooler, and the \
+             database role sets no statement_timeout: set one on the role, for example \
+             ALTER ROLE authd SET statement_timeout = '5s'"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read statement_timeout"),
+    }
+}
+
 /// Says, once at start-up, where mail goes when that deserves a warning.
 fn warn_about_mail(settings: &Settings) {
     let recovery = &settings.recovery;
@@ -420,6 +448,7 @@ fn serve(
             let pool = web::Data::new(services.pool.clone());
             let server = HttpServer::new(move || http::metrics::app(pool.clone()))
                 .workers(1)
+                .shutdown_timeout(settings.shutdown_timeout.std().as_secs().max(1))
                 .disable_signals()
                 .listen(socket)?
                 .run();

@@ -82,6 +82,17 @@ where
     ran.map_err(|_| DbError::Unavailable("the blocking thread pool is shutting down".into()))?
 }
 
+/// The `statement_timeout` a pooled connection runs with (`0`: none).
+pub async fn statement_timeout(pool: &PgPool) -> Result<String, DbError> {
+    run(pool, |conn| {
+        diesel::select(diesel::dsl::sql::<diesel::sql_types::Text>(
+            "current_setting('statement_timeout')",
+        ))
+        .get_result(conn)
+    })
+    .await
+}
+
 /// Readiness: the database answers a trivial query.
 pub async fn ping(pool: &PgPool) -> Result<(), DbError> {
     run(pool, |conn| {

@@ -26,6 +26,11 @@ impl PgPool {
         self.pool.get()
     }
 
+    /// The most connections it opens (`DB_POOL_SIZE`).
+    pub fn max_size(&self) -> u32 {
+        self.pool.max_size()
+    }
+
     /// How many connections it holds, and how many of them are idle.
     pub fn state(&self) -> diesel::r2d2::State {
         self.pool.state()

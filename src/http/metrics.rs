@@ -3,13 +3,19 @@
 
 use actix_web::{App, HttpResponse, web};
 
-use crate::db::PgPool;
+use crate::db::{self, PgPool, mail_outbox};
 
 pub async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
-    // The pool's size is read when asked: it changes without an event.
+    // Levels are read when asked: they change without an event here (the
+    // outbox is shared by every instance, and survives restarts).
     let state = pool.state();
+    metrics::gauge!("authd_db_pool_max_connections").set(f64::from(pool.max_size()));
     metrics::gauge!("authd_db_pool_connections").set(f64::from(state.connections));
     metrics::gauge!("authd_db_pool_idle_connections").set(f64::from(state.idle_connections));
+    match db::run(&pool, mail_outbox::depth).await {
+        Ok(depth) => metrics::gauge!("authd_mail_outbox_depth").set(depth as f64),
+        Err(error) => tracing::debug!(%error, "outbox depth unknown while the database is down"),
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(crate::telemetry::metrics().render())
@@ -27,7 +33,9 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new()
-        .app_data(pool)
-        .service(web::resource("/metrics").route(web::get().to(metrics)))
+    App::new().app_data(pool).service(
+        web::resource("/metrics")
+            .route(web::get().to(metrics))
+            .route(web::head().to(metrics)),
+    )
 }

@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::crypto::hex;
 use crate::http::client::TrustedProxies;
+use crate::http::routes::Draining;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -55,6 +56,9 @@ pub async fn request_span(
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     request.extensions_mut().insert(Started(started));
+    let _in_flight = request
+        .app_data::<web::Data<Draining>>()
+        .and_then(|draining| draining.clone().into_inner().track());
     let id = request_id(&request);
     let client_ip = request
         .app_data::<web::Data<TrustedProxies>>()

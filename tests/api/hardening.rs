@@ -584,6 +584,8 @@ async fn head_answers_like_get() {
         ("/api/openapi.yaml", vec![]),
         ("/api/me", vec![("authorization", auth.as_str())]),
         ("/api/me", vec![]),
+        ("/api/sessions", vec![("authorization", auth.as_str())]),
+        ("/api/sessions", vec![]),
     ] {
         let get = app.bare(Method::GET, path, None, &headers).await;
         let head = app.bare(Method::HEAD, path, None, &headers).await;

@@ -843,12 +843,17 @@ impl Process {
 impl Process {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(&mut self) -> std::process::ExitStatus {
+        self.send_term();
+        self.child.wait().expect("the exit status")
+    }
+
+    /// Sends SIGTERM, without waiting for the process to exit.
+    pub fn send_term(&self) {
         let pid = self.child.id().to_string();
         std::process::Command::new("kill")
             .args(["-TERM", &pid])
             .status()
             .expect("kill -TERM");
-        self.child.wait().expect("the exit status")
     }
 }
 

@@ -15,13 +15,29 @@ use crate::helpers::{PASSWORD, Process, Remote, TestApp, TestDatabase, secs, tes
 /// with what an operator watches; the API's port does not serve it.
 #[tokio::test]
 async fn metrics_are_served_on_their_own_listener_only() {
-    let app = TestApp::spawn_with(|s| s.metrics_bind = Some("127.0.0.1:0".parse().unwrap())).await;
+    let app = TestApp::spawn_with(|s| {
+        s.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        s.throttle.login_per_identifier = 1;
+    })
+    .await;
     let login = app.device_of_new_user("susan").await;
     let (_, browser) = app.new_browser();
     let wrong = json!({"username": "susan", "password": "wrong-guess-123"});
     app.request_with(&browser, Method::POST, "/api/login", Some(&wrong), &[])
         .await
         .problem(401);
+    app.request_with(&browser, Method::POST, "/api/login", Some(&wrong), &[])
+        .await
+        .problem(429);
+    app.register("olga", "olga@example.com")
+        .await
+        .assert_status(201);
+    app.db
+        .execute("UPDATE users SET is_active = false WHERE username = 'olga'");
+    let olga = json!({"username": "olga", "password": PASSWORD});
+    app.request_with(&browser, Method::POST, "/api/login", Some(&olga), &[])
+        .await
+        .problem(403);
     let list = app
         .with_token(Method::GET, "/api/sessions", None, login.token())
         .await
@@ -46,10 +62,19 @@ async fn metrics_are_served_on_their_own_listener_only() {
             .starts_with("text/plain")
     );
     let text = scraped.text().await.unwrap();
+    let head = reqwest::Client::new()
+        .head(app.metrics.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.text().await.unwrap().is_empty());
     for line in [
         r#"authd_logins_total{outcome="success"} 1"#,
         r#"authd_logins_total{outcome="failure"} 1"#,
-        r#"authd_registrations_total{outcome="created"} 1"#,
+        r#"authd_logins_total{outcome="throttled"} 1"#,
+        r#"authd_logins_total{outcome="inactive"} 1"#,
+        r#"authd_registrations_total{outcome="created"} 2"#,
         "authd_sessions_created_total 1",
         "authd_sessions_revoked_total 1",
         // By route template: never the session id in the path.
@@ -60,7 +85,9 @@ async fn metrics_are_served_on_their_own_listener_only() {
     }
     for name in [
         "authd_http_request_duration_seconds_bucket",
+        "authd_db_pool_max_connections",
         "authd_db_pool_connections",
+        "authd_mail_outbox_depth",
         "authd_db_pool_idle_connections",
         "authd_db_pool_waiting",
         "authd_blocking_tasks",
@@ -79,14 +106,24 @@ async fn failed_starts_and_shutdowns_exit_cleanly_every_time() {
     let db = TestDatabase::create();
     let mut running = Process::start(&db, &[]).await;
     let taken = running.address.trim_start_matches("http://").to_owned();
-    for _ in 0..10 {
+    // Half fail before any connection opens (the port is taken), half after
+    // the pool has begun opening them (Redis cannot be reached).
+    for n in 0..12 {
+        let (bind, redis) = match n % 2 {
+            0 => (taken.clone(), None),
+            _ => ("127.0.0.1:0".to_owned(), Some("redis://127.0.0.1:1")),
+        };
         let status = tokio::task::spawn_blocking({
-            let (url, taken) = (db.url(), taken.clone());
+            let url = db.url();
             move || {
-                std::process::Command::new(env!("CARGO_BIN_EXE_authd"))
-                    .env_clear()
+                let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_authd"));
+                command.env_clear();
+                if let Some(redis) = redis {
+                    command.env("REDIS_URL", redis);
+                }
+                command
                     .env("DATABASE_URL", url)
-                    .env("BIND", taken)
+                    .env("BIND", bind)
                     .env("RUST_LOG", "off")
                     .stdout(std::process::Stdio::null())
                     .stderr(std::process::Stdio::null())
@@ -109,11 +146,17 @@ async fn failed_starts_and_shutdowns_exit_cleanly_every_time() {
     }
 }
 
-/// SIGTERM lets requests in flight finish, then exits 0.
+/// SIGTERM lets requests in flight finish, then exits 0; meanwhile a load
+/// balancer's open connection sees `/readyz` answer 503. The log written to
+/// a file carries no colour codes.
 #[tokio::test]
 async fn shutdown_finishes_the_requests_in_flight() {
     let db = TestDatabase::create();
-    let mut process = Process::start(&db, &[("BCRYPT_COST", "13")]).await;
+    let mut process = Process::start(&db, &[("BCRYPT_COST", "13"), ("RUST_LOG", "info")]).await;
+    let balancer = reqwest::Client::new();
+    let readyz = format!("{}/readyz", process.address);
+    let ready = balancer.get(&readyz).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
     let url = format!("{}/api/register", process.address);
     let body = json!({"username": "susan", "email": "susan@example.com", "password": PASSWORD, "password2": PASSWORD});
     let in_flight = tokio::spawn(async move {
@@ -125,11 +168,57 @@ async fn shutdown_finishes_the_requests_in_flight() {
             .map(|response| response.status().as_u16())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
+    process.send_term();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let draining = balancer.get(&readyz).send().await.unwrap();
+    assert_eq!(draining.status(), 503);
+    assert_eq!(in_flight.await.unwrap().unwrap(), 201);
+    let status = tokio::task::spawn_blocking(move || {
+        let status = process.child.wait().unwrap();
+        (status, std::fs::read_to_string(&process.log).unwrap())
+    })
+    .await
+    .unwrap();
+    let (status, log) = status;
+    assert_eq!(status.code(), Some(0));
+    assert!(log.contains("shutting down"), "{log}");
+    assert!(
+        !log.contains('\u{1b}'),
+        "colour codes in a log file: {log:?}"
+    );
+}
+
+/// A request in flight at the signal that outlasts `SHUTDOWN_TIMEOUT` is
+/// cut off: the process still exits 0, and on time.
+#[tokio::test]
+async fn shutdown_cuts_off_what_outlasts_the_timeout() {
+    use std::io::Write;
+    let db = TestDatabase::create();
+    let mut process = Process::start(
+        &db,
+        &[("SHUTDOWN_TIMEOUT", "1s"), ("CLIENT_TIMEOUT", "60s")],
+    )
+    .await;
+    let address = process.address.trim_start_matches("http://").to_owned();
+    let mut stalled = std::net::TcpStream::connect(&address).unwrap();
+    stalled
+        .write_all(
+            b"POST /api/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{",
+        )
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let started = Instant::now();
     let status = tokio::task::spawn_blocking(move || process.terminate())
         .await
         .unwrap();
-    assert_eq!(in_flight.await.unwrap().unwrap(), 201);
     assert_eq!(status.code(), Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "a stalled request held shutdown for {:?}",
+        started.elapsed()
+    );
+    drop(stalled);
 }
 
 /// Once shutdown begins, the instance is not ready: `/readyz` answers 503

@@ -227,10 +227,6 @@ impl Worker {
                 .increment(1);
             Ok::<_, diesel::result::Error>(Some(outcome))
         })?;
-        if delivered.is_some() {
-            let depth = mail_outbox::depth(&mut conn)?;
-            metrics::gauge!("authd_mail_outbox_depth").set(depth as f64);
-        }
         Ok(delivered)
     }
 
