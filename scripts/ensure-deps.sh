@@ -2,7 +2,8 @@
 # Installs and starts what building and testing authd needs, where missing:
 # libpq (Diesel's Postgres driver), cargo-nextest, the Diesel CLI (for the
 # generated-schema check), PgBouncer (a test runs authd behind it), aiosmtpd
-# (the SMTP server the recovery tests send mail to), a running
+# (the SMTP server the recovery tests send mail to), python3-venv (for the
+# contract tests), curl, jq and HTTPie (for the README's examples), a running
 # Postgres on 127.0.0.1:5432 that lets user `postgres` in without a password
 # (what the default DATABASE_URL expects: for development only), and a
 # running Redis on 127.0.0.1:6379. Asks nothing; safe to run repeatedly.
@@ -76,6 +77,22 @@ fi
 if ! /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1; then
     echo "ensure-deps: installing aiosmtpd (the SMTP server the recovery tests send mail to)"
     apt_install python3-aiosmtpd
+fi
+
+if ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "ensure-deps: installing python3-venv (the contract tests' schemathesis lives in a venv)"
+    apt_install python3-venv
+fi
+
+# For the README's examples, not for the tests.
+missing=()
+for tool in curl jq; do
+    command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
+done
+command -v http >/dev/null 2>&1 || missing+=(httpie)
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "ensure-deps: installing ${missing[*]} (for the README's examples)"
+    apt_install "${missing[@]}"
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then

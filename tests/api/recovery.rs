@@ -460,6 +460,35 @@ async fn recovery_mails_are_throttled_per_address_and_per_client() {
     assert!(events(&app).contains(&"recovery_throttled".to_owned()));
 }
 
+/// A new verification link is for the logged-in user only, and asking
+/// for one is throttled like every recovery mail.
+#[tokio::test]
+async fn resending_a_verification_link_needs_a_login_and_is_throttled() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.throttle.recovery_per_address = 2;
+    })
+    .await;
+    app.post("/api/email/verify/resend", &json!({}))
+        .await
+        .problem(401);
+    app.register("susan", "susan@example.com")
+        .await
+        .assert_status(201);
+    let login = app.device("susan", false).await;
+    for _ in 0..2 {
+        resend(&app, &login).await.assert_status(202);
+    }
+    let refused = resend(&app, &login).await;
+    refused.problem(429);
+    assert!(refused.header("retry-after").is_some());
+    // The registration's mail and the two asked for; not the refused one.
+    sink.wait_for_mails("susan@example.com", CONFIRM, 3).await;
+    wait_for_empty_outbox(&app).await;
+    assert_eq!(sink.mails().len(), 3);
+}
+
 #[tokio::test]
 async fn verified_addresses_can_be_required_to_log_in() {
     let sink = MailSink::start();
