@@ -9,7 +9,7 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     echo "check-deploy: systemd-analyze is not installed; skipped"
     exit 0
 fi
-binary="$PWD/target/debug/authd"
+binary="${CARGO_TARGET_DIR:-$PWD/target}/debug/authd"
 [ -x "$binary" ] || cargo build --locked --quiet --bin authd
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
