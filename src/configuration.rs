@@ -184,6 +184,9 @@ pub struct RecoverySettings {
     pub verify_ttl: Period,
     /// Refuse to log in an account whose address is not verified.
     pub require_verified_email: bool,
+    /// Settings production should give but did not, with the development
+    /// default used instead: start-up warns about each.
+    pub unset_in_production: Vec<(&'static str, String)>,
 }
 
 impl RecoverySettings {
@@ -458,8 +461,6 @@ fn recovery_settings(
         Ok(())
     };
     required("SMTP_URL")?;
-    required("MAIL_FROM")?;
-    required("PUBLIC_APP_URL")?;
     let require_verified_email = env.parse("REQUIRE_VERIFIED_EMAIL", false, parse_bool)?;
     if require_verified_email && !enabled {
         return Err(ConfigError {
@@ -467,7 +468,7 @@ fn recovery_settings(
             message: "needs ACCOUNT_RECOVERY on: without mail, no address could be verified".into(),
         });
     }
-    Ok(RecoverySettings {
+    let mut recovery = RecoverySettings {
         enabled,
         smtp_url: env.parse("SMTP_URL", None, |v| parse_smtp_url(v).map(Some))?,
         mail_from: env.parse(
@@ -489,7 +490,21 @@ fn recovery_settings(
         reset_ttl: env.period("RESET_TTL", seconds(HOUR))?,
         verify_ttl: env.period("VERIFY_TTL", seconds(48 * HOUR))?,
         require_verified_email,
-    })
+        unset_in_production: Vec::new(),
+    };
+    // Without these, production still starts, on development's defaults,
+    // and start-up says so: wrong links are visible at once and fixable.
+    if enabled && production {
+        let defaults = [
+            ("MAIL_FROM", recovery.mail_from.to_string()),
+            ("PUBLIC_APP_URL", recovery.app_url.clone()),
+        ];
+        recovery.unset_in_production = defaults
+            .into_iter()
+            .filter(|(variable, _)| env.get(variable).is_none())
+            .collect();
+    }
+    Ok(recovery)
 }
 
 /// lettre's URL form: `smtps://user:pass@host:465`,
@@ -799,21 +814,26 @@ mod tests {
     }
 
     #[test]
-    fn production_recovery_needs_a_mail_server_a_sender_and_the_app() {
+    fn production_recovery_needs_a_mail_server_and_warns_without_sender_or_app() {
         let key = "k".repeat(64);
         let mut given = vec![("AUTHD_ENV", "production"), ("SECRET_KEY", key.as_str())];
-        for (variable, value) in [
-            ("SMTP_URL", "smtps://user:secret@mail.example.com"),
-            ("MAIL_FROM", "Example <noreply@example.com>"),
-            ("PUBLIC_APP_URL", "https://app.example.com/"),
-        ] {
-            let error = Settings::from_vars(&vars(&given)).unwrap_err();
-            assert_eq!(error.variable, variable);
-            assert!(error.message.contains("ACCOUNT_RECOVERY=false"));
-            given.push((variable, value));
-        }
+        let error = Settings::from_vars(&vars(&given)).unwrap_err();
+        assert_eq!(error.variable, "SMTP_URL");
+        assert!(error.message.contains("ACCOUNT_RECOVERY=false"));
+        given.push(("SMTP_URL", "smtps://user:secret@mail.example.com"));
+        let settings = Settings::from_vars(&vars(&given)).unwrap();
+        let unset: Vec<_> = settings
+            .recovery
+            .unset_in_production
+            .iter()
+            .map(|(v, _)| *v)
+            .collect();
+        assert_eq!(unset, ["MAIL_FROM", "PUBLIC_APP_URL"]);
+        given.push(("MAIL_FROM", "Example <noreply@example.com>"));
+        given.push(("PUBLIC_APP_URL", "https://app.example.com/"));
         let settings = Settings::from_vars(&vars(&given)).unwrap();
         let recovery = &settings.recovery;
+        assert!(recovery.unset_in_production.is_empty());
         assert_eq!(recovery.app_url, "https://app.example.com");
         assert_eq!(recovery.smtp_server().unwrap(), "smtps://mail.example.com");
         assert!(!format!("{settings:?}").contains("secret@"));

@@ -404,6 +404,12 @@ fn warn_about_mail(settings: &Settings) {
     if !recovery.enabled {
         return;
     }
+    for (variable, default) in &recovery.unset_in_production {
+        tracing::warn!(
+            "{variable} is not set: recovery mails use development's default ({default}), \
+             which is wrong in production"
+        );
+    }
     if recovery.smtp_url.is_none() {
         tracing::warn!(
             "SMTP_URL is not set: recovery and verification mails are written to the log \

@@ -617,11 +617,10 @@ async fn production_warns_about_plain_smtp_to_another_host() {
     let db = TestDatabase::create();
     let production = [
         ("AUTHD_ENV", "production"),
-        ("MAIL_FROM", "noreply@example.com"),
-        ("PUBLIC_APP_URL", APP),
         ("PUBLIC_URL", "https://auth.example.com"),
         ("RUST_LOG", "info"),
     ];
+    // Without a sender or the app's address it starts, and says so.
     let plain = [
         &production[..],
         &[("SMTP_URL", "smtp://mail.example.com:25")],
@@ -629,15 +628,22 @@ async fn production_warns_about_plain_smtp_to_another_host() {
     .concat();
     let server = Process::start(&db, &plain).await;
     log_containing(&server, "plain text to another host").await;
+    log_containing(&server, "MAIL_FROM is not set").await;
+    log_containing(&server, "PUBLIC_APP_URL is not set").await;
     drop(server);
     let secure = [
         &production[..],
-        &[("SMTP_URL", "smtp://mail.example.com:587?tls=required")],
+        &[
+            ("SMTP_URL", "smtp://mail.example.com:587?tls=required"),
+            ("MAIL_FROM", "noreply@example.com"),
+            ("PUBLIC_APP_URL", APP),
+        ],
     ]
     .concat();
     let server = Process::start(&db, &secure).await;
     let log = log_containing(&server, "authd listening").await;
     assert!(!log.contains("plain text"), "{log}");
+    assert!(!log.contains("is not set"), "{log}");
 }
 
 #[tokio::test]
