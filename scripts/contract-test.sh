@@ -86,7 +86,7 @@ if [ -z "$url" ]; then
         LOGIN_FAILURES_PER_IDENTIFIER=1000000 LOGIN_FAILURES_PER_IP=1000000 \
         REGISTRATIONS_PER_IP=1000000 RECOVERY_MAILS_PER_ADDRESS=1000000 \
         RECOVERY_MAILS_PER_IP=1000000 SMTP_URL="$smtp_url" \
-        LOG_FORMAT=json RUST_LOG=warn target/debug/authd >"$log" 2>&1 &
+        LOG_FORMAT=json RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/authd" >"$log" 2>&1 &
     server_pid=$!
     url="http://127.0.0.1:$port"
     for _ in $(seq 1 120); do
