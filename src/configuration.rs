@@ -440,9 +440,9 @@ fn postgres_url(value: &str) -> Result<String, String> {
     }
 }
 
-/// Recovery's settings. In production, with recovery on, the mail server,
-/// the sender and the client's URL have no sensible default: each must be
-/// given, or the start fails naming it.
+/// Recovery's settings. In production, with recovery on, the mail server
+/// must be given, or the start fails naming it; a sender or client URL left
+/// at development's default is warned about.
 fn recovery_settings(
     env: &Env<'_>,
     environment: Environment,
