@@ -30,6 +30,11 @@ fn public_id() -> String {
     hex(&bytes)
 }
 
+/// Whether `id` has the form [`public_id`] gives: 32 lower-case hex digits.
+fn is_public_id(id: &str) -> bool {
+    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Which sessions a logout ends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -296,6 +301,11 @@ impl Sessions {
         public_id: String,
         client: &Client,
     ) -> Result<Option<Session>, DbError> {
+        // Anything else names no session; and text Postgres refuses (a NUL)
+        // must not reach it.
+        if !is_public_id(&public_id) {
+            return Ok(None);
+        }
         let event = Record::new(Event::SessionRevoked, Some(user_id), None, client);
         let (ended, event) = db::run(&self.pool, move |conn| {
             let end = |conn: &mut PgConnection| {

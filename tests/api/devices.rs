@@ -76,6 +76,10 @@ async fn a_device_is_ended_from_another_and_strangers_get_404() {
     end(phone_id).await.problem(404);
     end("0".repeat(32)).await.problem(404);
     end("not-even-hex".into()).await.problem(404);
+    // Text Postgres cannot take never reaches it.
+    end("abc%00".into()).await.problem(404);
+    end(format!("{}%00", "a".repeat(31))).await.problem(404);
+    end("A".repeat(32)).await.problem(404);
 
     let mallory = app.device("mallory", false).await;
     let susan_now = session_id(&app.get("/api/sessions").await.json(), true);
@@ -165,18 +169,32 @@ async fn logout_scopes_end_others_or_everything() {
         .await
         .problem(422);
     app.me_with_token(last.token()).await.assert_status(200);
-    // Local is the default, and a non-JSON body is ignored.
-    app.raw_request(
-        Method::POST,
-        "/api/logout",
-        &[
-            ("authorization", &last.bearer()),
-            ("content-type", "text/plain"),
-        ],
-        b"{\"scope\":\"global\"}".to_vec(),
-    )
-    .await
-    .assert_status(204);
+    // A sendBeacon's text/plain body counts like a JSON one; a body of
+    // another type is refused, and nothing ends.
+    let other = app.device("susan", false).await;
+    let logout = |content_type: &'static str, body: &'static [u8]| {
+        let (app, bearer) = (&app, last.bearer());
+        async move {
+            app.raw_request(
+                Method::POST,
+                "/api/logout",
+                &[("authorization", &bearer), ("content-type", content_type)],
+                body.to_vec(),
+            )
+            .await
+        }
+    };
+    logout("application/x-www-form-urlencoded", b"scope=global")
+        .await
+        .problem(415);
+    app.me_with_token(other.token()).await.assert_status(200);
+    logout("text/plain;charset=UTF-8", b"{\"scope\":\"others\"}")
+        .await
+        .assert_status(204);
+    app.me_with_token(other.token()).await.problem(401);
+    app.me_with_token(last.token()).await.assert_status(200);
+    // Local is the default.
+    logout("text/plain", b"").await.assert_status(204);
     app.me_with_token(last.token()).await.problem(401);
 }
 
