@@ -430,13 +430,25 @@ impl Settings {
 fn postgres_url(value: &str) -> Result<String, String> {
     match url::Url::parse(value) {
         Ok(url) if matches!(url.scheme(), "postgres" | "postgresql") => {
-            if url.path().trim_start_matches('/').is_empty() {
-                Err("must name a database, as in postgres://user@host:5432/authd".into())
-            } else {
-                Ok(value.to_owned())
-            }
+            database_name(&url).map(|_| value.to_owned())
         }
         _ => Err("must be a postgres:// URL".into()),
+    }
+}
+
+/// The database a `postgres://` URL names, percent-decoded as libpq reads
+/// it: one path segment, not empty, without a NUL.
+pub fn database_name(url: &url::Url) -> Result<String, String> {
+    let encoded = url.path().strip_prefix('/').unwrap_or_default();
+    let name = percent_encoding::percent_decode_str(encoded)
+        .decode_utf8()
+        .map_err(|_| "names a database that is not UTF-8".to_owned())?;
+    if encoded.is_empty() {
+        Err("must name a database, as in postgres://user@host:5432/authd".into())
+    } else if encoded.contains('/') || name.contains('\0') {
+        Err("must name one database: the path is a single name, as in /authd".into())
+    } else {
+        Ok(name.into_owned())
     }
 }
 
@@ -701,6 +713,25 @@ mod tests {
         assert_eq!(recovery.reset_ttl.std(), Duration::from_secs(3600));
         assert_eq!(recovery.verify_ttl.std(), Duration::from_secs(48 * 3600));
         assert!(!recovery.require_verified_email);
+    }
+
+    #[test]
+    fn the_database_name_is_read_as_libpq_reads_it() {
+        let name = |url: &str| database_name(&url::Url::parse(url).unwrap());
+        assert_eq!(name("postgres://h/authd"), Ok("authd".into()));
+        assert_eq!(name("postgres://h/auth%20d"), Ok("auth d".into()));
+        assert_eq!(
+            name("postgres:///authd?host=/run/postgresql"),
+            Ok("authd".into())
+        );
+        for bad in [
+            "postgres://h",
+            "postgres://h/",
+            "postgres://h/a/",
+            "postgres://h/a%00",
+        ] {
+            assert!(name(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::result::Error as DieselError;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
+use crate::configuration::database_name;
 use crate::db::connection_url;
 use crate::db::locks::{self, Job};
 use crate::db::users;
@@ -53,10 +54,7 @@ fn connect(url: &str) -> Result<PgConnection, PrepareError> {
 
 fn create_database_if_missing(database_url: &str) -> Result<(), PrepareError> {
     let url = url::Url::parse(database_url).map_err(|e| PrepareError::BadUrl(e.to_string()))?;
-    let name = url.path().trim_start_matches('/').to_owned();
-    if name.is_empty() {
-        return Err(PrepareError::BadUrl("it names no database".into()));
-    }
+    let name = database_name(&url).map_err(PrepareError::BadUrl)?;
     if PgConnection::establish(&connection_url(database_url)).is_ok() {
         return Ok(());
     }
@@ -116,14 +114,18 @@ fn apply(connection: &mut PgConnection) -> Result<usize, PrepareError> {
     Ok(applied)
 }
 
-/// The URL without its password, fit for logs and error messages.
+/// The URL without its password or its query (which may carry
+/// `password=` or other secrets), fit for logs and error messages.
 pub fn redact(database_url: &str) -> String {
     match url::Url::parse(database_url) {
-        Ok(mut url) if url.password().is_some() => {
-            let _ = url.set_password(Some("***"));
+        Ok(mut url) => {
+            if url.password().is_some() {
+                let _ = url.set_password(Some("***"));
+            }
+            url.set_query(None);
+            url.set_fragment(None);
             url.to_string()
         }
-        Ok(url) => url.to_string(),
         Err(_) => "<unparseable DATABASE_URL>".into(),
     }
 }

@@ -24,6 +24,8 @@ fn a_bad_value_stops_start_up_naming_the_variable() {
         ("SECRET_KEY", "short"),
         ("DATABASE_URL", "mysql://127.0.0.1/authd"),
         ("DATABASE_URL", "postgres://127.0.0.1:5432"),
+        ("DATABASE_URL", "postgres://127.0.0.1:5432/authd/"),
+        ("DATABASE_URL", "postgres://127.0.0.1:5432/a%00b"),
         ("DATABASE_DIRECT_URL", "127.0.0.1:5432/authd"),
     ] {
         let output = start_with(&[(name, value)]);
@@ -49,7 +51,7 @@ fn an_unreachable_database_stops_start_up_with_a_clear_message() {
     let output = start_with(&[
         (
             "DATABASE_URL",
-            "postgres://postgres:hunter2@127.0.0.1:1/authd",
+            "postgres://postgres:hunter2@127.0.0.1:1/authd?password=hunter3",
         ),
         ("BCRYPT_COST", "4"),
         ("LOG_FORMAT", "json"),
@@ -58,7 +60,7 @@ fn an_unreachable_database_stops_start_up_with_a_clear_message() {
     let logs = String::from_utf8_lossy(&output.stdout);
     assert!(logs.contains("cannot connect to Postgres"), "{logs}");
     assert!(
-        !logs.contains("hunter2"),
+        !logs.contains("hunter2") && !logs.contains("hunter3"),
         "the database password is not logged: {logs}"
     );
 }
