@@ -34,6 +34,17 @@ impl Email {
         // and spells internationalised labels in punycode.
         let domain = idna::domain_to_ascii_cow(domain.as_bytes(), AsciiDenyList::STD3)
             .map_err(|_| INVALID)?;
+        // What a mail server refuses is no address: a dot at either end of
+        // the local part or two in a row (RFC 5321's dot-string), or a domain
+        // that is a single label (no public host is).
+        if !local.starts_with('"')
+            && (local.starts_with('.') || local.ends_with('.') || local.contains(".."))
+        {
+            return Err(INVALID);
+        }
+        if !domain.contains('.') && !domain.starts_with('[') {
+            return Err(INVALID);
+        }
         let normalised = format!("{local}@{domain}");
         if normalised.chars().any(is_invisible) {
             return Err(INVISIBLE);
@@ -192,9 +203,17 @@ mod tests {
             "a b@example.com",
             "susan@exa_mple.com",
             "susan@xn--.example",
+            ".susan@example.com",
+            "susan.@example.com",
+            "su..san@example.com",
+            "susan@localhost",
+            "a@b",
             long.as_str(),
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["s.u.san@example.com", "susan+tag@mail.example.co.uk"] {
+            assert!(Email::parse(good).is_ok(), "{good:?}");
         }
     }
 }
