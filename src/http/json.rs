@@ -42,8 +42,10 @@ impl<T: DeserializeOwned + 'static> FromRequest for ApiJson<T> {
     }
 }
 
-/// An optional JSON object body: `None` when the request sends no body or
-/// one that is not JSON (a `sendBeacon`, say); otherwise as [`ApiJson`].
+/// An optional JSON object body: `None` when the request sends none (or
+/// only blanks). JSON is also read from `text/plain`, which is what a
+/// `sendBeacon` with a string sends; a body of any other type is `415`,
+/// so that a request never quietly does less than it asked for.
 pub struct OptionalJson<T>(pub Option<T>);
 
 impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
@@ -51,18 +53,26 @@ impl<T: DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
     type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let body = is_json(request).then(|| read(request, payload));
+        let readable = is_json(request) || is_plain_text(request);
+        let body = read(request, payload);
         Box::pin(async move {
-            let Some(body) = body else {
-                return Ok(Self(None));
-            };
             let bytes = body.await?;
             if bytes.iter().all(u8::is_ascii_whitespace) {
                 return Ok(Self(None));
             }
+            if !readable {
+                return Err(ApiError::UnsupportedMediaType);
+            }
             parse(&bytes).map(|value| Self(Some(value)))
         })
     }
+}
+
+fn is_plain_text(request: &HttpRequest) -> bool {
+    matches!(
+        request.mime_type(),
+        Ok(Some(mime)) if mime.type_() == "text" && mime.subtype() == "plain"
+    )
 }
 
 fn is_json(request: &HttpRequest) -> bool {
