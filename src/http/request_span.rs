@@ -20,6 +20,7 @@ use tracing::Instrument;
 
 use crate::crypto::hex;
 use crate::http::client::TrustedProxies;
+use crate::http::error::ApiError;
 use crate::http::routes::Draining;
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -91,7 +92,12 @@ pub async fn request_span(
     metrics::histogram!("authd_http_request_duration_seconds", &labels[..2]).record(seconds);
     match outcome {
         Ok(mut response) => {
-            let error = response.response().error().map(ToString::to_string);
+            // Draining is the plan, not a failure.
+            let error = response
+                .response()
+                .error()
+                .filter(|error| !matches!(error.as_error(), Some(ApiError::ShuttingDown)))
+                .map(ToString::to_string);
             log(status, error, seconds * 1000.0);
             response.headers_mut().insert(REQUEST_ID, id);
             Ok(response)

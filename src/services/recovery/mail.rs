@@ -81,9 +81,25 @@ impl Links {
     }
 }
 
+/// A lifetime as a reader says it: "1 hour", "2 days", "90 minutes"; an
+/// odd one in humantime's notation.
+fn spoken(lifetime: Duration) -> String {
+    let seconds = lifetime.as_secs();
+    let unit = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
+        .into_iter()
+        .find(|(size, _)| seconds >= *size && seconds.is_multiple_of(*size));
+    match unit {
+        Some((size, name)) => {
+            let count = seconds / size;
+            format!("{count} {name}{}", if count == 1 { "" } else { "s" })
+        }
+        None => humantime::format_duration(lifetime).to_string(),
+    }
+}
+
 /// The mail that carries a link of `purpose`, valid for `ttl`.
 pub fn link_mail(to: &str, purpose: Purpose, link: &str, ttl: Period) -> Mail {
-    let lasts = humantime::format_duration(ttl.std());
+    let lasts = spoken(ttl.std());
     let (subject, body) = match purpose {
         Purpose::Reset => (
             "Reset your password",
@@ -203,5 +219,19 @@ impl Mailer {
                 Ok("written to the log".into())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn lifetimes_read_as_people_say_them() {
+        let spoken = |seconds| super::spoken(Duration::from_secs(seconds));
+        assert_eq!(spoken(3_600), "1 hour");
+        assert_eq!(spoken(48 * 3_600), "2 days");
+        assert_eq!(spoken(90 * 60), "90 minutes");
+        assert_eq!(spoken(30), "30s");
     }
 }
