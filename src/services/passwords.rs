@@ -25,9 +25,12 @@ pub struct PasswordHasher {
     /// and timing does not reveal which usernames exist.
     dummy_hash: Arc<str>,
     /// How long one verify at the configured cost takes here, in
-    /// nanoseconds (0 until measured, just after start). Every verify lasts
-    /// at least this long, so that a user whose hash predates a
-    /// `BCRYPT_COST` increase is not told apart from an unknown one.
+    /// nanoseconds: the fastest seen so far (`u64::MAX` until the first,
+    /// just after start). Every verify lasts at least this long, so that a
+    /// user whose hash predates a `BCRYPT_COST` increase is not told apart
+    /// from an unknown one. The fastest, not the first: a probe slowed by
+    /// load (an instance started into traffic) would otherwise make every
+    /// login wait that long for good.
     verify_floor: Arc<AtomicU64>,
     pool: HashPool,
 }
@@ -68,7 +71,7 @@ impl PasswordHasher {
         let hasher = Self {
             cost,
             dummy_hash,
-            verify_floor: Arc::default(),
+            verify_floor: Arc::new(AtomicU64::new(u64::MAX)),
             pool: HashPool::start(threads),
         };
         let measuring = hasher.clone();
@@ -83,8 +86,7 @@ impl PasswordHasher {
                 })
                 .await;
             if let Ok(took) = timed {
-                let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-                measuring.verify_floor.store(nanos, Ordering::Relaxed);
+                measuring.lower_floor(took);
             }
         });
         Ok(hasher)
@@ -134,16 +136,84 @@ impl PasswordHasher {
         let started = Instant::now();
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let at_cost = !self.needs_upgrade(&hash);
         let fits = candidate.expose_secret().len() <= MAX_BYTES;
-        let verified = self
+        let ran = self
             .pool
-            .run(move || bcrypt::verify(candidate.expose_secret(), &hash))
+            .run(move || {
+                let verifying = Instant::now();
+                let verified = bcrypt::verify(candidate.expose_secret(), &hash);
+                (verified, verifying.elapsed())
+            })
             .await;
-        let floor = Duration::from_nanos(self.verify_floor.load(Ordering::Relaxed));
-        if let Some(rest) = floor.checked_sub(started.elapsed()) {
+        if let Ok((_, took)) = &ran
+            && at_cost
+        {
+            self.lower_floor(*took);
+        }
+        let floor = self.verify_floor.load(Ordering::Relaxed);
+        if floor != u64::MAX
+            && let Some(rest) = Duration::from_nanos(floor).checked_sub(started.elapsed())
+        {
             tokio::time::sleep(rest).await;
         }
-        let matched = verified??;
-        Ok(known && fits && matched)
+        let (verified, _) = ran?;
+        Ok(known && fits && verified?)
+    }
+
+    /// Records a verify at the configured cost: the floor is the fastest.
+    fn lower_floor(&self, took: Duration) {
+        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
+        self.verify_floor.fetch_min(nanos, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::{Duration, Instant};
+
+    use secrecy::SecretString;
+
+    use super::PasswordHasher;
+
+    /// A floor measured while the machine was busy (here: 5 s) does not
+    /// make later logins wait that long: the first quicker verify lowers it.
+    #[tokio::test]
+    async fn a_slow_first_measurement_does_not_slow_every_login() {
+        let hasher = PasswordHasher::start(4, 1).unwrap();
+        let hash = bcrypt::hash("correct horse", 4).unwrap();
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        hasher
+            .verify_floor
+            .store(Duration::from_secs(5).as_nanos() as u64, Ordering::Relaxed);
+        for _ in 0..2 {
+            let started = Instant::now();
+            let candidate = SecretString::from("correct horse".to_owned());
+            assert!(hasher.verify(candidate, Some(hash.clone())).await.unwrap());
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{:?}",
+                started.elapsed()
+            );
+        }
+    }
+
+    /// A hash older than the configured cost still takes a verify's time.
+    #[tokio::test]
+    async fn an_old_cheap_hash_takes_as_long_as_a_current_one() {
+        let hasher = PasswordHasher::start(10, 1).unwrap();
+        let current = bcrypt::hash("correct horse", 10).unwrap();
+        let old = bcrypt::hash("correct horse", 4).unwrap();
+        let candidate = || SecretString::from("correct horse".to_owned());
+        assert!(hasher.verify(candidate(), Some(current)).await.unwrap());
+        let floor = Duration::from_nanos(hasher.verify_floor.load(Ordering::Relaxed));
+        let started = Instant::now();
+        assert!(hasher.verify(candidate(), Some(old)).await.unwrap());
+        assert!(
+            started.elapsed() >= floor,
+            "{:?} < {floor:?}",
+            started.elapsed()
+        );
     }
 }
