@@ -36,8 +36,7 @@ async fn a_password_change_ends_every_other_session() {
         async move {
             let (_, browser) = app.new_browser();
             let body = json!({"username": "susan", "password": password});
-            app.request_with(&browser, Method::POST, "/api/login", Some(&body), &[])
-                .await
+            app.attempt_login(&browser, &body).await
         }
     };
     login(PASSWORD).await.problem(401);

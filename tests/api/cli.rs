@@ -240,25 +240,17 @@ async fn operators_manage_passwords_activation_and_sessions() {
     app.refused_within_a_second(first.token()).await;
     let (_, browser) = app.new_browser();
     let login = json!({"username": "susan", "password": "purple monkey dishwasher"});
-    let fresh = app
-        .request_with(&browser, Method::POST, "/api/login", Some(&login), &[])
-        .await
-        .login_body();
+    let fresh = app.attempt_login(&browser, &login).await.login_body();
 
     let off = authd(&url, &["user", "deactivate", "susan"], "", &[]).await;
     assert_code(&off, 0);
     app.refused_within_a_second(fresh.token()).await;
     let (_, browser) = app.new_browser();
-    app.request_with(&browser, Method::POST, "/api/login", Some(&login), &[])
-        .await
-        .problem(403);
+    app.attempt_login(&browser, &login).await.problem(403);
     let on = authd(&url, &["user", "activate", "susan"], "", &[]).await;
     assert_code(&on, 0);
     app.me_with_token(fresh.token()).await.problem(401);
-    let last = app
-        .request_with(&browser, Method::POST, "/api/login", Some(&login), &[])
-        .await
-        .login_body();
+    let last = app.attempt_login(&browser, &login).await.login_body();
     let all = authd(&url, &["session", "revoke", "susan", "--all"], "", &[]).await;
     assert_code(&all, 0);
     assert!(all.stdout.contains("ended 1 session"), "{}", all.stdout);

@@ -368,6 +368,12 @@ impl TestApp {
         self.request(Method::POST, path, Some(body), &[]).await
     }
 
+    /// A login attempt with this body from `client` (a browser of its own, say).
+    pub async fn attempt_login(&self, client: &reqwest::Client, body: &Value) -> TestResponse {
+        self.request_with(client, Method::POST, "/api/login", Some(body), &[])
+            .await
+    }
+
     pub async fn get(&self, path: &str) -> TestResponse {
         self.request(Method::GET, path, None, &[]).await
     }

@@ -251,8 +251,6 @@ async fn any_spelling_of_the_address_logs_in() {
     ] {
         let (_, browser) = app.new_browser();
         let body = json!({"username": spelling, "password": PASSWORD});
-        app.request_with(&browser, Method::POST, "/api/login", Some(&body), &[])
-            .await
-            .assert_status(200);
+        app.attempt_login(&browser, &body).await.assert_status(200);
     }
 }

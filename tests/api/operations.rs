@@ -23,21 +23,15 @@ async fn metrics_are_served_on_their_own_listener_only() {
     let login = app.device_of_new_user("susan").await;
     let (_, browser) = app.new_browser();
     let wrong = json!({"username": "susan", "password": "wrong-guess-123"});
-    app.request_with(&browser, Method::POST, "/api/login", Some(&wrong), &[])
-        .await
-        .problem(401);
-    app.request_with(&browser, Method::POST, "/api/login", Some(&wrong), &[])
-        .await
-        .problem(429);
+    app.attempt_login(&browser, &wrong).await.problem(401);
+    app.attempt_login(&browser, &wrong).await.problem(429);
     app.register("olga", "olga@example.com")
         .await
         .assert_status(201);
     app.db
         .execute("UPDATE users SET is_active = false WHERE username = 'olga'");
     let olga = json!({"username": "olga", "password": PASSWORD});
-    app.request_with(&browser, Method::POST, "/api/login", Some(&olga), &[])
-        .await
-        .problem(403);
+    app.attempt_login(&browser, &olga).await.problem(403);
     let list = app
         .with_token(Method::GET, "/api/sessions", None, login.token())
         .await
@@ -274,16 +268,10 @@ async fn two_instances_share_accounts_sessions_and_counts() {
 
     let (_, browser) = a.new_browser();
     let wrong = json!({"username": "susan", "password": "wrong-guess-123"});
-    a.request_with(&browser, Method::POST, "/api/login", Some(&wrong), &[])
-        .await
-        .problem(401);
-    b.request_with(&browser, Method::POST, "/api/login", Some(&wrong), &[])
-        .await
-        .problem(401);
+    a.attempt_login(&browser, &wrong).await.problem(401);
+    b.attempt_login(&browser, &wrong).await.problem(401);
     let right = json!({"username": "susan", "password": PASSWORD});
-    a.request_with(&browser, Method::POST, "/api/login", Some(&right), &[])
-        .await
-        .problem(429);
+    a.attempt_login(&browser, &right).await.problem(429);
 }
 
 /// A query blocked behind a lock is cancelled at DB_STATEMENT_TIMEOUT, and
@@ -307,9 +295,7 @@ async fn a_blocked_query_and_an_exhausted_pool_are_quick_503s() {
     let login = async {
         let (_, browser) = app.new_browser();
         let body = json!({"username": "susan", "password": PASSWORD});
-        let response = app
-            .request_with(&browser, Method::POST, "/api/login", Some(&body), &[])
-            .await;
+        let response = app.attempt_login(&browser, &body).await;
         (response, started.elapsed())
     };
     let register = async {

@@ -13,8 +13,7 @@ async fn attempt(
     password: &str,
 ) -> TestResponse {
     let body = json!({"username": username, "password": password});
-    app.request_with(from, Method::POST, "/api/login", Some(&body), &[])
-        .await
+    app.attempt_login(from, &body).await
 }
 
 fn retry_after(response: &TestResponse) -> u64 {
