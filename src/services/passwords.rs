@@ -8,8 +8,6 @@
 //! plain functions only ever see passwords they use in full.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use secrecy::{ExposeSecret, SecretString};
 
@@ -24,14 +22,6 @@ pub struct PasswordHasher {
     /// unknown users verify against it, so they take as long as real ones
     /// and timing does not reveal which usernames exist.
     dummy_hash: Arc<str>,
-    /// How long one verify at the configured cost takes here, in
-    /// nanoseconds: the fastest seen so far (`u64::MAX` until the first,
-    /// just after start). Every verify lasts at least this long, so that a
-    /// user whose hash predates a `BCRYPT_COST` increase is not told apart
-    /// from an unknown one. The fastest, not the first: a probe slowed by
-    /// load (an instance started into traffic) would otherwise make every
-    /// login wait that long for good.
-    verify_floor: Arc<AtomicU64>,
     pool: HashPool,
 }
 
@@ -63,32 +53,15 @@ impl PasswordHasher {
     /// Starts `threads` hashing threads. Nothing is hashed on the way: the
     /// dummy hash is a real hash at cost 4 relabelled with the configured
     /// cost (verifying against it costs a verify at that cost, and matches
-    /// nothing), and the verify floor is measured in the background. Needs
-    /// a Tokio runtime.
+    /// nothing).
     pub fn start(cost: u32, threads: usize) -> Result<Self, bcrypt::BcryptError> {
         let cheap = bcrypt::hash(random_token(), 4)?;
         let dummy_hash: Arc<str> = format!("$2b${cost:02}${}", &cheap[7..]).into();
         let hasher = Self {
             cost,
             dummy_hash,
-            verify_floor: Arc::new(AtomicU64::new(u64::MAX)),
             pool: HashPool::start(threads),
         };
-        let measuring = hasher.clone();
-        tokio::spawn(async move {
-            let dummy = measuring.dummy_hash.clone();
-            let timed = measuring
-                .pool
-                .run(move || {
-                    let started = Instant::now();
-                    let _ = bcrypt::verify("timing probe", &dummy);
-                    started.elapsed()
-                })
-                .await;
-            if let Ok(took) = timed {
-                measuring.lower_floor(took);
-            }
-        });
         Ok(hasher)
     }
 
@@ -133,71 +106,35 @@ impl PasswordHasher {
         candidate: SecretString,
         hash: Option<String>,
     ) -> Result<bool, HashError> {
-        let started = Instant::now();
         let known = hash.is_some();
         let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
-        let at_cost = !self.needs_upgrade(&hash);
+        // A hash from before a `BCRYPT_COST` increase is quicker to check:
+        // a verify against the dummy beside it makes its user take as long
+        // as anyone else, at any load, so they are not told apart from an
+        // unknown user (until the login upgrades the hash).
+        let pad = self.needs_upgrade(&hash).then(|| self.dummy_hash.clone());
         let fits = candidate.expose_secret().len() <= MAX_BYTES;
-        let ran = self
+        let matched = self
             .pool
             .run(move || {
-                let verifying = Instant::now();
-                let verified = bcrypt::verify(candidate.expose_secret(), &hash);
-                (verified, verifying.elapsed())
+                if let Some(dummy) = pad {
+                    let _ = bcrypt::verify(candidate.expose_secret(), &dummy);
+                }
+                bcrypt::verify(candidate.expose_secret(), &hash)
             })
-            .await;
-        if let Ok((_, took)) = &ran
-            && at_cost
-        {
-            self.lower_floor(*took);
-        }
-        let floor = self.verify_floor.load(Ordering::Relaxed);
-        if floor != u64::MAX
-            && let Some(rest) = Duration::from_nanos(floor).checked_sub(started.elapsed())
-        {
-            tokio::time::sleep(rest).await;
-        }
-        let (verified, _) = ran?;
-        Ok(known && fits && verified?)
+            .await??;
+        Ok(known && fits && matched)
     }
 
-    /// Records a verify at the configured cost: the floor is the fastest.
-    fn lower_floor(&self, took: Duration) {
-        let nanos = u64::try_from(took.as_nanos()).unwrap_or(u64::MAX);
-        self.verify_floor.fetch_min(nanos, Ordering::Relaxed);
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::Ordering;
-    use std::time::{Duration, Instant};
+    use std::time::Instant;
 
     use secrecy::SecretString;
 
     use super::PasswordHasher;
-
-    /// A floor measured while the machine was busy (here: 5 s) does not
-    /// make later logins wait that long: the first quicker verify lowers it.
-    #[tokio::test]
-    async fn a_slow_first_measurement_does_not_slow_every_login() {
-        let hasher = PasswordHasher::start(4, 1).unwrap();
-        let hash = bcrypt::hash("correct horse", 4).unwrap();
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        hasher
-            .verify_floor
-            .store(Duration::from_secs(5).as_nanos() as u64, Ordering::Relaxed);
-        for _ in 0..2 {
-            let started = Instant::now();
-            let candidate = SecretString::from("correct horse".to_owned());
-            assert!(hasher.verify(candidate, Some(hash.clone())).await.unwrap());
-            assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "{:?}",
-                started.elapsed()
-            );
-        }
-    }
 
     /// A hash older than the configured cost still takes a verify's time.
     #[tokio::test]
@@ -206,13 +143,14 @@ mod tests {
         let current = bcrypt::hash("correct horse", 10).unwrap();
         let old = bcrypt::hash("correct horse", 4).unwrap();
         let candidate = || SecretString::from("correct horse".to_owned());
+        let started = Instant::now();
         assert!(hasher.verify(candidate(), Some(current)).await.unwrap());
-        let floor = Duration::from_nanos(hasher.verify_floor.load(Ordering::Relaxed));
+        let current_took = started.elapsed();
         let started = Instant::now();
         assert!(hasher.verify(candidate(), Some(old)).await.unwrap());
         assert!(
-            started.elapsed() >= floor,
-            "{:?} < {floor:?}",
+            started.elapsed() * 2 >= current_took,
+            "{:?} against {current_took:?}",
             started.elapsed()
         );
     }
