@@ -7,10 +7,10 @@ pub mod mail;
 pub mod outbox;
 pub mod tokens;
 
-use chrono::Utc;
-use diesel::{Connection, PgConnection};
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection, QueryResult};
 
-use crate::db::email_tokens::{self, Purpose};
+use crate::db::email_tokens::{self, EmailToken, Purpose};
 use crate::db::users::{self, User};
 use crate::db::{self, DbError, sessions};
 use crate::domain::{Client, Email, Password};
@@ -157,13 +157,12 @@ impl Recovery {
         let (ended, event) = db::run(&self.core.pool, move |conn| {
             conn.transaction(|conn| {
                 let now = Utc::now();
-                let Some(token) = email_tokens::consume(conn, &digest, Purpose::Reset, now)? else {
-                    return Ok((None, None));
-                };
                 // Still the account's address, and the account still active:
                 // a link mailed to an address given up since must not work.
-                let owner = users::find_locked(conn, token.user_id)?;
-                if !owner.is_some_and(|user| user.is_active && user.email == token.email) {
+                let Some((token, owner)) = consume(conn, &digest, Purpose::Reset, now)? else {
+                    return Ok((None, None));
+                };
+                if !(owner.is_active && owner.email == token.email) {
                     return Ok((None, None));
                 }
                 users::mark_email_verified(conn, id, &token.email, now)?;
@@ -193,12 +192,10 @@ impl Recovery {
         let verified = db::run(&self.core.pool, move |conn| {
             conn.transaction(|conn| {
                 let now = Utc::now();
-                let Some(token) = email_tokens::consume(conn, &digest, Purpose::Verify, now)?
-                else {
+                let Some((token, owner)) = consume(conn, &digest, Purpose::Verify, now)? else {
                     return Ok(None);
                 };
-                let owner = users::find_locked(conn, token.user_id)?;
-                if owner.is_none_or(|user| user.email != token.email) {
+                if owner.email != token.email {
                     return Ok(None);
                 }
                 let event = Record::new(Event::EmailVerified, Some(token.user_id), None, &client);
@@ -264,4 +261,24 @@ impl Recovery {
         event.iter().for_each(Record::log);
         Ok(self.links.link(Purpose::Reset, &token))
     }
+}
+
+/// Uses a live token up, its owner's row locked first: the order every
+/// account change takes (the user, then its tokens, by trigger or by
+/// `set_password_hash`), so a reset racing an address change waits rather
+/// than deadlocks. `None` when the token is not live, or was taken by a
+/// request racing this one.
+fn consume(
+    conn: &mut PgConnection,
+    digest: &[u8],
+    purpose: Purpose,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<(EmailToken, User)>> {
+    let Some(token) = email_tokens::find_live(conn, digest, purpose, now)? else {
+        return Ok(None);
+    };
+    let Some(owner) = users::find_locked(conn, token.user_id)? else {
+        return Ok(None);
+    };
+    Ok(email_tokens::consume(conn, digest, purpose, now)?.map(|token| (token, owner)))
 }
