@@ -1,0 +1,2 @@
+DROP INDEX mail_outbox_verify_user;
+DROP INDEX mail_outbox_reset_address;
