@@ -179,9 +179,18 @@ impl Store for RedisStore {
 
     fn release<'a>(&'a self, hit: &'a Hit) -> BoxFuture<'a, Result<(), ThrottleError>> {
         async move {
-            redis::cmd("ZREM")
+            // From the failures too: a hit that went stale was moved there,
+            // and Postgres' release takes it back wherever it is.
+            redis::pipe()
+                .atomic()
+                .cmd("ZREM")
                 .arg(self.pending_key(hit.bucket, &hit.key))
                 .arg(&hit.id)
+                .ignore()
+                .cmd("ZREM")
+                .arg(self.failures_key(hit.bucket, &hit.key))
+                .arg(&hit.id)
+                .ignore()
                 .query_async::<()>(&mut self.redis.clone())
                 .await?;
             Ok(())
