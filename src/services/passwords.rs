@@ -125,7 +125,6 @@ impl PasswordHasher {
             .await??;
         Ok(known && fits && matched)
     }
-
 }
 
 #[cfg(test)]

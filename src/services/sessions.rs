@@ -120,8 +120,8 @@ impl Sessions {
         self.cache.forget(Invalidation::User(user_id));
     }
 
-    /// After `count` of the user's sessions ended here.
-    /// Notes that `count` of the user's sessions just ended elsewhere.
+    /// After `count` of the user's sessions ended here: forgets them at
+    /// once (other instances hear of it from the database) and counts them.
     pub fn revoked(&self, user_id: i64, count: usize) {
         self.forget_user(user_id);
         metrics::counter!("authd_sessions_revoked_total").increment(count as u64);
