@@ -46,6 +46,10 @@ async fn metrics_are_served_on_their_own_listener_only() {
     .await
     .assert_status(204);
     app.get("/metrics").await.problem(404);
+    let invented = Method::from_bytes(b"INVENTED").unwrap();
+    app.request(invented, "/api/me", None, &[])
+        .await
+        .problem(405);
 
     let scraped = reqwest::get(app.metrics.as_deref().unwrap()).await.unwrap();
     assert_eq!(scraped.status(), 200);
@@ -90,6 +94,9 @@ async fn metrics_are_served_on_their_own_listener_only() {
         assert!(text.contains(name), "{name} missing");
     }
     assert!(!text.contains(&id), "a session id in the metrics");
+    // Any token is a method to actix; the label keeps to a fixed few.
+    assert!(!text.contains("INVENTED"), "{text}");
+    assert!(text.contains(r#"method="other""#), "{text}");
 }
 
 /// A failed start and a shutdown end with their exit codes (1, 0), never a
