@@ -68,17 +68,22 @@ where
     let span = tracing::Span::current();
     let blocking = metrics::gauge!("authd_blocking_tasks");
     blocking.increment(1);
+    // Counted down by the task itself: it runs to the end even when the
+    // request that awaits it is dropped (a client gone), so the gauge
+    // cannot drift.
     let ran = web::block(move || {
         let _entered = span.enter();
         let waiting = metrics::gauge!("authd_db_pool_waiting");
         waiting.increment(1);
         let connection = pool.get();
         waiting.decrement(1);
-        let mut connection = connection.map_err(|error| DbError::Unavailable(error.to_string()))?;
-        query(&mut connection).map_err(DbError::from)
+        let ran = connection
+            .map_err(|error| DbError::Unavailable(error.to_string()))
+            .and_then(|mut connection| query(&mut connection).map_err(DbError::from));
+        blocking.decrement(1);
+        ran
     })
     .await;
-    blocking.decrement(1);
     ran.map_err(|_| DbError::Unavailable("the blocking thread pool is shutting down".into()))?
 }
 
