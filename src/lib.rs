@@ -5,12 +5,14 @@
 //! - [`services`]: accounts, sessions, the throttle, the audit trail;
 //! - [`db`] (storage, one module per table, over [`schema`]) and [`domain`]
 //!   (values parsed once at the edge);
-//! - [`configuration`] and [`crypto`]: settings and small shared helpers.
+//! - [`configuration`], [`crypto`] and [`clock`]: settings and small shared
+//!   helpers.
 //!
 //! [`startup`] wires them together; [`cli`] is the command line (whose
 //! default command serves); [`telemetry`] sets up logging.
 
 pub mod cli;
+pub mod clock;
 pub mod configuration;
 pub mod crypto;
 pub mod db;

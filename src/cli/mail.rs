@@ -5,7 +5,8 @@ use clap::Subcommand;
 use crate::cli::{Failure, Outcome};
 use crate::configuration::Settings;
 use crate::domain::Email;
-use crate::services::recovery::mail::{MailError, Mailer, test_mail};
+use crate::services::mail::transport::test_mail;
+use crate::services::mail::{MailError, Mailer};
 
 #[derive(Debug, Subcommand)]
 pub enum MailCommand {
@@ -19,17 +20,17 @@ impl MailCommand {
     pub async fn run(self, settings: &Settings) -> Outcome {
         match self {
             Self::Test { address } => {
-                let Some(server) = settings.recovery.smtp_server() else {
+                let Some(server) = settings.mail.smtp_server() else {
                     return Err(Failure::Setup(
                         "SMTP_URL is not set: there is no mail server to test".into(),
                     ));
                 };
                 let address = Email::parse(&address)
                     .map_err(|message| Failure::Setup(format!("{address}: {message}")))?;
-                let mailer = Mailer::new(&settings.recovery)
+                let mailer = Mailer::new(&settings.mail)
                     .map_err(|error| Failure::Setup(format!("{error:#}")))?;
                 let mail = test_mail(address.as_str());
-                let sent = actix_web::web::block(move || mailer.send(&mail))
+                let sent = tokio::task::spawn_blocking(move || mailer.send(&mail))
                     .await
                     .map_err(|_| Failure::Setup("sending was cancelled".into()))?;
                 match sent {

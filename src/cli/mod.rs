@@ -151,13 +151,13 @@ async fn with_services(
         .await
         .map_err(|error| Failure::Setup(format!("{error:#}")))?;
     let outcome = command(&services).await;
-    services.close(settings.db_timeout.std()).await;
+    services.close(settings.database.timeout.std()).await;
     outcome
 }
 
 async fn migrate(settings: &Settings) -> Outcome {
-    let url = settings.direct_database_url().to_owned();
-    actix_web::web::block(move || crate::db::migrations::prepare(&url))
+    let url = settings.database.direct_url().to_owned();
+    tokio::task::spawn_blocking(move || crate::db::migrations::prepare(&url))
         .await
         .map_err(|_| Failure::Setup("migration was cancelled".into()))?
         .map_err(|error| Failure::Setup(format!("{:#}", anyhow::Error::from(error))))?;

@@ -4,6 +4,7 @@ use clap::Subcommand;
 
 use crate::cli::user::{find, print_table};
 use crate::cli::{Failure, Outcome, operator};
+use crate::domain::SessionId;
 use crate::startup::Services;
 
 #[derive(Debug, Subcommand)]
@@ -43,7 +44,7 @@ impl SessionCommand {
                     ],
                     sessions.iter().map(|session| {
                         vec![
-                            session.public_id.clone(),
+                            session.id.to_string(),
                             session.created_at.to_rfc3339(),
                             session.last_seen_at.to_rfc3339(),
                             session.expires_at.to_rfc3339(),
@@ -69,14 +70,16 @@ impl SessionCommand {
                     println!("ended {ended} session(s) of {}", user.username);
                     return Ok(());
                 }
-                let id = session_id.unwrap_or_default();
+                let typed = session_id.unwrap_or_default();
+                let no_such =
+                    || Failure::Refused(format!("{} has no live session {typed}", user.username));
+                let id = SessionId::parse(&typed).ok_or_else(no_such)?;
                 services
                     .sessions
-                    .end(user.id, id.clone(), &operator())
+                    .end(user.id, id, &operator())
                     .await?
-                    .ok_or_else(|| {
-                        Failure::Refused(format!("{} has no live session {id}", user.username))
-                    })?;
+                    .ok_or_else(no_such)?;
+                let id = typed;
                 println!("ended session {id} of {}", user.username);
                 Ok(())
             }

@@ -6,7 +6,7 @@ use clap::Subcommand;
 
 use crate::cli::{Failure, Outcome, operator};
 use crate::db::users::User;
-use crate::domain::{Email, FieldErrors, Owner, Password, Username, add_error};
+use crate::domain::{Owner, Password};
 use crate::services::accounts::{AccountError, NewAccount};
 use crate::services::recovery::RecoveryError;
 use crate::startup::Services;
@@ -53,21 +53,7 @@ impl UserCommand {
                 password_stdin,
             } => {
                 let password = read_password(password_stdin)?;
-                let mut errors = FieldErrors::new();
-                let parsed_username = noted(&mut errors, "username", Username::parse(&username));
-                let parsed_email = noted(&mut errors, "email", Email::parse(&email));
-                let owner = Owner {
-                    username: Some(&username),
-                    email: Some(&email),
-                };
-                let password = noted(&mut errors, "password", Password::parse(&password, owner));
-                let account = NewAccount {
-                    submitted_username: Some(username.clone()),
-                    username: parsed_username,
-                    email: parsed_email,
-                    password,
-                    errors,
-                };
+                let account = NewAccount::parse(Some(&username), Some(&email), Some(&password));
                 let user = accounts
                     .create(account, &operator())
                     .await
@@ -199,12 +185,6 @@ pub async fn find(services: &Services, username: String) -> Result<User, Failure
         .find_by_username(username.clone())
         .await?
         .ok_or_else(|| Failure::Refused(format!("no user named {username}")))
-}
-
-fn noted<T>(errors: &mut FieldErrors, field: &str, parsed: Result<T, &str>) -> Option<T> {
-    parsed
-        .map_err(|message| add_error(errors, field, message))
-        .ok()
 }
 
 fn refused(error: AccountError) -> Failure {

@@ -4,13 +4,14 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 use ipnet::IpNet;
 
+use crate::domain::UserId;
 use crate::schema::auth_events;
 
 #[derive(Debug, Insertable)]
 #[diesel(table_name = auth_events, check_for_backend(diesel::pg::Pg))]
 pub struct NewAuthEvent<'a> {
     pub event: &'a str,
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     pub identifier: Option<&'a str>,
     pub ip: Option<IpNet>,
     pub user_agent: Option<&'a str>,

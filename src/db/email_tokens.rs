@@ -4,9 +4,11 @@
 use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
+use crate::domain::UserId;
 use crate::schema::email_tokens;
 
-/// What a mailed token may be used for, and what a queued mail is for.
+/// What a mailed token may be used for (and, by the same name, the kind
+/// of the mail that carries it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Purpose {
     /// Proves that the account's owner reads its address.
@@ -16,18 +18,10 @@ pub enum Purpose {
 }
 
 impl Purpose {
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Self::Verify => "verify",
             Self::Reset => "reset",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "verify" => Some(Self::Verify),
-            "reset" => Some(Self::Reset),
-            _ => None,
         }
     }
 }
@@ -36,7 +30,7 @@ impl Purpose {
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = email_tokens, check_for_backend(diesel::pg::Pg))]
 pub struct EmailToken {
-    pub user_id: i64,
+    pub user_id: UserId,
     /// The address the token was mailed to.
     pub email: String,
     pub expires_at: DateTime<Utc>,
@@ -47,7 +41,7 @@ pub struct EmailToken {
 pub fn issue(
     conn: &mut PgConnection,
     digest: &[u8],
-    user_id: i64,
+    user_id: UserId,
     purpose: Purpose,
     email: &str,
     expires_at: DateTime<Utc>,
@@ -106,7 +100,7 @@ pub fn consume(
 }
 
 /// Voids every token of the user (a new password or address).
-pub fn void_all_of(conn: &mut PgConnection, user_id: i64) -> QueryResult<usize> {
+pub fn void_all_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<usize> {
     diesel::delete(email_tokens::table.filter(email_tokens::user_id.eq(user_id))).execute(conn)
 }
 

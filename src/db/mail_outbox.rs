@@ -6,40 +6,35 @@ use chrono::{DateTime, Utc};
 use diesel::prelude::*;
 
 use crate::db::email_tokens::Purpose;
+use crate::domain::UserId;
 use crate::schema::mail_outbox;
 
-/// A queued mail: what to send, not the mail itself.
+/// A queued mail: what to send, not the mail itself (made when it is sent).
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = mail_outbox, check_for_backend(diesel::pg::Pg))]
 pub struct QueuedMail {
     pub id: i64,
     pub kind: String,
-    /// The account a verification is for; none for a password reset,
-    /// which is asked for by address.
-    pub user_id: Option<i64>,
+    /// The account it is about; none for a mail asked for by address (a
+    /// password reset).
+    pub user_id: Option<UserId>,
     pub address: String,
     pub expires_at: DateTime<Utc>,
     /// Attempts before this one.
     pub attempts: i32,
 }
 
-impl QueuedMail {
-    pub fn purpose(&self) -> Option<Purpose> {
-        Purpose::parse(&self.kind)
-    }
-}
-
 /// Queues a mail, inside the caller's transaction.
 pub fn enqueue(
     conn: &mut PgConnection,
-    purpose: Purpose,
-    user_id: Option<i64>,
+    kind: &str,
+    user_id: Option<UserId>,
     address: &str,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::insert_into(mail_outbox::table)
         .values((
-            mail_outbox::kind.eq(purpose.as_str()),
+            mail_outbox::kind.eq(kind),
             mail_outbox::user_id.eq(user_id),
             mail_outbox::address.eq(address),
             mail_outbox::expires_at.eq(expires_at),

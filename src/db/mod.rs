@@ -15,7 +15,6 @@ pub mod shared_secrets;
 pub mod throttle_hits;
 pub mod users;
 
-use actix_web::web;
 use diesel::RunQueryDsl;
 use diesel::pg::PgConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
@@ -57,7 +56,7 @@ impl From<DieselError> for DbError {
     }
 }
 
-/// Runs `query` with a pooled connection on the blocking thread pool,
+/// Runs `query` with a pooled connection on Tokio's blocking thread pool,
 /// inside the caller's tracing span.
 pub async fn run<T, F>(pool: &PgPool, query: F) -> Result<T, DbError>
 where
@@ -71,7 +70,7 @@ where
     // Counted down by the task itself: it runs to the end even when the
     // request that awaits it is dropped (a client gone), so the gauge
     // cannot drift.
-    let ran = web::block(move || {
+    let ran = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
         let waiting = metrics::gauge!("authd_db_pool_waiting");
         waiting.increment(1);

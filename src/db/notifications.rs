@@ -3,13 +3,15 @@
 use diesel::pg::PgConnection;
 use diesel::prelude::*;
 
+use crate::domain::UserId;
+
 pub const CHANNEL: &str = "authd_invalidate";
 
 /// What a notification asks to forget.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Invalidation {
     /// Every cached session of this user.
-    User(i64),
+    User(UserId),
     /// Everything (a payload nobody understands counts as this).
     All,
 }
@@ -44,11 +46,14 @@ pub fn ping(conn: &mut PgConnection) -> QueryResult<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::Invalidation;
+    use super::*;
 
     #[test]
     fn payloads_name_a_user_or_everything() {
-        assert_eq!(Invalidation::parse("u:42"), Invalidation::User(42));
+        assert_eq!(
+            Invalidation::parse("u:42"),
+            Invalidation::User(UserId::new(42))
+        );
         assert_eq!(Invalidation::parse("*"), Invalidation::All);
         assert_eq!(Invalidation::parse("u:x"), Invalidation::All);
     }

@@ -5,24 +5,29 @@ use diesel::prelude::*;
 use ipnet::IpNet;
 
 use crate::db::users::User;
+use crate::domain::{CsrfToken, SessionId, SessionToken, UserId};
 use crate::schema::{sessions, users};
 
-/// A row of `sessions`: one login, wherever its credential travels.
-#[derive(Clone, Debug, Queryable, Selectable, Identifiable, Insertable)]
+/// A row of `sessions`: one login, wherever its credential travels. Its
+/// `Debug` prints neither credential (their types do not).
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct Session {
-    pub id: String,
-    pub user_id: i64,
+    /// The credential the cookie or bearer token carries (the `id` column).
+    #[diesel(column_name = id)]
+    pub token: SessionToken,
+    pub user_id: UserId,
     pub created_at: DateTime<Utc>,
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub remember: bool,
     pub user_agent: Option<String>,
     pub ip: Option<IpNet>,
-    pub csrf_token: String,
+    pub csrf_token: CsrfToken,
     pub revoked_at: Option<DateTime<Utc>>,
-    /// The handle the owner sees and ends it by; `id` is the credential.
-    pub public_id: String,
+    /// The handle the owner sees and ends it by (the `public_id` column).
+    #[diesel(column_name = public_id)]
+    pub id: SessionId,
 }
 
 pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {
@@ -45,13 +50,13 @@ fn live(now: DateTime<Utc>, idle_since: DateTime<Utc>) -> _ {
 /// The session and its user, if the session is live and its user active.
 pub fn find_live_with_user(
     conn: &mut PgConnection,
-    id: &str,
+    token: &SessionToken,
     now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
 ) -> QueryResult<Option<(Session, User)>> {
     sessions::table
         .inner_join(users::table)
-        .filter(sessions::id.eq(id))
+        .filter(sessions::id.eq(token))
         .filter(live(now, idle_since))
         .filter(users::is_active)
         .select((Session::as_select(), User::as_select()))
@@ -62,7 +67,7 @@ pub fn find_live_with_user(
 /// A user's live sessions, newest first.
 pub fn list_live(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
 ) -> QueryResult<Vec<Session>> {
@@ -74,12 +79,12 @@ pub fn list_live(
         .load(conn)
 }
 
-/// Revokes the user's session with this public id; false when the user
+/// Revokes the user's session with this public id; `None` when the user
 /// has no such session still unrevoked.
 pub fn revoke_public(
     conn: &mut PgConnection,
-    user_id: i64,
-    public_id: &str,
+    user_id: UserId,
+    public_id: &SessionId,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Session>> {
     diesel::update(
@@ -98,8 +103,8 @@ pub fn revoke_public(
 /// returns how many.
 pub fn revoke_all_of(
     conn: &mut PgConnection,
-    user_id: i64,
-    keep: &[String],
+    user_id: UserId,
+    keep: &[SessionToken],
     now: DateTime<Utc>,
 ) -> QueryResult<usize> {
     diesel::update(
@@ -119,7 +124,7 @@ pub fn purge_ended(
     until: DateTime<Utc>,
     batch: i64,
 ) -> QueryResult<usize> {
-    let ended: Vec<String> = sessions::table
+    let ended: Vec<SessionToken> = sessions::table
         .filter(
             sessions::expires_at
                 .lt(until)
@@ -132,10 +137,14 @@ pub fn purge_ended(
 }
 
 /// Marks the session revoked; revoking twice keeps the first time.
-pub fn revoke(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryResult<bool> {
+pub fn revoke(
+    conn: &mut PgConnection,
+    token: &SessionToken,
+    now: DateTime<Utc>,
+) -> QueryResult<bool> {
     diesel::update(
         sessions::table
-            .find(id)
+            .find(token)
             .filter(sessions::revoked_at.is_null()),
     )
     .set(sessions::revoked_at.eq(now))
@@ -145,9 +154,12 @@ pub fn revoke(conn: &mut PgConnection, id: &str, now: DateTime<Utc>) -> QueryRes
 
 /// Notes activity for many sessions in one statement; a session already
 /// seen later keeps its time.
-pub fn touch_many(conn: &mut PgConnection, seen: &[(String, DateTime<Utc>)]) -> QueryResult<usize> {
+pub fn touch_many(
+    conn: &mut PgConnection,
+    seen: &[(SessionToken, DateTime<Utc>)],
+) -> QueryResult<usize> {
     let (ids, times): (Vec<&str>, Vec<DateTime<Utc>>) =
-        seen.iter().map(|(id, at)| (id.as_str(), *at)).unzip();
+        seen.iter().map(|(token, at)| (token.expose(), *at)).unzip();
     diesel::sql_query(
         "UPDATE sessions SET last_seen_at = seen.at \
          FROM unnest($1::text[], $2::timestamptz[]) AS seen(id, at) \

@@ -6,7 +6,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde::Serialize;
 
 use crate::db::{email_tokens, mail_outbox};
-use crate::domain::{Email, LoginName, Username, is_invisible};
+use crate::domain::{Email, LoginName, PasswordHash, UserId, Username, is_invisible};
 use crate::schema::users;
 
 diesel::define_sql_function! {
@@ -18,11 +18,11 @@ diesel::define_sql_function! {
 #[derive(Clone, Debug, Queryable, Selectable, Identifiable, Serialize)]
 #[diesel(table_name = users, check_for_backend(diesel::pg::Pg))]
 pub struct User {
-    pub id: i64,
+    pub id: UserId,
     pub username: String,
     pub email: String,
     #[serde(skip)]
-    pub password_hash: String,
+    pub password_hash: PasswordHash,
     #[serde(skip)]
     pub is_active: bool,
     pub created_at: DateTime<Utc>,
@@ -45,7 +45,7 @@ fn is_set<S: serde::Serializer>(
 pub struct NewUser<'a> {
     pub username: &'a str,
     pub email: &'a str,
-    pub password_hash: &'a str,
+    pub password_hash: &'a PasswordHash,
 }
 
 /// Which of the unique values are already in use.
@@ -67,7 +67,7 @@ pub fn taken(
     conn: &mut PgConnection,
     username: Option<&Username>,
     email: Option<&Email>,
-    except: Option<i64>,
+    except: Option<UserId>,
 ) -> QueryResult<Taken> {
     let username = username.map(|name| name.as_str().to_lowercase());
     let email = email.map(Email::as_str);
@@ -139,7 +139,7 @@ pub struct ProfileChange<'a> {
 /// Changes the username and/or address, or says which was taken meanwhile.
 pub fn update_profile(
     conn: &mut PgConnection,
-    id: i64,
+    id: UserId,
     change: &ProfileChange<'_>,
 ) -> QueryResult<Result<User, Taken>> {
     refused_as_taken(
@@ -150,7 +150,7 @@ pub fn update_profile(
     )
 }
 
-pub fn find(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
+pub fn find(conn: &mut PgConnection, id: UserId) -> QueryResult<Option<User>> {
     users::table
         .find(id)
         .select(User::as_select())
@@ -179,7 +179,11 @@ pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<User>> {
 /// password reset still queued for the account's address goes out: both
 /// were asked for before this password existed. (Not a trigger: one
 /// cannot tell this from [`replace_hash`], which must void nothing.)
-pub fn set_password_hash(conn: &mut PgConnection, id: i64, hash: &str) -> QueryResult<()> {
+pub fn set_password_hash(
+    conn: &mut PgConnection,
+    id: UserId,
+    hash: &PasswordHash,
+) -> QueryResult<()> {
     let email: String = diesel::update(users::table.find(id))
         .set(users::password_hash.eq(hash))
         .returning(users::email)
@@ -193,7 +197,7 @@ pub fn set_password_hash(conn: &mut PgConnection, id: i64, hash: &str) -> QueryR
 /// that changed anything.
 pub fn mark_email_verified(
     conn: &mut PgConnection,
-    id: i64,
+    id: UserId,
     email: &str,
     at: DateTime<Utc>,
 ) -> QueryResult<bool> {
@@ -210,7 +214,7 @@ pub fn mark_email_verified(
 
 /// The account, its row locked until the caller's transaction ends: a
 /// change of address or password waits for it, and it sees the last one.
-pub fn find_locked(conn: &mut PgConnection, id: i64) -> QueryResult<Option<User>> {
+pub fn find_locked(conn: &mut PgConnection, id: UserId) -> QueryResult<Option<User>> {
     users::table
         .find(id)
         .select(User::as_select())
@@ -232,7 +236,7 @@ pub fn find_by_email_locked(conn: &mut PgConnection, email: &str) -> QueryResult
 
 /// Enables or disables the account; true when that changed anything. A
 /// trigger revokes every session of an account being disabled.
-pub fn set_active(conn: &mut PgConnection, id: i64, active: bool) -> QueryResult<bool> {
+pub fn set_active(conn: &mut PgConnection, id: UserId, active: bool) -> QueryResult<bool> {
     diesel::update(users::table.find(id).filter(users::is_active.ne(active)))
         .set(users::is_active.eq(active))
         .execute(conn)
@@ -240,7 +244,7 @@ pub fn set_active(conn: &mut PgConnection, id: i64, active: bool) -> QueryResult
 }
 
 /// Deletes the account; its sessions go with it (`ON DELETE CASCADE`).
-pub fn delete(conn: &mut PgConnection, id: i64) -> QueryResult<bool> {
+pub fn delete(conn: &mut PgConnection, id: UserId) -> QueryResult<bool> {
     diesel::delete(users::table.find(id))
         .execute(conn)
         .map(|rows| rows > 0)
@@ -265,7 +269,7 @@ pub fn find_by_login(conn: &mut PgConnection, name: &LoginName) -> QueryResult<O
         .optional()
 }
 
-pub fn record_login(conn: &mut PgConnection, id: i64, at: DateTime<Utc>) -> QueryResult<()> {
+pub fn record_login(conn: &mut PgConnection, id: UserId, at: DateTime<Utc>) -> QueryResult<()> {
     diesel::update(users::table.find(id))
         .set(users::last_login_at.eq(at))
         .execute(conn)
@@ -273,7 +277,12 @@ pub fn record_login(conn: &mut PgConnection, id: i64, at: DateTime<Utc>) -> Quer
 }
 
 /// Swaps the hash, unless another login already did.
-pub fn replace_hash(conn: &mut PgConnection, id: i64, old: &str, new: &str) -> QueryResult<()> {
+pub fn replace_hash(
+    conn: &mut PgConnection,
+    id: UserId,
+    old: &PasswordHash,
+    new: &PasswordHash,
+) -> QueryResult<()> {
     diesel::update(users::table.find(id).filter(users::password_hash.eq(old)))
         .set(users::password_hash.eq(new))
         .execute(conn)
@@ -286,7 +295,7 @@ pub fn replace_hash(conn: &mut PgConnection, id: i64, old: &str, new: &str) -> Q
 /// would then collide with another account's is left as it is, with a
 /// warning naming both accounts: merging accounts is an operator's call.
 pub fn normalise_emails(conn: &mut PgConnection) -> QueryResult<()> {
-    let candidates: Vec<(i64, String)> = users::table
+    let candidates: Vec<(UserId, String)> = users::table
         .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
             "email ~ '[^[:ascii:]]'",
         ))
@@ -297,7 +306,7 @@ pub fn normalise_emails(conn: &mut PgConnection) -> QueryResult<()> {
         let visible: String = stored.chars().filter(|c| !is_invisible(*c)).collect();
         let Ok(normal) = Email::parse(&visible) else {
             tracing::warn!(
-                user_id = id,
+                user_id = %id,
                 "an e-mail address cannot be normalised; left as it is"
             );
             continue;
@@ -305,15 +314,15 @@ pub fn normalise_emails(conn: &mut PgConnection) -> QueryResult<()> {
         if normal.as_str() == stored {
             continue;
         }
-        let holder: Option<i64> = users::table
+        let holder: Option<UserId> = users::table
             .filter(users::email.eq(normal.as_str()))
             .select(users::id)
             .first(conn)
             .optional()?;
         if let Some(holder) = holder {
             tracing::warn!(
-                user_id = id,
-                holder,
+                user_id = %id,
+                holder = %holder,
                 "an e-mail address normalises to another account's; left as it is"
             );
             continue;

@@ -3,6 +3,7 @@
 
 mod client;
 mod email;
+mod ids;
 mod login_name;
 mod next_path;
 mod password;
@@ -12,6 +13,7 @@ use std::collections::BTreeMap;
 
 pub use client::Client;
 pub use email::{Email, is_invisible};
+pub use ids::{CsrfToken, PasswordHash, SessionId, SessionToken, UserId};
 pub use login_name::LoginName;
 pub use next_path::NextPath;
 pub use password::{MAX_BYTES as PASSWORD_MAX_BYTES, Owner, Password};
@@ -27,4 +29,22 @@ pub fn add_error(errors: &mut FieldErrors, field: &str, message: &str) {
         .entry(field.to_owned())
         .or_default()
         .push(message.to_owned());
+}
+
+/// Parses a field that was given into its domain type, noting the message
+/// against `field` if it fails; `None` for a field not given (reporting it
+/// missing is the caller's call).
+pub fn parse_field<T>(
+    errors: &mut FieldErrors,
+    field: &str,
+    value: Option<&str>,
+    parse: impl FnOnce(&str) -> Result<T, &'static str>,
+) -> Option<T> {
+    match parse(value?) {
+        Ok(parsed) => Some(parsed),
+        Err(message) => {
+            add_error(errors, field, message);
+            None
+        }
+    }
 }

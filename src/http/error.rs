@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::db::DbError;
 use crate::domain::FieldErrors;
-use crate::services::accounts::{AccountError, LoginError};
+use crate::services::accounts::AccountError;
+use crate::services::login::LoginError;
 use crate::services::passwords::HashError;
 use crate::services::recovery::RecoveryError;
 use crate::services::throttle::ThrottleError;
@@ -344,11 +345,12 @@ impl From<LoginError> for ApiError {
         match error {
             LoginError::InvalidCredentials { .. } => Self::InvalidCredentials,
             LoginError::Inactive { .. } => Self::InactiveAccount,
-            LoginError::Unverified { .. } => Self::EmailNotVerified { sent: false },
+            LoginError::Unverified { mailed } => Self::EmailNotVerified { sent: mailed },
             LoginError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
             LoginError::Db(error) => error.into(),
             LoginError::Throttle(error) => error.into(),
             LoginError::Hash(error) => error.into(),
+            LoginError::Recovery(error) => error.into(),
         }
     }
 }

@@ -1,5 +1,5 @@
 //! JSON request bodies: the media type, size and syntax checks every body
-//! goes through, and the field-error plumbing for validation.
+//! goes through, and the one way their fields are validated ([`check`]).
 
 use std::time::{Duration, Instant};
 
@@ -8,9 +8,9 @@ use actix_web::http::StatusCode;
 use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
 use serde::de::DeserializeOwned;
-use validator::ValidationErrors;
+use validator::Validate;
 
-use crate::domain::{FieldErrors, add_error};
+use crate::domain::FieldErrors;
 use crate::http::error::ApiError;
 use crate::http::request_span::Started;
 
@@ -118,34 +118,10 @@ fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// The value of a field the request must send, non-empty; `None` (and the
-/// message noted) when it is missing or empty.
-pub fn required<'a>(
-    errors: &mut FieldErrors,
-    field: &str,
-    value: Option<&'a str>,
-) -> Option<&'a str> {
-    match value {
-        Some(value) if !value.is_empty() => Some(value),
-        _ => {
-            add_error(errors, field, REQUIRED);
-            None
-        }
-    }
-}
-
-/// Notes on the confirming field when it differs from the one it confirms
-/// (each `(name, value)`). An empty one is left to [`required`].
-pub fn confirm(
-    errors: &mut FieldErrors,
-    (field, again): (&str, Option<&str>),
-    (of, first): (&str, Option<&str>),
-) {
-    if let (Some(first), Some(again)) = (first, again)
-        && first != again
-    {
-        add_error(errors, field, &format!("Field must be equal to {of}."));
-    }
+/// A text field as sent, with a missing one or `null` read as empty: the
+/// `length(min = 1)` rule then reports it as required (see [`check`]).
+pub fn text<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    <Option<String> as serde::Deserialize>::deserialize(deserializer).map(Option::unwrap_or_default)
 }
 
 /// When the body must have arrived: `CLIENT_TIMEOUT` after the head.
@@ -160,10 +136,21 @@ fn body_deadline(request: &HttpRequest) -> Instant {
     started + timeout
 }
 
-/// validator's report as field name to messages. A missing field reports
+/// What a body's validator rules find, as field name to messages (empty
+/// when it passes): the first step of every handler that reads a body.
+///
+/// One convention for every route, so that one mistake reads the same
+/// everywhere: a text field the request must send is a `String` read with
+/// `#[serde(default, deserialize_with = "text")]` and checked with
+/// `length(min = 1, message = "This field is required.")` (missing, `null`
+/// and empty are one mistake), and a field that repeats another has
+/// `must_match(other = "…", message = "Field must be equal to ….")`. What is
+/// left (a username's alphabet, a password's policy) is the domain
+/// types' to parse, noted beside these with
+/// [`parse_field`](crate::domain::parse_field). A missing field reports
 /// only that it is required, not also every rule it therefore fails.
-pub fn field_errors(report: Result<(), ValidationErrors>) -> FieldErrors {
-    let Err(report) = report else {
+pub fn check<T: Validate>(body: &T) -> FieldErrors {
+    let Err(report) = body.validate() else {
         return FieldErrors::new();
     };
     report
@@ -186,21 +173,4 @@ pub fn field_errors(report: Result<(), ValidationErrors>) -> FieldErrors {
             (field.into_owned(), messages)
         })
         .collect()
-}
-
-/// Parses a present field into its domain type, noting the message if it
-/// fails. Absent fields are left to validator's `required` rule.
-pub fn parse_field<T>(
-    errors: &mut FieldErrors,
-    field: &str,
-    value: Option<&str>,
-    parse: impl FnOnce(&str) -> Result<T, &'static str>,
-) -> Option<T> {
-    match parse(value?) {
-        Ok(parsed) => Some(parsed),
-        Err(message) => {
-            add_error(errors, field, message);
-            None
-        }
-    }
 }

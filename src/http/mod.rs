@@ -31,6 +31,7 @@ use crate::http::json::ClientTimeout;
 use crate::http::request_span::request_span;
 use crate::http::security_headers::security_headers;
 use crate::services::accounts::Accounts;
+use crate::services::login::Login;
 use crate::services::recovery::Recovery;
 
 /// What the HTTP layer is built from. Each part is registered as app data
@@ -39,6 +40,7 @@ use crate::services::recovery::Recovery;
 #[derive(Clone)]
 pub struct Parts {
     pub accounts: web::Data<Accounts>,
+    pub login: web::Data<Login>,
     pub recovery: web::Data<Recovery>,
     pub auth: web::Data<Auth>,
     pub cookies: web::Data<CookiePolicy>,
@@ -67,6 +69,7 @@ pub fn app(
     let cors = cors(&parts.origins.cors_origins);
     App::new()
         .app_data(parts.accounts)
+        .app_data(parts.login)
         .app_data(parts.recovery)
         .app_data(parts.auth)
         .app_data(parts.cookies)

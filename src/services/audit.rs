@@ -10,7 +10,7 @@ use ipnet::IpNet;
 
 use crate::db::auth_events::{self, NewAuthEvent};
 use crate::db::{self, PgPool};
-use crate::domain::Client;
+use crate::domain::{Client, UserId};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Event {
@@ -64,7 +64,7 @@ const IDENTIFIER_MAX_CHARS: usize = 254;
 #[derive(Clone, Debug)]
 pub struct Record {
     event: Event,
-    user_id: Option<i64>,
+    user_id: Option<UserId>,
     identifier: Option<String>,
     ip: Option<IpNet>,
     user_agent: Option<String>,
@@ -73,7 +73,7 @@ pub struct Record {
 impl Record {
     pub fn new(
         event: Event,
-        user_id: Option<i64>,
+        user_id: Option<UserId>,
         identifier: Option<&str>,
         client: &Client,
     ) -> Self {
@@ -93,7 +93,7 @@ impl Record {
     }
 
     /// The same event about `user_id`, once the change has made it.
-    pub fn about(mut self, user_id: i64) -> Self {
+    pub fn about(mut self, user_id: UserId) -> Self {
         self.user_id = Some(user_id);
         self
     }
@@ -137,7 +137,7 @@ impl Record {
         tracing::info!(
             target: "authd::audit",
             event = self.event.as_str(),
-            user_id = self.user_id,
+            user_id = self.user_id.map(UserId::get),
             identifier = self.identifier.as_deref(),
             ip = self.ip.map(|ip| ip.addr().to_string()),
             user_agent = self.user_agent.as_deref(),

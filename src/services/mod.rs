@@ -1,17 +1,20 @@
 //! The services: what authd does, free of HTTP. Each takes the storage and
-//! helpers it needs when it is built, and is called by the handlers (and,
-//! later, the command line).
+//! helpers it needs when it is built, and is called by the handlers and the
+//! command line alike.
 
 pub mod accounts;
 pub mod audit;
+pub mod credentials;
 pub mod hash_pool;
+pub mod login;
+pub mod mail;
 pub mod passwords;
 pub mod recovery;
 pub mod retention;
-pub mod session_cache;
 pub mod sessions;
 pub mod throttle;
 
+use crate::clock::Clock;
 use crate::configuration::ThrottleSettings;
 use crate::db::PgPool;
 use crate::services::passwords::PasswordHasher;
@@ -19,7 +22,7 @@ use crate::services::sessions::Sessions;
 use crate::services::throttle::Throttle;
 
 /// What the services that act on accounts share: the database, password
-/// hashing, the throttle and its limits, and the sessions.
+/// hashing, the throttle and its limits, the sessions, and the time.
 #[derive(Clone)]
 pub struct Core {
     pub pool: PgPool,
@@ -27,4 +30,5 @@ pub struct Core {
     pub throttle: Throttle,
     pub sessions: Sessions,
     pub limits: ThrottleSettings,
+    pub clock: Clock,
 }

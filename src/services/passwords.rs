@@ -12,7 +12,7 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::crypto::random_token;
-use crate::domain::{PASSWORD_MAX_BYTES as MAX_BYTES, Password};
+use crate::domain::{PASSWORD_MAX_BYTES as MAX_BYTES, Password, PasswordHash};
 use crate::services::hash_pool::{HashPool, PoolError};
 
 #[derive(Clone)]
@@ -65,24 +65,28 @@ impl PasswordHasher {
         Ok(hasher)
     }
 
-    pub async fn hash(&self, password: &Password) -> Result<String, HashError> {
+    pub async fn hash(&self, password: &Password) -> Result<PasswordHash, HashError> {
         self.hash_at_cost(password.expose().to_owned().into()).await
     }
 
     /// True when `hash` was made at a lower cost than configured now, so the
     /// next successful login should replace it.
-    pub fn needs_upgrade(&self, hash: &str) -> bool {
+    pub fn needs_upgrade(&self, hash: &PasswordHash) -> bool {
+        self.is_cheaper(hash.expose())
+    }
+
+    fn is_cheaper(&self, hash: &str) -> bool {
         hash.parse::<bcrypt::HashParts>()
             .is_ok_and(|parts| parts.get_cost() < self.cost)
     }
 
     /// Re-hashes a password that just verified against an older hash. It was
     /// accepted under the policy of its day, so the policy is not re-applied.
-    pub async fn rehash(&self, verified: SecretString) -> Result<String, HashError> {
+    pub async fn rehash(&self, verified: SecretString) -> Result<PasswordHash, HashError> {
         self.hash_at_cost(verified).await
     }
 
-    async fn hash_at_cost(&self, password: SecretString) -> Result<String, HashError> {
+    async fn hash_at_cost(&self, password: SecretString) -> Result<PasswordHash, HashError> {
         if password.expose_secret().len() > MAX_BYTES {
             return Err(HashError::TooLong);
         }
@@ -91,7 +95,7 @@ impl PasswordHasher {
             .pool
             .run(move || bcrypt::hash(password.expose_secret(), cost))
             .await?;
-        Ok(hashed?)
+        Ok(PasswordHash::new(hashed?))
     }
 
     /// True when `candidate` matches `hash`. With no hash (unknown user) it
@@ -104,15 +108,18 @@ impl PasswordHasher {
     pub async fn verify(
         &self,
         candidate: SecretString,
-        hash: Option<String>,
+        hash: Option<PasswordHash>,
     ) -> Result<bool, HashError> {
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let hash = hash.map_or_else(
+            || self.dummy_hash.to_string(),
+            |hash| hash.expose().to_owned(),
+        );
         // A hash from before a `BCRYPT_COST` increase is quicker to check:
         // a verify against the dummy beside it makes its user take as long
         // as anyone else, at any load, so they are not told apart from an
         // unknown user (until the login upgrades the hash).
-        let pad = self.needs_upgrade(&hash).then(|| self.dummy_hash.clone());
+        let pad = self.is_cheaper(&hash).then(|| self.dummy_hash.clone());
         let fits = candidate.expose_secret().len() <= MAX_BYTES;
         let matched = self
             .pool
@@ -134,13 +141,14 @@ mod tests {
     use secrecy::SecretString;
 
     use super::PasswordHasher;
+    use crate::domain::PasswordHash;
 
     /// A hash older than the configured cost still takes a verify's time.
     #[tokio::test]
     async fn an_old_cheap_hash_takes_as_long_as_a_current_one() {
         let hasher = PasswordHasher::start(10, 1).unwrap();
-        let current = bcrypt::hash("correct horse", 10).unwrap();
-        let old = bcrypt::hash("correct horse", 4).unwrap();
+        let current = PasswordHash::new(bcrypt::hash("correct horse", 10).unwrap());
+        let old = PasswordHash::new(bcrypt::hash("correct horse", 4).unwrap());
         let candidate = || SecretString::from("correct horse".to_owned());
         let started = Instant::now();
         assert!(hasher.verify(candidate(), Some(current)).await.unwrap());

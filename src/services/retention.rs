@@ -3,11 +3,9 @@
 //! that expired are deleted, in
 //! bounded batches, by one instance at a time.
 
-use std::time::Duration;
-
-use chrono::Utc;
 use diesel::{Connection, PgConnection, QueryResult};
 
+use crate::clock::Clock;
 use crate::configuration::Period;
 use crate::db::locks::{self, Job};
 use crate::db::{self, DbError, PgPool, auth_events, email_tokens, sessions, throttle_hits};
@@ -31,14 +29,16 @@ pub struct Retention {
     keep: Period,
     /// The longest throttle window: older hits count for nothing.
     longest_window: Period,
+    clock: Clock,
 }
 
 impl Retention {
-    pub fn new(pool: PgPool, keep: Period, longest_window: Period) -> Self {
+    pub fn new(pool: PgPool, keep: Period, longest_window: Period, clock: Clock) -> Self {
         Self {
             pool,
             keep,
             longest_window,
+            clock,
         }
     }
 
@@ -47,8 +47,8 @@ impl Retention {
     #[tracing::instrument(skip_all)]
     pub async fn purge(&self) -> Result<Option<Purged>, DbError> {
         let (keep, window) = (self.keep.delta(), self.longest_window.delta());
+        let now = self.clock.now();
         db::run(&self.pool, move |conn| {
-            let now = Utc::now();
             let purged = (|| {
                 Ok(Purged {
                     sessions: batches(conn, |c| sessions::purge_ended(c, now - keep, BATCH))?,
@@ -70,21 +70,16 @@ impl Retention {
         .await
     }
 
-    /// Purges every `every`, in the background, for as long as the runtime
-    /// runs; failures are logged and retried at the next round.
-    pub fn run_every(self, every: Duration) {
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                match self.purge().await {
-                    Ok(Some(purged)) if purged != Purged::default() => {
-                        tracing::info!(?purged, "purged what is past keeping");
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "purge failed; will retry"),
-                }
+    /// One round of the background purge: what it did, or why it failed,
+    /// is logged (it is retried at the next round).
+    pub async fn purge_round(&self) {
+        match self.purge().await {
+            Ok(Some(purged)) if purged != Purged::default() => {
+                tracing::info!(?purged, "purged what is past keeping");
             }
-        });
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "purge failed; will retry"),
+        }
     }
 }
 

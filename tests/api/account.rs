@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};
+use authd::configuration::Bucket;
 
 const NEW: &str = "purple monkey dishwasher";
 
@@ -75,7 +76,7 @@ async fn a_new_password_is_checked_like_a_registration() {
 /// login throttle: it is no side door for guessing.
 #[tokio::test]
 async fn a_wrong_current_password_is_403_and_throttled() {
-    let app = TestApp::spawn_with(|s| s.throttle.login_per_identifier = 2).await;
+    let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 2)).await;
     let login = app.device_of_new_user("susan").await;
     for _ in 0..2 {
         let problem = app

@@ -17,6 +17,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "db",
             "domain",
             "configuration",
+            "clock",
             "telemetry",
         ],
     ),
@@ -29,6 +30,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "domain",
             "configuration",
             "crypto",
+            "clock",
             "telemetry",
         ],
     ),
@@ -40,15 +42,20 @@ const LAYERS: &[(&str, &[&str])] = &[
             "domain",
             "configuration",
             "crypto",
+            "clock",
             "telemetry",
         ],
     ),
-    ("services", &["db", "domain", "configuration", "crypto"]),
+    (
+        "services",
+        &["db", "domain", "configuration", "crypto", "clock"],
+    ),
     ("db", &["schema", "domain", "configuration", "crypto"]),
     ("domain", &["crypto"]),
     ("telemetry", &["configuration"]),
     ("configuration", &[]),
     ("crypto", &[]),
+    ("clock", &[]),
     ("schema", &[]),
 ];
 
@@ -113,7 +120,8 @@ fn paths(module: &str, code: &str) -> Vec<String> {
     found
 }
 
-fn graph() -> BTreeMap<String, BTreeSet<String>> {
+/// Every module's source, by module path.
+fn sources() -> BTreeMap<String, String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut sources = BTreeMap::new();
     let mut pending = vec![src.clone()];
@@ -128,6 +136,11 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
             }
         }
     }
+    sources
+}
+
+fn graph() -> BTreeMap<String, BTreeSet<String>> {
+    let sources = sources();
     let modules: BTreeSet<String> = sources.keys().cloned().collect();
     sources
         .iter()
@@ -176,6 +189,20 @@ fn layers_import_only_downward() {
     assert!(violations.is_empty(), "{violations:#?}");
 }
 
+/// Storage, values and services are plain Rust: the web framework is the
+/// HTTP layer's business (and an embedding application's choice).
+#[test]
+fn storage_values_and_services_know_nothing_of_the_web_framework() {
+    let offenders: Vec<String> = sources()
+        .into_iter()
+        .filter(|(module, _)| !module.is_empty())
+        .filter(|(module, _)| matches!(layer(module), "db" | "domain" | "services"))
+        .filter(|(_, source)| code(source).contains("actix"))
+        .map(|(module, _)| module)
+        .collect();
+    assert!(offenders.is_empty(), "these use actix: {offenders:?}");
+}
+
 #[test]
 fn no_modules_import_each_other_in_a_loop() {
     let graph = graph();
@@ -217,7 +244,7 @@ fn no_modules_import_each_other_in_a_loop() {
 #[test]
 fn the_checker_sees_imports() {
     let graph = graph();
-    assert!(graph["http::routes::login"].contains("services::accounts"));
+    assert!(graph["http::routes::login"].contains("services::login"));
     assert!(graph["services::throttle::postgres"].contains("services::throttle"));
     assert!(graph["startup"].contains("http"));
 }

@@ -232,7 +232,7 @@ async fn ending_sessions_is_audited() {
 #[tokio::test]
 async fn preflights_allow_patch_and_delete() {
     let spa = "https://app.example.com";
-    let app = TestApp::spawn_with(|s| s.cors_origins = vec![spa.into()]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![spa.into()]).await;
     for method in ["PATCH", "DELETE"] {
         let response = app
             .bare(
@@ -252,8 +252,8 @@ async fn preflights_allow_patch_and_delete() {
 #[tokio::test]
 async fn ended_sessions_are_purged_in_the_background() {
     let app = TestApp::spawn_with(|s| {
-        s.audit_retention = secs(1);
-        s.purge_interval = secs(1);
+        s.retention.audit_retention = secs(1);
+        s.retention.purge_interval = secs(1);
     })
     .await;
     let login = app.logged_in("susan").await;

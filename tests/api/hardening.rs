@@ -8,6 +8,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp, secs};
+use authd::configuration::Bucket;
 
 #[tokio::test]
 async fn the_password_policy_explains_each_refusal() {
@@ -48,7 +49,7 @@ async fn a_raised_bcrypt_cost_upgrades_the_hash_at_the_next_login() {
             .unwrap()
     };
     assert!(hash(&app).starts_with("$2b$04$"));
-    app.restart_with(|s| s.bcrypt_cost = 5).await;
+    app.restart_with(|s| s.passwords.bcrypt_cost = 5).await;
     app.login("susan", false).await.assert_status(200);
     let upgraded = hash(&app);
     assert!(upgraded.starts_with("$2b$05$"), "{upgraded}");
@@ -62,7 +63,7 @@ async fn a_raised_bcrypt_cost_upgrades_the_hash_at_the_next_login() {
 
 #[tokio::test]
 async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
-    let app = TestApp::spawn_with(|s| s.session_idle_ttl = secs(2)).await;
+    let app = TestApp::spawn_with(|s| s.sessions.idle_ttl = secs(2)).await;
     app.user("susan").await;
     let plain = app.login("susan", false).await.login_body();
     let (_, phone) = app.new_browser();
@@ -114,7 +115,7 @@ async fn last_seen_is_written_at_most_once_a_minute() {
 
 #[tokio::test]
 async fn secure_cookies_use_the_host_prefix() {
-    let app = TestApp::spawn_with(|s| s.cookie_secure = true).await;
+    let app = TestApp::spawn_with(|s| s.http.cookie_secure = true).await;
     app.user("susan").await;
     let response = app.login("susan", true).await;
     let cookie = response
@@ -182,7 +183,7 @@ const SPA: &str = "https://app.example.com";
 
 #[tokio::test]
 async fn cors_serves_the_allowlist_and_no_one_else() {
-    let app = TestApp::spawn_with(|s| s.cors_origins = vec![SPA.into()]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![SPA.into()]).await;
     let preflight = |origin: &'static str| {
         [
             ("origin", origin),
@@ -255,7 +256,7 @@ async fn cors_serves_the_allowlist_and_no_one_else() {
 
 #[tokio::test]
 async fn cookie_writes_from_a_foreign_origin_are_refused() {
-    let app = TestApp::spawn_with(|s| s.cors_origins = vec![SPA.into()]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![SPA.into()]).await;
     let login = app.logged_in("susan").await;
     let own = app.address.clone();
     for (header, value) in [
@@ -319,7 +320,7 @@ async fn cookie_writes_from_a_foreign_origin_are_refused() {
 
 #[tokio::test]
 async fn the_audit_trail_records_who_did_what_from_where() {
-    let app = TestApp::spawn_with(|s| s.throttle.login_per_identifier = 1).await;
+    let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 1)).await;
     let user = app.user("susan").await;
     let susan = user["id"].as_i64().unwrap();
     app.post(
@@ -380,7 +381,8 @@ async fn the_audit_trail_records_who_did_what_from_where() {
 #[tokio::test]
 async fn behind_a_host_rewriting_proxy_public_url_names_the_own_origin() {
     let app =
-        TestApp::spawn_with(|s| s.public_origin = Some("https://auth.example.com".into())).await;
+        TestApp::spawn_with(|s| s.http.public_origin = Some("https://auth.example.com".into()))
+            .await;
     let login = app.logged_in("susan").await;
     let csrf = login.csrf();
     let own = app.address.clone();
@@ -560,7 +562,7 @@ async fn a_foreign_page_cannot_make_the_browser_act() {
 /// activity is noted at least every quarter of the timeout.
 #[tokio::test]
 async fn a_session_in_use_outlives_a_short_idle_timeout() {
-    let app = TestApp::spawn_with(|s| s.session_idle_ttl = secs(3)).await;
+    let app = TestApp::spawn_with(|s| s.sessions.idle_ttl = secs(3)).await;
     let login = app.logged_in("susan").await;
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -612,7 +614,7 @@ async fn head_answers_like_get() {
 /// no shared cache keeps them, and they say what they depend on.
 #[tokio::test]
 async fn preflight_answers_are_not_cached_and_say_what_they_vary_on() {
-    let app = TestApp::spawn_with(|s| s.cors_origins = vec![SPA.into()]).await;
+    let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![SPA.into()]).await;
     for origin in [SPA, "https://evil.example"] {
         let response = app
             .bare(

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::dev::ServerHandle;
-use authd::configuration::{Period, SecretKey, Settings};
+use authd::configuration::{Bucket, Period, SecretKey, Settings};
 use authd::startup::Application;
 use diesel::{Connection, PgConnection, RunQueryDsl};
 use reqwest::header::HeaderMap;
@@ -155,19 +155,19 @@ fn uuid_like() -> String {
 /// fixed key (so restarts keep sessions), the test's own database.
 pub fn test_settings(database_url: String) -> Settings {
     let mut settings = Settings::from_vars(&HashMap::new()).expect("default settings");
-    settings.database_url = database_url;
-    settings.bind = "127.0.0.1:0".parse().unwrap();
-    settings.bcrypt_cost = 4;
-    settings.cookie_secure = false;
-    settings.secret_key = SecretKey::new(b"test-secret-key-".repeat(4)).unwrap();
-    settings.secret_key_generated = false;
-    settings.db_pool_size = 4;
-    settings.db_timeout = secs(2);
+    settings.database.url = database_url;
+    settings.http.bind = "127.0.0.1:0".parse().unwrap();
+    settings.passwords.bcrypt_cost = 4;
+    settings.http.cookie_secure = false;
+    settings.secrets.key = SecretKey::new(b"test-secret-key-".repeat(4)).unwrap();
+    settings.secrets.key_generated = false;
+    settings.database.pool_size = 4;
+    settings.database.timeout = secs(2);
     // Tests make many attempts from one address; the throttle tests set
     // their own limits.
-    settings.throttle.login_per_identifier = 1000;
-    settings.throttle.login_per_ip = 1000;
-    settings.throttle.register_per_ip = 1000;
+    settings.throttle.set_limit(Bucket::LoginAccount, 1000);
+    settings.throttle.set_limit(Bucket::LoginIp, 1000);
+    settings.throttle.set_limit(Bucket::Registration, 1000);
     settings
 }
 
@@ -687,9 +687,12 @@ impl TestApp {
 /// own: never shared with a local server, nor with another test run.
 pub fn use_redis(settings: &mut Settings) {
     static PREFIX: LazyLock<String> = LazyLock::new(|| format!("authd-test-{}:", uuid_like()));
-    settings.redis_url =
-        Some(std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into()));
-    settings.redis_prefix = PREFIX.clone();
+    settings.throttle.redis_url = Some(
+        std::env::var("TEST_REDIS_URL")
+            .unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+            .into(),
+    );
+    settings.throttle.redis_prefix = PREFIX.clone();
 }
 
 /// Polls `check` every 50 ms until it gives a value, for at most 15

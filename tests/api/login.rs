@@ -83,7 +83,7 @@ async fn unknown_user_and_wrong_password_look_the_same() {
 /// password does; the bound is loose so scheduler noise cannot flip it.
 #[tokio::test]
 async fn unknown_users_cost_a_bcrypt_verify_too() {
-    let app = TestApp::spawn_with(|s| s.bcrypt_cost = 9).await;
+    let app = TestApp::spawn_with(|s| s.passwords.bcrypt_cost = 9).await;
     app.user("susan").await;
     async fn median(app: &TestApp, username: &str) -> Duration {
         let mut times = Vec::new();

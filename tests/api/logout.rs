@@ -139,7 +139,7 @@ async fn logout_refuses_rather_than_leaving_a_cookie_session_alive() {
 #[tokio::test]
 async fn clear_site_data_is_sent_only_when_configured() {
     for (configured, expected) in [(false, None), (true, Some("\"cookies\""))] {
-        let app = TestApp::spawn_with(|s| s.clear_site_data = configured).await;
+        let app = TestApp::spawn_with(|s| s.http.clear_site_data = configured).await;
         let login = app.logged_in("susan").await;
         let response = app.logout_with_cookie(login.csrf()).await;
         response.assert_status(204);

@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::helpers::{PASSWORD, TestApp};
+use authd::configuration::Bucket;
 
 #[derive(Clone, Default)]
 struct Capture(Arc<Mutex<Vec<u8>>>);
@@ -61,7 +62,7 @@ async fn no_secret_reaches_the_logs() {
         "another subscriber was installed first; this test needs its own process (nextest)"
     );
 
-    let app = TestApp::spawn_with(|s| s.throttle.login_per_identifier = 2).await;
+    let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 2)).await;
     app.user("susan").await;
     let wrong = "wrong-but-secret-guess-42";
     let rejected = "my-SUSAN2-password";
@@ -131,7 +132,8 @@ async fn no_secret_reaches_the_logs() {
 
 fn app_secret() -> Vec<u8> {
     crate::helpers::test_settings(String::new())
-        .secret_key
+        .secrets
+        .key
         .expose()
         .to_vec()
 }

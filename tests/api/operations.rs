@@ -10,14 +10,15 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, Process, Remote, TestApp, TestDatabase, secs, test_settings};
+use authd::configuration::Bucket;
 
 /// `GET /metrics` answers on its own listener, in Prometheus' text format,
 /// with what an operator watches; the API's port does not serve it.
 #[tokio::test]
 async fn metrics_are_served_on_their_own_listener_only() {
     let app = TestApp::spawn_with(|s| {
-        s.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
-        s.throttle.login_per_identifier = 1;
+        s.http.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        s.throttle.set_limit(Bucket::LoginAccount, 1);
     })
     .await;
     let login = app.device_of_new_user("susan").await;
@@ -229,7 +230,7 @@ async fn readyz_is_503_once_shutdown_begins() {
     let settings = test_settings("postgres://127.0.0.1:1/unused".into());
     let hasher = authd::services::passwords::PasswordHasher::start(4, 1).unwrap();
     let pool = authd::db::pool(
-        &settings.database_url,
+        &settings.database.url,
         authd::db::PoolOptions {
             size: 1,
             min_idle: 0,
@@ -239,10 +240,17 @@ async fn readyz_is_503_once_shutdown_begins() {
         },
     );
     let store = authd::services::throttle::postgres::PostgresStore::new(pool.clone());
-    let throttle = authd::services::throttle::Throttle::new(store, [0; 32]);
-    let mailer = authd::services::recovery::mail::Mailer::new(&settings.recovery).unwrap();
-    let parts =
-        authd::startup::Services::wire(&settings, pool, hasher, throttle, mailer).parts(&settings);
+    let throttle = authd::services::throttle::Throttle::new(store, [0; 32], Default::default());
+    let mailer = authd::services::mail::Mailer::new(&settings.mail).unwrap();
+    let parts = authd::startup::Services::wire(
+        &settings,
+        pool,
+        hasher,
+        throttle,
+        mailer,
+        Default::default(),
+    )
+    .parts(&settings);
     parts.draining.begin();
     let app = actix_test::init_service(authd::http::app(parts)).await;
     let response = actix_test::call_service(
@@ -260,7 +268,7 @@ async fn readyz_is_503_once_shutdown_begins() {
 /// the other honours.
 #[tokio::test]
 async fn two_instances_share_accounts_sessions_and_counts() {
-    let a = TestApp::spawn_with(|s| s.throttle.login_per_identifier = 2).await;
+    let a = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 2)).await;
     let b = a.sibling(|_| {}).await;
     a.register("susan", "susan@example.com")
         .await
@@ -287,9 +295,9 @@ async fn two_instances_share_accounts_sessions_and_counts() {
 #[tokio::test]
 async fn a_blocked_query_and_an_exhausted_pool_are_quick_503s() {
     let app = TestApp::spawn_with(|s| {
-        s.db_pool_size = 1;
-        s.db_timeout = secs(1);
-        s.db_statement_timeout = secs(2);
+        s.database.pool_size = 1;
+        s.database.timeout = secs(1);
+        s.database.statement_timeout = secs(2);
     })
     .await;
     app.user("susan").await;
@@ -441,7 +449,7 @@ async fn a_postgres_restart_gives_quick_503s_and_heals() {
         .await
         .unwrap();
     let mut settings = test_settings(postgres.url("authd"));
-    settings.db_timeout = secs(1);
+    settings.database.timeout = secs(1);
     let (address, _, handle) = crate::helpers::start(settings).await;
     let remote = Remote::new(&address);
     assert_eq!(remote.register("susan").await, 201);
@@ -508,8 +516,8 @@ async fn it_works_behind_pgbouncer_in_transaction_mode() {
     let direct = TestDatabase::create();
     let pooled = bouncer.url(&direct.name);
     let mut settings = test_settings(pooled);
-    settings.database_direct_url = Some(direct.url());
-    settings.throttle.login_per_identifier = 2;
+    settings.database.direct_url = Some(direct.url());
+    settings.throttle.set_limit(Bucket::LoginAccount, 2);
     let (address, _, handle) = crate::helpers::start(settings).await;
     let remote = Remote::new(&address);
     for round in 0..3 {

@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use crate::cli::{assert_code, authd};
 use crate::helpers::{Login, PASSWORD, Process, Remote, TestApp, TestDatabase, eventually};
 use crate::mail_sink::MailSink;
+use authd::configuration::Bucket;
 
 const NEW: &str = "purple-monkey-dishwasher";
 const APP: &str = "https://app.example.com";
@@ -24,11 +25,11 @@ const CONFIRM: &str = "Confirm your e-mail address";
 fn mailing(sink: &MailSink) -> impl FnOnce(&mut Settings) {
     let url = sink.url();
     move |settings: &mut Settings| {
-        settings.recovery.smtp_url = Some(url.into());
-        settings.recovery.app_url = APP.into();
-        settings.recovery.mail_from = "Example <noreply@example.com>".parse().unwrap();
-        settings.throttle.recovery_per_address = 1000;
-        settings.throttle.recovery_per_ip = 1000;
+        settings.mail.smtp_url = Some(url.into());
+        settings.mail.app_url = APP.into();
+        settings.mail.from = "Example <noreply@example.com>".parse().unwrap();
+        settings.throttle.set_limit(Bucket::RecoveryAddress, 1000);
+        settings.throttle.set_limit(Bucket::RecoveryIp, 1000);
     }
 }
 
@@ -217,7 +218,7 @@ async fn asking_for_an_unknown_address_is_indistinguishable() {
     assert_eq!(resets.len(), 1, "{resets:?}");
 }
 
-fn app_user_id(app: &TestApp, name: &str) -> i64 {
+fn app_user_id(app: &TestApp, name: &str) -> authd::domain::UserId {
     authd::db::users::find_by_username(&mut app.db.connect(), name)
         .unwrap()
         .unwrap()
@@ -429,8 +430,8 @@ async fn recovery_mails_are_throttled_per_address_and_per_client() {
     let sink = MailSink::start();
     let app = TestApp::spawn_with(|settings| {
         mailing(&sink)(settings);
-        settings.throttle.recovery_per_address = 2;
-        settings.throttle.recovery_per_ip = 5;
+        settings.throttle.set_limit(Bucket::RecoveryAddress, 2);
+        settings.throttle.set_limit(Bucket::RecoveryIp, 5);
     })
     .await;
     app.user("susan").await;
@@ -467,7 +468,7 @@ async fn resending_a_verification_link_needs_a_login_and_is_throttled() {
     let sink = MailSink::start();
     let app = TestApp::spawn_with(|settings| {
         mailing(&sink)(settings);
-        settings.throttle.recovery_per_address = 2;
+        settings.throttle.set_limit(Bucket::RecoveryAddress, 2);
     })
     .await;
     app.post("/api/email/verify/resend", &json!({}))

@@ -85,7 +85,7 @@ async fn remember_me_persists_the_cookie_and_the_session() {
 
 #[tokio::test]
 async fn the_secure_flag_is_on_unless_configured_off() {
-    let app = TestApp::spawn_with(|s| s.cookie_secure = true).await;
+    let app = TestApp::spawn_with(|s| s.http.cookie_secure = true).await;
     app.user("susan").await;
     let response = app.login("susan", false).await;
     assert!(
@@ -105,8 +105,8 @@ async fn the_secure_flag_is_on_unless_configured_off() {
 #[tokio::test]
 async fn sessions_and_tokens_expire() {
     let app = TestApp::spawn_with(|s| {
-        s.session_ttl = secs(2);
-        s.remember_ttl = secs(3);
+        s.sessions.ttl = secs(2);
+        s.sessions.remember_ttl = secs(3);
     })
     .await;
     app.user("susan").await;

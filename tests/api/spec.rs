@@ -176,19 +176,30 @@ async fn the_served_routes_are_exactly_the_documented_ones() {
     let settings = crate::helpers::test_settings("postgres://127.0.0.1:1/unused".into());
     let hasher = PasswordHasher::start(4, 1).unwrap();
     let pool = authd::db::pool(
-        &settings.database_url,
+        &settings.database.url,
         authd::db::PoolOptions {
             size: 1,
             min_idle: 0,
-            timeout: settings.db_timeout.std(),
-            statement_timeout: settings.db_statement_timeout.std(),
+            timeout: settings.database.timeout.std(),
+            statement_timeout: settings.database.statement_timeout.std(),
             pooled: false,
         },
     );
-    let throttle = Throttle::new(PostgresStore::new(pool.clone()), [0; 32]);
-    let mailer = authd::services::recovery::mail::Mailer::new(&settings.recovery).unwrap();
-    let parts =
-        authd::startup::Services::wire(&settings, pool, hasher, throttle, mailer).parts(&settings);
+    let throttle = Throttle::new(
+        PostgresStore::new(pool.clone()),
+        [0; 32],
+        Default::default(),
+    );
+    let mailer = authd::services::mail::Mailer::new(&settings.mail).unwrap();
+    let parts = authd::startup::Services::wire(
+        &settings,
+        pool,
+        hasher,
+        throttle,
+        mailer,
+        Default::default(),
+    )
+    .parts(&settings);
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();
     let app = authd::http::app(parts).wrap_fn(move |request, service| {

@@ -5,6 +5,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp, TestResponse, secs, use_redis};
+use authd::configuration::Bucket;
 
 async fn attempt(
     app: &TestApp,
@@ -23,9 +24,10 @@ fn retry_after(response: &TestResponse) -> u64 {
 
 async fn limited_app(per_identifier: u32, per_ip: u32) -> TestApp {
     TestApp::spawn_with(|s| {
-        s.throttle.login_per_identifier = per_identifier;
-        s.throttle.login_per_ip = per_ip;
-        s.throttle.login_window = secs(15 * 60);
+        s.throttle.set_limit(Bucket::LoginAccount, per_identifier);
+        s.throttle.set_limit(Bucket::LoginIp, per_ip);
+        s.throttle.set_window(Bucket::LoginAccount, secs(15 * 60));
+        s.throttle.set_window(Bucket::LoginIp, secs(15 * 60));
     })
     .await
 }
@@ -112,8 +114,8 @@ async fn a_success_resets_the_identifiers_count() {
 #[tokio::test]
 async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
     let app = TestApp::spawn_with(|s| {
-        s.throttle.login_per_identifier = 2;
-        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.throttle.set_limit(Bucket::LoginAccount, 2);
+        s.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     app.user("susan").await;
@@ -161,7 +163,7 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
 
 #[tokio::test]
 async fn registration_is_throttled_per_ip() {
-    let app = TestApp::spawn_with(|s| s.throttle.register_per_ip = 2).await;
+    let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::Registration, 2)).await;
     let (a, b) = (app.browser_at("127.0.0.8"), app.browser_at("127.0.0.9"));
     let body = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "password2": PASSWORD});
     for name in ["one", "two"] {
@@ -184,7 +186,7 @@ async fn registration_is_throttled_per_ip() {
 async fn redis_holds_the_counts_when_configured() {
     let app = TestApp::spawn_with(|s| {
         use_redis(s);
-        s.throttle.login_per_identifier = 2;
+        s.throttle.set_limit(Bucket::LoginAccount, 2);
     })
     .await;
     let suffix = rand::random::<u32>();
@@ -207,11 +209,11 @@ async fn redis_holds_the_counts_when_configured() {
     // A second instance sharing the Redis sees the same counts.
     let mut second = TestApp::spawn_with(|s| {
         use_redis(s);
-        s.throttle.login_per_identifier = 2;
+        s.throttle.set_limit(Bucket::LoginAccount, 2);
     })
     .await;
     second
-        .restart_with(|s| s.database_url = app.settings.database_url.clone())
+        .restart_with(|s| s.database.url = app.settings.database.url.clone())
         .await;
     attempt(&second, &client, &name, PASSWORD)
         .await
@@ -223,8 +225,8 @@ async fn redis_holds_the_counts_when_configured() {
 #[tokio::test]
 async fn parallel_guesses_cannot_outrun_the_limit() {
     let app = TestApp::spawn_with(|s| {
-        s.throttle.login_per_identifier = 3;
-        s.bcrypt_cost = 8;
+        s.throttle.set_limit(Bucket::LoginAccount, 3);
+        s.passwords.bcrypt_cost = 8;
     })
     .await;
     app.user("susan").await;
@@ -245,7 +247,7 @@ async fn only_the_configured_forwarding_header_is_believed() {
     use diesel::prelude::*;
 
     let mut app = TestApp::spawn_with(|s| {
-        s.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
+        s.http.trusted_proxies = vec!["127.0.0.0/8".parse().unwrap()];
     })
     .await;
     app.user("susan").await;
@@ -273,7 +275,7 @@ async fn only_the_configured_forwarding_header_is_believed() {
         "X-Forwarded-For by default"
     );
 
-    app.restart_with(|s| s.client_ip_header = ClientIpHeader::Forwarded)
+    app.restart_with(|s| s.http.client_ip_header = ClientIpHeader::Forwarded)
         .await;
     let proxy = app.browser_at("127.0.0.6");
     app.request_with(&proxy, Method::POST, "/api/login", Some(&login), &headers)
@@ -318,14 +320,14 @@ async fn instances_with_rotated_keys_share_one_count() {
     let old = app_key(b"the-old-secret-key-");
     let new = app_key(b"the-new-secret-key-");
     let first = TestApp::spawn_with(|s| {
-        s.throttle.login_per_identifier = 3;
-        s.secret_key = old.clone();
+        s.throttle.set_limit(Bucket::LoginAccount, 3);
+        s.secrets.key = old.clone();
     })
     .await;
     let second = first
         .sibling(|s| {
-            s.secret_key = new.clone();
-            s.secret_key_previous = Some(old.clone());
+            s.secrets.key = new.clone();
+            s.secrets.previous = Some(old.clone());
         })
         .await;
     first.user("susan").await;
@@ -354,9 +356,9 @@ fn app_key(seed: &[u8]) -> authd::configuration::SecretKey {
 async fn concurrency_alone_never_produces_a_429() {
     for redis in [false, true] {
         let app = TestApp::spawn_with(|s| {
-            s.throttle.login_per_identifier = 3;
-            s.throttle.login_per_ip = 5;
-            s.bcrypt_cost = 6;
+            s.throttle.set_limit(Bucket::LoginAccount, 3);
+            s.throttle.set_limit(Bucket::LoginIp, 5);
+            s.passwords.bcrypt_cost = 6;
             if redis {
                 use_redis(s);
             }

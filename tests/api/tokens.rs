@@ -25,7 +25,7 @@ async fn tampered_and_foreign_tokens_are_401_never_500() {
     let app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
     let token = login.token().to_owned();
-    let keys = TokenKeys::derive(&app.settings.secret_key, None);
+    let keys = TokenKeys::derive(&app.settings.secrets.key, None);
     let key = keys.current();
     let ours = |claims: &Claims| sign(claims, Algorithm::HS256, Some(&key.kid), &key.encoding);
     assert_eq!(
@@ -116,12 +116,12 @@ async fn the_previous_key_still_works_during_a_rotation() {
     let mut app = TestApp::spawn().await;
     let login = app.logged_in("susan").await;
     let old_token = login.token().to_owned();
-    let old_key = app.settings.secret_key.clone();
+    let old_key = app.settings.secrets.key.clone();
     let old_kid = TokenKeys::derive(&old_key, None).current().kid.clone();
 
     app.restart_with(|settings| {
-        settings.secret_key = SecretKey::new(b"the-new-secret-key-".repeat(4)).unwrap();
-        settings.secret_key_previous = Some(old_key.clone());
+        settings.secrets.key = SecretKey::new(b"the-new-secret-key-".repeat(4)).unwrap();
+        settings.secrets.previous = Some(old_key.clone());
     })
     .await;
     // The old cookie and the old token are still accepted...
@@ -135,7 +135,7 @@ async fn the_previous_key_still_works_during_a_rotation() {
     app.me_with_token(fresh.token()).await.assert_status(200);
 
     // Once the old key is retired, what it signed is dead.
-    app.restart_with(|settings| settings.secret_key_previous = None)
+    app.restart_with(|settings| settings.secrets.previous = None)
         .await;
     app.get("/api/me").await.problem(401);
     app.me_with_token(&old_token).await.problem(401);

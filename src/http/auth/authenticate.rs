@@ -3,18 +3,16 @@
 
 use std::future::{Ready, ready};
 use std::ops::Deref;
-use std::rc::Rc;
 use std::sync::Arc;
 
 use actix_identity::IdentityExt;
 use actix_web::http::header::{AUTHORIZATION, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
-use subtle::ConstantTimeEq;
 
+use crate::domain::{SessionToken, UserId};
 use crate::http::auth::token::TokenKeys;
 use crate::http::error::ApiError;
-use crate::services::session_cache::Live;
-use crate::services::sessions::Sessions;
+use crate::services::sessions::{LiveSession, Sessions};
 
 pub const CSRF_HEADER: &str = "X-CSRF-Token";
 
@@ -25,25 +23,44 @@ pub enum Via {
 }
 
 /// A request matched to a live session: the session and its user (through
-/// `Deref`), and how the credential travelled.
-#[derive(Debug)]
+/// `Deref`: `authenticated.user`, `authenticated.session`), and how the
+/// credential travelled. Also the extractor for handlers behind
+/// [`login_required`](crate::http::auth::middleware::login_required): a
+/// handler that takes one is only reached by a logged-in request.
+#[derive(Clone, Debug)]
 pub struct Authenticated {
-    live: Arc<Live>,
+    live: Arc<LiveSession>,
     pub via: Via,
 }
 
 impl Deref for Authenticated {
-    type Target = Live;
+    type Target = LiveSession;
 
-    fn deref(&self) -> &Live {
+    fn deref(&self) -> &LiveSession {
         &self.live
+    }
+}
+
+impl FromRequest for Authenticated {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        // Absent only if a handler is mounted outside the protected scope.
+        ready(
+            request
+                .extensions()
+                .get::<Self>()
+                .cloned()
+                .ok_or(ApiError::Unauthenticated),
+        )
     }
 }
 
 /// The session a request claims, before the database has a say.
 struct Claimed {
-    session_id: String,
-    user_id: Option<i64>,
+    token: SessionToken,
+    user_id: Option<UserId>,
     via: Via,
 }
 
@@ -93,7 +110,7 @@ impl Auth {
         {
             // A cookie naming the session a valid token already named adds
             // nothing, and needs no CSRF token of its own.
-            if found.iter().any(|f| f.session.id == claimed.session_id) {
+            if found.iter().any(|f| f.session.token == claimed.token) {
                 continue;
             }
             if let Some(authenticated) = self.check(request, claimed).await? {
@@ -108,7 +125,7 @@ impl Auth {
         request: &HttpRequest,
         claimed: Claimed,
     ) -> Result<Option<Authenticated>, ApiError> {
-        let Some(live) = self.sessions.validate(claimed.session_id).await? else {
+        let Some(live) = self.sessions.validate(claimed.token).await? else {
             return Ok(None);
         };
         if claimed.user_id.is_some_and(|id| id != live.user.id) {
@@ -120,7 +137,7 @@ impl Auth {
                 .get(CSRF_HEADER)
                 .map(HeaderValue::as_bytes)
                 .unwrap_or_default();
-            if !bool::from(sent.ct_eq(live.session.csrf_token.as_bytes())) {
+            if !live.session.csrf_token.matches(sent) {
                 return Err(ApiError::CsrfFailed);
             }
         }
@@ -149,7 +166,7 @@ impl Auth {
             .and_then(bearer_token)?;
         let claims = self.tokens.verify(raw)?;
         Some(Claimed {
-            session_id: claims.sid,
+            token: SessionToken::presented(claims.sid),
             user_id: Some(claims.sub.parse().ok()?),
             via: Via::Bearer,
         })
@@ -159,7 +176,7 @@ impl Auth {
     fn cookie(&self, request: &HttpRequest) -> Option<Claimed> {
         let identity = request.get_identity().ok()?;
         Some(Claimed {
-            session_id: identity.id().ok()?,
+            token: SessionToken::presented(identity.id().ok()?),
             user_id: None,
             via: Via::Cookie,
         })
@@ -170,26 +187,4 @@ fn bearer_token(header: &HeaderValue) -> Option<&str> {
     let value = header.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-}
-
-/// The logged-in user and session, for handlers behind
-/// [`login_required`](crate::http::auth::middleware::login_required).
-#[derive(Clone, Debug)]
-pub struct CurrentUser(pub Rc<Authenticated>);
-
-impl FromRequest for CurrentUser {
-    type Error = ApiError;
-    type Future = Ready<Result<Self, ApiError>>;
-
-    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Absent only if a handler is mounted outside the protected scope.
-        ready(
-            request
-                .extensions()
-                .get::<Rc<Authenticated>>()
-                .cloned()
-                .map(CurrentUser)
-                .ok_or(ApiError::Unauthenticated),
-        )
-    }
 }

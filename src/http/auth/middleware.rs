@@ -1,9 +1,8 @@
 //! `login_required`, by placement: a route mounted with [`protected`] needs
 //! a live session and does no check of its own; its handler takes the user
-//! from the [`CurrentUser`](crate::http::auth::authenticate::CurrentUser)
+//! and session from the
+//! [`Authenticated`](crate::http::auth::authenticate::Authenticated)
 //! extractor.
-
-use std::rc::Rc;
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -41,9 +40,9 @@ pub async fn login_required(
             // The request's span (the current one) names who made it; the
             // session by its public id, never its credential.
             let span = tracing::Span::current();
-            span.record("user_id", authenticated.user.id);
-            span.record("session", authenticated.session.public_id.as_str());
-            request.extensions_mut().insert(Rc::new(authenticated));
+            span.record("user_id", authenticated.user.id.get());
+            span.record("session", authenticated.session.id.as_str());
+            request.extensions_mut().insert(authenticated);
             Ok(next.call(request).await?.map_into_left_body())
         }
         Ok(None) => Ok(request

@@ -70,7 +70,7 @@ impl TokenKeys {
     pub fn issue(&self, session: &Session) -> Result<String, jsonwebtoken::errors::Error> {
         let claims = Claims {
             sub: session.user_id.to_string(),
-            sid: session.id.clone(),
+            sid: session.token.expose().to_owned(),
             iat: session.created_at.timestamp(),
             exp: session.expires_at.timestamp(),
             iss: ISSUER.into(),
@@ -107,6 +107,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::domain::{CsrfToken, SessionId, SessionToken, UserId};
 
     fn keys() -> TokenKeys {
         TokenKeys::derive(&SecretKey::new(vec![7; 64]).unwrap(), None)
@@ -115,17 +116,17 @@ mod tests {
     fn session() -> Session {
         let now = Utc::now();
         Session {
-            id: "session-id-0123456789abcdef".into(),
-            user_id: 42,
+            token: SessionToken::presented("session-id-0123456789abcdef".into()),
+            user_id: UserId::new(42),
             created_at: now,
             last_seen_at: now,
             expires_at: now + TimeDelta::hours(1),
             remember: false,
             user_agent: None,
             ip: None,
-            csrf_token: "csrf".into(),
+            csrf_token: CsrfToken::generate(),
             revoked_at: None,
-            public_id: "public".into(),
+            id: SessionId::generate(),
         }
     }
 

@@ -11,23 +11,18 @@ use crate::domain::{Client, NextPath};
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::{CookiePolicy, PersistSessionCookie};
 use crate::http::error::ApiError;
-use crate::http::json::{ApiJson, field_errors};
-use crate::services::accounts::{Accounts, LoginError};
-use crate::services::recovery::{Recovery, RecoveryError};
+use crate::http::json::{ApiJson, check, text};
+use crate::services::login::Login;
 
 #[derive(Deserialize, Validate)]
 pub struct LoginRequest {
     /// The username or the email address.
-    #[validate(
-        required(message = "This field is required."),
-        length(min = 1, message = "This field is required.")
-    )]
-    username: Option<String>,
-    #[validate(
-        required(message = "This field is required."),
-        length(min = 1, message = "This field is required.")
-    )]
-    password: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    username: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    password: String,
     remember_me: Option<bool>,
     next: Option<String>,
 }
@@ -54,42 +49,27 @@ fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String>
 
 pub async fn login(
     request: HttpRequest,
-    accounts: web::Data<Accounts>,
-    recovery: web::Data<Recovery>,
+    login: web::Data<Login>,
     auth: web::Data<Auth>,
     cookies: web::Data<CookiePolicy>,
     client: Client,
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require_anonymous(&request).await?;
-    let report = body.validate();
-    let (Ok(()), Some(identifier), Some(password)) = (&report, body.username, body.password) else {
-        return Err(ApiError::Validation(field_errors(report)));
-    };
+    let errors = check(&body);
+    if !errors.is_empty() {
+        return Err(ApiError::Validation(errors));
+    }
     let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
     let remember = body.remember_me.unwrap_or(false);
 
-    let logged_in = accounts
-        .log_in(identifier, password.into(), remember, &client)
-        .await;
-    let (user, session) = match logged_in {
-        Ok(done) => done,
-        // Whoever knows the password gets a fresh link, within the limits
-        // every recovery mail has.
-        Err(LoginError::Unverified { user }) => {
-            let sent = match recovery.resend_verification(&user, &client).await {
-                Ok(()) => true,
-                Err(RecoveryError::Throttled(_)) => false,
-                Err(error) => return Err(error.into()),
-            };
-            return Err(ApiError::EmailNotVerified { sent });
-        }
-        Err(error) => return Err(error.into()),
-    };
+    let (user, session) = login
+        .log_in(body.username, body.password.into(), remember, &client)
+        .await?;
 
     // actix-identity renews the cookie session, so no identifier from before
     // the login survives it.
-    Identity::login(&request.extensions(), session.id.clone())
+    Identity::login(&request.extensions(), session.token.expose().to_owned())
         .map_err(|error| ApiError::Internal(anyhow::anyhow!("identity login: {error}")))?;
     let access_token = auth
         .tokens
@@ -97,8 +77,9 @@ pub async fn login(
         .map_err(|error| ApiError::Internal(error.into()))?;
 
     let lifetime = auth.sessions.lifetimes().for_login(remember);
+    let csrf_token = session.csrf_token.expose();
     let mut response = HttpResponse::Ok();
-    response.cookie(cookies.csrf(&session.csrf_token, remember.then_some(lifetime)));
+    response.cookie(cookies.csrf(csrf_token, remember.then_some(lifetime)));
     if remember {
         response.extensions_mut().insert(PersistSessionCookie {
             name: cookies.session_cookie_name(),
@@ -111,7 +92,7 @@ pub async fn login(
         token_type: "Bearer",
         expires_at: session.expires_at,
         remember_me: remember,
-        csrf_token: &session.csrf_token,
+        csrf_token,
         next: next.as_str(),
     }))
 }

@@ -3,13 +3,14 @@
 use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
 use crate::db::users::User;
-use crate::domain::{Client, Email, FieldErrors, Username};
-use crate::http::auth::authenticate::{CurrentUser, Via};
+use crate::domain::{Client, Email, SessionId, Username, add_error, parse_field};
+use crate::http::auth::authenticate::{Authenticated, Via};
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::error::ApiError;
-use crate::http::json::{ApiJson, parse_field, required};
+use crate::http::json::{ApiJson, check, text};
 use crate::services::accounts::{Accounts, ProfileChange};
 
 #[derive(Serialize)]
@@ -28,40 +29,38 @@ struct Me<'a> {
 #[derive(Serialize)]
 struct CurrentSession<'a> {
     /// Its public id, as `GET /api/sessions` lists it.
-    id: &'a str,
+    id: &'a SessionId,
     expires_at: DateTime<Utc>,
     remember: bool,
 }
 
-pub async fn me(current: CurrentUser) -> HttpResponse {
-    let me = &current.0;
+pub async fn me(me: Authenticated) -> HttpResponse {
     HttpResponse::Ok().json(Me {
         user: &me.user,
         session: CurrentSession {
-            id: &me.session.public_id,
+            id: &me.session.id,
             expires_at: me.session.expires_at,
             remember: me.session.remember,
         },
-        csrf_token: (me.via == Via::Cookie).then_some(me.session.csrf_token.as_str()),
+        csrf_token: (me.via == Via::Cookie).then_some(me.session.csrf_token.expose()),
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct UpdateRequest {
     username: Option<String>,
     email: Option<String>,
-    current_password: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    current_password: String,
 }
 
 impl UpdateRequest {
+    /// The change, with what does not parse noted for the service to
+    /// report beside taken names; refused at once without the password
+    /// that confirms it.
     fn into_change(self) -> Result<ProfileChange, ApiError> {
-        let mut errors = FieldErrors::new();
-        let current = required(
-            &mut errors,
-            "current_password",
-            self.current_password.as_deref(),
-        )
-        .map(|password| password.to_owned().into());
+        let mut errors = check(&self);
         let username = parse_field(
             &mut errors,
             "username",
@@ -70,62 +69,58 @@ impl UpdateRequest {
         );
         let email = parse_field(&mut errors, "email", self.email.as_deref(), Email::parse);
         if self.username.is_none() && self.email.is_none() {
-            crate::domain::add_error(
+            add_error(
                 &mut errors,
                 "body",
                 "Send a username or an email to change.",
             );
         }
-        match current {
-            Some(current_password) => Ok(ProfileChange {
-                username,
-                email,
-                errors,
-                current_password,
-            }),
-            None => Err(ApiError::Validation(errors)),
+        if self.current_password.is_empty() {
+            return Err(ApiError::Validation(errors));
         }
+        Ok(ProfileChange {
+            username,
+            email,
+            errors,
+            current_password: self.current_password.into(),
+        })
     }
 }
 
 /// Changes the username and/or email address by the registration rules,
 /// confirmed by the current password; answers with the user.
 pub async fn update_me(
-    current: CurrentUser,
+    me: Authenticated,
     accounts: web::Data<Accounts>,
     client: Client,
     ApiJson(body): ApiJson<UpdateRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let change = body.into_change()?;
-    let user = accounts
-        .update_profile(&current.0.user, change, &client)
-        .await?;
+    let user = accounts.update_profile(&me.user, change, &client).await?;
     Ok(HttpResponse::Ok().json(user))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct DeleteRequest {
-    current_password: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    current_password: String,
 }
 
 /// Deletes the account, confirmed by its password, with every session.
 pub async fn delete_me(
-    current: CurrentUser,
+    me: Authenticated,
     accounts: web::Data<Accounts>,
     cookies: web::Data<CookiePolicy>,
     client: Client,
     ApiJson(body): ApiJson<DeleteRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let mut errors = FieldErrors::new();
-    let Some(password) = required(
-        &mut errors,
-        "current_password",
-        body.current_password.as_deref(),
-    ) else {
+    let errors = check(&body);
+    if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
-    };
+    }
     accounts
-        .delete_account(&current.0.user, password.to_owned().into(), &client)
+        .delete_account(&me.user, body.current_password.into(), &client)
         .await?;
     Ok(cookies.logged_out())
 }

@@ -2,61 +2,63 @@
 
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
+use validator::Validate;
 
-use crate::domain::{Client, FieldErrors, Owner, Password, add_error};
-use crate::http::auth::authenticate::CurrentUser;
+use crate::domain::{Client, Owner, Password, add_error, parse_field};
+use crate::http::auth::authenticate::Authenticated;
 use crate::http::error::ApiError;
-use crate::http::json::{ApiJson, confirm, parse_field, required};
+use crate::http::json::{ApiJson, check, text};
 use crate::services::accounts::Accounts;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct PasswordChangeRequest {
-    current_password: Option<String>,
-    new_password: Option<String>,
-    new_password2: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    current_password: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    new_password: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(
+        length(min = 1, message = "This field is required."),
+        must_match(
+            other = "new_password",
+            message = "Field must be equal to new_password."
+        )
+    )]
+    new_password2: String,
 }
 
 /// Changes the password; every other session of the user ends, this one
 /// stays valid.
 pub async fn change_password(
-    current: CurrentUser,
+    me: Authenticated,
     accounts: web::Data<Accounts>,
     client: Client,
     ApiJson(body): ApiJson<PasswordChangeRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let me = &current.0;
-    let mut errors = FieldErrors::new();
-    let old = required(
-        &mut errors,
-        "current_password",
-        body.current_password.as_deref(),
-    );
-    let typed = required(&mut errors, "new_password", body.new_password.as_deref());
-    let again = required(&mut errors, "new_password2", body.new_password2.as_deref());
+    let mut errors = check(&body);
     let owner = Owner {
         username: Some(&me.user.username),
         email: Some(&me.user.email),
     };
+    let typed = Some(body.new_password.as_str()).filter(|typed| !typed.is_empty());
     let new = parse_field(&mut errors, "new_password", typed, |value| {
         Password::parse(value, owner)
     });
-    if typed.is_some() && old == typed {
+    if typed == Some(body.current_password.as_str()) {
         add_error(
             &mut errors,
             "new_password",
             "New password must differ from the current one.",
         );
     }
-    confirm(
-        &mut errors,
-        ("new_password2", again),
-        ("new_password", body.new_password.as_deref()),
-    );
-    let (Some(old), Some(new), true) = (old, new, errors.is_empty()) else {
+    let (Some(new), true) = (new, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
+    let current = body.current_password.into();
     accounts
-        .change_password(&me.user, &me.session, old.to_owned().into(), new, &client)
+        .change_password(&me.user, &me.session, current, new, &client)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

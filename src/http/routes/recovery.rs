@@ -3,11 +3,12 @@
 
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
+use validator::Validate;
 
-use crate::domain::{Client, Email, FieldErrors, Owner, Password};
-use crate::http::auth::authenticate::CurrentUser;
+use crate::domain::{Client, Email, Owner, Password, parse_field};
+use crate::http::auth::authenticate::Authenticated;
 use crate::http::error::ApiError;
-use crate::http::json::{ApiJson, confirm, parse_field, required};
+use crate::http::json::{ApiJson, check, text};
 use crate::services::recovery::Recovery;
 
 /// The one answer to every request for a reset link.
@@ -20,9 +21,11 @@ struct Accepted {
     message: &'static str,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct ForgotRequest {
-    email: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    email: String,
 }
 
 /// Queues a reset link for the address. The answer is the same, status,
@@ -33,9 +36,12 @@ pub async fn forgot_password(
     ApiJson(body): ApiJson<ForgotRequest>,
 ) -> Result<HttpResponse, ApiError> {
     recovery.available()?;
-    let mut errors = FieldErrors::new();
-    let typed = required(&mut errors, "email", body.email.as_deref());
-    let Some(email) = parse_field(&mut errors, "email", typed, Email::parse) else {
+    let mut errors = check(&body);
+    let typed = Some(body.email.as_str()).filter(|typed| !typed.is_empty());
+    let (Some(email), true) = (
+        parse_field(&mut errors, "email", typed, Email::parse),
+        errors.is_empty(),
+    ) else {
         return Err(ApiError::Validation(errors));
     };
     recovery.request_reset(email, &client).await?;
@@ -44,11 +50,23 @@ pub async fn forgot_password(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct ResetRequest {
-    token: Option<String>,
-    new_password: Option<String>,
-    new_password2: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    token: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    new_password: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(
+        length(min = 1, message = "This field is required."),
+        must_match(
+            other = "new_password",
+            message = "Field must be equal to new_password."
+        )
+    )]
+    new_password2: String,
 }
 
 /// Sets a new password with a reset link's token; every session of the
@@ -59,34 +77,28 @@ pub async fn reset_password(
     ApiJson(body): ApiJson<ResetRequest>,
 ) -> Result<HttpResponse, ApiError> {
     recovery.available()?;
-    let mut errors = FieldErrors::new();
-    let token = required(&mut errors, "token", body.token.as_deref());
-    let typed = required(&mut errors, "new_password", body.new_password.as_deref());
-    let again = required(&mut errors, "new_password2", body.new_password2.as_deref());
-    confirm(
-        &mut errors,
-        ("new_password2", again),
-        ("new_password", typed),
-    );
-    let (Some(token), Some(typed), true) = (token, typed, errors.is_empty()) else {
+    let errors = check(&body);
+    if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
-    };
+    }
     // The policy needs the owner, whom only a valid token names: a bad
     // token is refused before the password is looked at.
-    let opened = recovery.open_reset(token).await?;
+    let opened = recovery.open_reset(&body.token).await?;
     let owner = Owner {
         username: Some(&opened.user.username),
         email: Some(&opened.user.email),
     };
-    let new = Password::parse(typed, owner)
+    let new = Password::parse(&body.new_password, owner)
         .map_err(|message| ApiError::field("new_password", message))?;
     recovery.reset_password(opened, new, &client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct VerifyRequest {
-    token: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    token: String,
 }
 
 /// Confirms an address with a verification link's token.
@@ -96,23 +108,21 @@ pub async fn verify_email(
     ApiJson(body): ApiJson<VerifyRequest>,
 ) -> Result<HttpResponse, ApiError> {
     recovery.available()?;
-    let mut errors = FieldErrors::new();
-    let Some(token) = required(&mut errors, "token", body.token.as_deref()) else {
+    let errors = check(&body);
+    if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
-    };
-    recovery.verify_email(token, &client).await?;
+    }
+    recovery.verify_email(&body.token, &client).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
 /// Sends the logged-in user a new confirmation link.
 pub async fn resend_verification(
-    current: CurrentUser,
+    me: Authenticated,
     recovery: web::Data<Recovery>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    recovery
-        .resend_verification(&current.0.user, &client)
-        .await?;
+    recovery.resend_verification(&me.user, &client).await?;
     Ok(HttpResponse::Accepted().json(Accepted {
         message: VERIFICATION_ASKED,
     }))

@@ -4,53 +4,50 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 use validator::Validate;
 
-use crate::domain::{Client, Email, Owner, Password, Username, add_error};
+use crate::domain::Client;
 use crate::http::auth::authenticate::Auth;
 use crate::http::error::ApiError;
-use crate::http::json::{ApiJson, field_errors, parse_field};
+use crate::http::json::{ApiJson, check, text};
 use crate::services::accounts::{Accounts, NewAccount};
 
 #[derive(Deserialize, Validate)]
 pub struct RegisterRequest {
-    #[validate(required(message = "This field is required."))]
-    username: Option<String>,
-    #[validate(required(message = "This field is required."))]
-    email: Option<String>,
-    #[validate(required(message = "This field is required."))]
-    password: Option<String>,
-    #[validate(required(message = "This field is required."))]
-    password2: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    username: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    email: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    password: String,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(
+        length(min = 1, message = "This field is required."),
+        must_match(other = "password", message = "Field must be equal to password.")
+    )]
+    password2: String,
 }
 
 impl RegisterRequest {
+    /// The account by the registration rules (the command line's too),
+    /// with what the request's own rules found beside; taken names are the
+    /// service's to add.
     fn into_new_account(self) -> NewAccount {
-        let mut errors = field_errors(self.validate());
-        let username = parse_field(
-            &mut errors,
-            "username",
-            self.username.as_deref(),
-            Username::parse,
+        let errors = check(&self);
+        fn given(value: &str) -> Option<&str> {
+            (!value.is_empty()).then_some(value)
+        }
+        let mut account = NewAccount::parse(
+            given(&self.username),
+            given(&self.email),
+            given(&self.password),
         );
-        let email = parse_field(&mut errors, "email", self.email.as_deref(), Email::parse);
-        let owner = Owner {
-            username: self.username.as_deref(),
-            email: self.email.as_deref(),
-        };
-        let password = parse_field(&mut errors, "password", self.password.as_deref(), |value| {
-            Password::parse(value, owner)
-        });
-        if let (Some(first), Some(second)) = (&self.password, &self.password2)
-            && first != second
-        {
-            add_error(&mut errors, "password2", "Field must be equal to password.");
+        for (field, messages) in errors {
+            account.errors.entry(field).or_default().extend(messages);
         }
-        NewAccount {
-            submitted_username: self.username,
-            username,
-            email,
-            password,
-            errors,
-        }
+        account.submitted_username = Some(self.username);
+        account
     }
 }
 
@@ -68,7 +65,6 @@ pub async fn register(
 
 #[cfg(test)]
 mod tests {
-    use proptest::option::of;
     use proptest::prelude::*;
 
     use super::RegisterRequest;
@@ -78,10 +74,10 @@ mod tests {
         /// with every field parsed has no errors, and the other way round.
         #[test]
         fn validation_never_panics(
-            username in of(any::<String>()),
-            email in of(any::<String>()),
-            password in of(any::<String>()),
-            password2 in of(any::<String>()),
+            username in any::<String>(),
+            email in any::<String>(),
+            password in any::<String>(),
+            password2 in any::<String>(),
         ) {
             let draft = RegisterRequest { username, email, password, password2 }.into_new_account();
             let complete = draft.username.is_some() && draft.email.is_some() && draft.password.is_some();

@@ -6,15 +6,15 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::db::sessions::Session;
-use crate::domain::Client;
-use crate::http::auth::authenticate::{Auth, CurrentUser};
+use crate::domain::{Client, SessionId};
+use crate::http::auth::authenticate::{Auth, Authenticated};
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::error::ApiError;
 
 /// A session as its owner sees it: never its credential.
 #[derive(Serialize)]
 pub struct SessionView<'a> {
-    id: &'a str,
+    id: &'a SessionId,
     created_at: DateTime<Utc>,
     last_seen_at: DateTime<Utc>,
     expires_at: DateTime<Utc>,
@@ -27,24 +27,23 @@ pub struct SessionView<'a> {
 impl<'a> SessionView<'a> {
     fn of(session: &'a Session, current: &Session) -> Self {
         Self {
-            id: &session.public_id,
+            id: &session.id,
             created_at: session.created_at,
             last_seen_at: session.last_seen_at,
             expires_at: session.expires_at,
             remember: session.remember,
             user_agent: session.user_agent.as_deref(),
             ip: session.ip.map(|ip| ip.addr().to_string()),
-            current: session.id == current.id,
+            current: session.token == current.token,
         }
     }
 }
 
 /// The user's live sessions, newest first.
 pub async fn list_sessions(
-    current: CurrentUser,
+    me: Authenticated,
     auth: web::Data<Auth>,
 ) -> Result<HttpResponse, ApiError> {
-    let me = &current.0;
     let sessions = auth.sessions.list(me.user.id).await?;
     let views: Vec<SessionView<'_>> = sessions
         .iter()
@@ -56,19 +55,20 @@ pub async fn list_sessions(
 /// Ends one of the user's sessions. Another user's, or an unknown id, is
 /// 404 alike; ending the current one is a logout, cookies and all.
 pub async fn end_session(
-    current: CurrentUser,
+    me: Authenticated,
     id: web::Path<String>,
     auth: web::Data<Auth>,
     cookies: web::Data<CookiePolicy>,
     client: Client,
 ) -> Result<HttpResponse, ApiError> {
-    let me = &current.0;
+    // Anything but a public id's shape names no session.
+    let id = SessionId::parse(&id).ok_or(ApiError::NoSuchSession)?;
     let ended = auth
         .sessions
-        .end(me.user.id, id.into_inner(), &client)
+        .end(me.user.id, id, &client)
         .await?
         .ok_or(ApiError::NoSuchSession)?;
-    if ended.id == me.session.id {
+    if ended.token == me.session.token {
         return Ok(cookies.logged_out());
     }
     Ok(HttpResponse::NoContent().finish())

@@ -7,13 +7,14 @@ use diesel::{PgConnection, QueryResult};
 use crate::configuration::Period;
 use crate::crypto::{random_token, sha256};
 use crate::db::email_tokens::{self, Purpose};
+use crate::domain::UserId;
 
 /// Makes a token for `user_id` that `email` will receive, valid for `ttl`;
 /// it supersedes the user's earlier tokens of that purpose. Only its digest
 /// is stored: the token itself exists in the mail (or the printed link).
 pub fn issue(
     conn: &mut PgConnection,
-    user_id: i64,
+    user_id: UserId,
     email: &str,
     purpose: Purpose,
     ttl: Period,

@@ -13,8 +13,9 @@
 //!   never refuses anyone. [`Throttle::failed`] makes it one;
 //!   [`Throttle::succeeded`] takes it back.
 //!
-//! A new limit is a [`Counter`] at its call site; the policy of what to
-//! count (per account, per client address) belongs to that caller.
+//! A new limit is a [`Bucket`] (which names its settings) and a
+//! [`Counter`] at its call site; the policy of what to count (per account,
+//! per client address) belongs to that caller.
 
 pub mod postgres;
 pub mod redis;
@@ -27,17 +28,31 @@ use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use ipnet::Ipv6Net;
 
-use crate::configuration::Period;
+use crate::clock::Clock;
+use crate::configuration::{Bucket, Period, ThrottleSettings};
 use crate::crypto::keyed_digest;
 use crate::db::DbError;
 
 /// One limit: at most `limit` hits on `key` in `bucket` per sliding `window`.
 #[derive(Clone, Debug)]
 pub struct Counter {
-    pub bucket: &'static str,
+    pub bucket: Bucket,
     pub key: String,
     pub limit: u32,
     pub window: Period,
+}
+
+impl Counter {
+    /// Counts `key` in `bucket`, by the limit its settings give.
+    pub fn new(bucket: Bucket, key: String, settings: &ThrottleSettings) -> Self {
+        let limit = settings.limit(bucket);
+        Self {
+            bucket,
+            key,
+            limit: limit.limit,
+            window: limit.window,
+        }
+    }
 }
 
 /// Refused until this long from now.
@@ -49,7 +64,7 @@ pub struct Blocked {
 /// One counted attempt, as its store names it.
 #[derive(Clone, Debug)]
 pub struct Hit {
-    pub bucket: &'static str,
+    pub bucket: Bucket,
     pub key: String,
     pub id: String,
 }
@@ -126,13 +141,15 @@ pub struct Throttle {
     /// Keys identifiers with an HMAC, so the store never holds the text
     /// typed (which may be a password typed into the wrong field).
     secret: [u8; 32],
+    clock: Clock,
 }
 
 impl Throttle {
-    pub fn new(store: impl Store + 'static, secret: [u8; 32]) -> Self {
+    pub fn new(store: impl Store + 'static, secret: [u8; 32], clock: Clock) -> Self {
         Self {
             store: Arc::new(store),
             secret,
+            clock,
         }
     }
 
@@ -140,7 +157,11 @@ impl Throttle {
     /// of them is at its limit (then none counts it).
     #[tracing::instrument(skip_all)]
     pub async fn hit(&self, counters: &[Counter]) -> Result<Result<(), Blocked>, ThrottleError> {
-        match self.store.reserve(counters, Utc::now(), false).await? {
+        match self
+            .store
+            .reserve(counters, self.clock.now(), false)
+            .await?
+        {
             Reserved::Hits(_) => Ok(Ok(())),
             Reserved::Blocked(blocked) => Ok(Err(blocked)),
             Reserved::Busy => Err(ThrottleError::Busy),
@@ -157,7 +178,7 @@ impl Throttle {
     ) -> Result<Result<Attempt, Blocked>, ThrottleError> {
         let deadline = std::time::Instant::now() + WAIT_AT_MOST;
         loop {
-            match self.store.reserve(counters, Utc::now(), true).await? {
+            match self.store.reserve(counters, self.clock.now(), true).await? {
                 Reserved::Hits(hits) => return Ok(Ok(Attempt { hits })),
                 Reserved::Blocked(blocked) => return Ok(Err(blocked)),
                 Reserved::Busy if std::time::Instant::now() >= deadline => {
@@ -177,7 +198,7 @@ impl Throttle {
         attempt: Attempt,
         counters: &[Counter],
     ) -> Result<(), ThrottleError> {
-        let now = Utc::now();
+        let now = self.clock.now();
         for (hit, counter) in attempt.hits.iter().zip(counters) {
             self.store.confirm(hit, counter.window, now).await?;
         }

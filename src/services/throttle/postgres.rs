@@ -47,11 +47,11 @@ impl Store for PostgresStore {
                     let mut longest: Option<Blocked> = None;
                     let mut busy = false;
                     for counter in &counters {
-                        throttle_hits::lock(conn, counter.bucket, &counter.key)?;
+                        throttle_hits::lock(conn, counter.bucket.as_str(), &counter.key)?;
                         let since = now - counter.window.delta();
                         let limit_th_failure = throttle_hits::nth_newest_failure(
                             conn,
-                            counter.bucket,
+                            counter.bucket.as_str(),
                             &counter.key,
                             since,
                             stale,
@@ -63,7 +63,7 @@ impl Store for PostgresStore {
                             // together reach the limit.
                             let in_flight = throttle_hits::count_pending(
                                 conn,
-                                counter.bucket,
+                                counter.bucket.as_str(),
                                 &counter.key,
                                 stale,
                             )?;
@@ -71,7 +71,7 @@ impl Store for PostgresStore {
                             busy = in_flight >= counter.limit
                                 || throttle_hits::nth_newest_failure(
                                     conn,
-                                    counter.bucket,
+                                    counter.bucket.as_str(),
                                     &counter.key,
                                     since,
                                     stale,
@@ -91,10 +91,10 @@ impl Store for PostgresStore {
                         // Expired rows of this kind go as new ones come, so
                         // the table holds what the windows can still see.
                         let visible = counter.window.delta().max(now - stale);
-                        throttle_hits::delete_older(conn, counter.bucket, now - visible)?;
+                        throttle_hits::delete_older(conn, counter.bucket.as_str(), now - visible)?;
                         let id = throttle_hits::insert(
                             conn,
-                            counter.bucket,
+                            counter.bucket.as_str(),
                             &counter.key,
                             now,
                             pending,
@@ -143,7 +143,7 @@ impl Store for PostgresStore {
     }
 
     fn clear<'a>(&'a self, counter: &'a Counter) -> BoxFuture<'a, Result<(), ThrottleError>> {
-        let (bucket, key) = (counter.bucket, counter.key.clone());
+        let (bucket, key) = (counter.bucket.as_str(), counter.key.clone());
         async move {
             db::run(&self.pool, move |conn| {
                 throttle_hits::delete_failures(conn, bucket, &key)

@@ -13,7 +13,7 @@ use redis::Script;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
 use super::{Blocked, Counter, Hit, PENDING_AT_MOST, Reserved, Store, ThrottleError};
-use crate::configuration::Period;
+use crate::configuration::{Bucket, Period};
 use crate::crypto::random_token;
 
 /// KEYS: failures and pending sets, two per counter. ARGV: now, the pending
@@ -98,12 +98,12 @@ impl RedisStore {
 }
 
 impl RedisStore {
-    fn failures_key(&self, bucket: &str, key: &str) -> String {
-        format!("{}throttle:{bucket}:{key}", self.prefix)
+    fn failures_key(&self, bucket: Bucket, key: &str) -> String {
+        format!("{}throttle:{}:{key}", self.prefix, bucket.as_str())
     }
 
-    fn pending_key(&self, bucket: &str, key: &str) -> String {
-        format!("{}throttle:{bucket}:{key}:pending", self.prefix)
+    fn pending_key(&self, bucket: Bucket, key: &str) -> String {
+        format!("{}throttle:{}:{key}:pending", self.prefix, bucket.as_str())
     }
 }
 

@@ -1,5 +1,5 @@
-//! Mail: the mails authd writes, and sending them through the SMTP server
-//! of `SMTP_URL`, or, in development without one, into the log.
+//! Sending a mail: through the SMTP server of `SMTP_URL`, or, in
+//! development without one, into the log.
 
 use std::time::Duration;
 
@@ -9,20 +9,12 @@ use lettre::message::{Mailbox, Message};
 use lettre::{SmtpTransport, Transport as _};
 use secrecy::ExposeSecret;
 
-use crate::configuration::{Period, RecoverySettings};
-use crate::db::email_tokens::Purpose;
+use crate::configuration::MailSettings;
+use crate::services::mail::Mail;
 
 /// How long one exchange with the mail server may take: a server that stops
 /// answering holds up one mail (and its row lock) no longer than this.
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// One mail, plain text.
-#[derive(Clone, Debug)]
-pub struct Mail {
-    pub to: String,
-    pub subject: String,
-    pub body: String,
-}
 
 /// Why a mail did not go.
 #[derive(Debug, thiserror::Error)]
@@ -50,83 +42,6 @@ pub enum MailError {
 impl MailError {
     pub fn is_permanent(&self) -> bool {
         matches!(self, Self::Address(_) | Self::Refused(_))
-    }
-}
-
-/// Where the links in mails point: the client application's pages, with
-/// the token in the fragment, which browsers never send to a server (so
-/// it stays out of access logs and `Referer`).
-#[derive(Clone, Debug)]
-pub struct Links {
-    pub app_url: String,
-    pub reset_path: String,
-    pub verify_path: String,
-}
-
-impl Links {
-    pub fn new(settings: &RecoverySettings) -> Self {
-        Self {
-            app_url: settings.app_url.clone(),
-            reset_path: settings.reset_path.clone(),
-            verify_path: settings.verify_path.clone(),
-        }
-    }
-
-    pub fn link(&self, purpose: Purpose, token: &str) -> String {
-        let path = match purpose {
-            Purpose::Reset => &self.reset_path,
-            Purpose::Verify => &self.verify_path,
-        };
-        format!("{}{path}#token={token}", self.app_url)
-    }
-}
-
-/// A lifetime as a reader says it: "1 hour", "2 days", "90 minutes"; an
-/// odd one in humantime's notation.
-fn spoken(lifetime: Duration) -> String {
-    let seconds = lifetime.as_secs();
-    let unit = [(86_400, "day"), (3_600, "hour"), (60, "minute")]
-        .into_iter()
-        .find(|(size, _)| seconds >= *size && seconds.is_multiple_of(*size));
-    match unit {
-        Some((size, name)) => {
-            let count = seconds / size;
-            format!("{count} {name}{}", if count == 1 { "" } else { "s" })
-        }
-        None => humantime::format_duration(lifetime).to_string(),
-    }
-}
-
-/// The mail that carries a link of `purpose`, valid for `ttl`.
-pub fn link_mail(to: &str, purpose: Purpose, link: &str, ttl: Period) -> Mail {
-    let lasts = spoken(ttl.std());
-    let (subject, body) = match purpose {
-        Purpose::Reset => (
-            "Reset your password",
-            format!(
-                "Someone, hopefully you, asked to reset the password of the account \
-                 with this address.\n\n\
-                 To choose a new password, open this link within {lasts}:\n\n{link}\n\n\
-                 It works once. Every device logged in to the account will be logged \
-                 out.\n\n\
-                 If you did not ask for this, ignore this mail: your password stays \
-                 as it is.\n"
-            ),
-        ),
-        Purpose::Verify => (
-            "Confirm your e-mail address",
-            format!(
-                "Please confirm that this address is yours by opening this link \
-                 within {lasts}:\n\n{link}\n\n\
-                 If you did not create an account or change its address, ignore \
-                 this mail.\n"
-            ),
-        ),
-    };
-    Mail {
-        to: to.to_owned(),
-        subject: subject.to_owned(),
-        body,
     }
 }
 
@@ -165,7 +80,7 @@ pub struct Mailer {
 }
 
 impl Mailer {
-    pub fn new(settings: &RecoverySettings) -> anyhow::Result<Self> {
+    pub fn new(settings: &MailSettings) -> anyhow::Result<Self> {
         let transport = match &settings.smtp_url {
             Some(url) => Transport::Smtp(
                 SmtpTransport::from_url(url.expose_secret())
@@ -177,7 +92,7 @@ impl Mailer {
         };
         Ok(Self {
             transport,
-            from: settings.mail_from.clone(),
+            from: settings.from.clone(),
         })
     }
 
@@ -219,19 +134,5 @@ impl Mailer {
                 Ok("written to the log".into())
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    #[test]
-    fn lifetimes_read_as_people_say_them() {
-        let spoken = |seconds| super::spoken(Duration::from_secs(seconds));
-        assert_eq!(spoken(3_600), "1 hour");
-        assert_eq!(spoken(48 * 3_600), "2 days");
-        assert_eq!(spoken(90 * 60), "90 minutes");
-        assert_eq!(spoken(30), "30s");
     }
 }

@@ -1,5 +1,6 @@
 //! The outbox: mails queued in the transaction of the change that needs
-//! them, and the worker, one in every instance, that delivers them.
+//! them, and the worker, one in every instance, that makes and delivers
+//! them.
 //!
 //! The worker takes one due mail at a time under a row lock (`FOR UPDATE
 //! SKIP LOCKED`) held while it sends it: another instance skips that mail
@@ -7,28 +8,41 @@
 //! lock with its connection, so the mail is due again at once. A mail
 //! server outage only delays mail, with growing waits between attempts.
 //! Delivery is at least once: a crash between the server accepting a mail
-//! and the row's removal sends it again (with a new link that supersedes
-//! the old).
+//! and the row's removal sends it again (made anew: a new link that
+//! supersedes the old).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use chrono::{TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{Connection, PgConnection, QueryResult};
 
-use crate::configuration::{Period, RecoverySettings};
-use crate::db::email_tokens::Purpose;
+use crate::clock::Clock;
 use crate::db::mail_outbox::{self, QueuedMail};
-use crate::db::{self, DbError, PgPool, users};
-use crate::services::recovery::mail::{Links, MailError, Mailer, link_mail};
-use crate::services::recovery::tokens;
+use crate::db::{self, DbError, PgPool};
+use crate::domain::UserId;
+use crate::services::mail::{Mail, MailError, MailKind, Mailer};
 
 /// How soon a mail queued by another instance is noticed (this instance's
 /// own are taken at once).
 const POLL: Duration = Duration::from_secs(1);
 /// The longest wait between two attempts at one mail.
 const MAX_BACKOFF_SECS: u64 = 600;
+
+/// What a kind of queued mail becomes when it is due: the mail made now
+/// (a link's token is made at this moment, so it works when it arrives),
+/// or `None` when there is nobody to send it to any more. Runs in a
+/// transaction of its own, committed before the mail goes.
+pub trait Composer: Send + Sync {
+    fn compose(
+        &self,
+        conn: &mut PgConnection,
+        queued: &QueuedMail,
+        now: DateTime<Utc>,
+    ) -> QueryResult<Option<Mail>>;
+}
 
 /// A wake-up call for the worker, that is not lost if it comes while the
 /// worker is busy.
@@ -61,50 +75,25 @@ impl Signal {
 }
 
 /// Queuing mails: what the services that change accounts use.
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct Outbox {
-    enabled: bool,
-    reset_ttl: Period,
-    verify_ttl: Period,
     wake: Arc<Signal>,
 }
 
 impl Outbox {
-    pub fn new(settings: &RecoverySettings) -> Self {
-        Self {
-            enabled: settings.enabled,
-            reset_ttl: settings.reset_ttl,
-            verify_ttl: settings.verify_ttl,
-            wake: Arc::default(),
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
-    /// How long a link of `purpose` works.
-    pub fn ttl(&self, purpose: Purpose) -> Period {
-        match purpose {
-            Purpose::Reset => self.reset_ttl,
-            Purpose::Verify => self.verify_ttl,
-        }
-    }
-
-    /// Queues a mail, in the caller's transaction (nothing when recovery is
-    /// off). Call [`Outbox::wake`] once the transaction has committed.
+    /// Queues a mail of `kind` to `address` (for `user_id`, when it is
+    /// about an account), in the caller's transaction; it is dropped if not
+    /// delivered by `expires_at`. Call [`Outbox::wake`] once the
+    /// transaction has committed.
     pub fn queue(
         &self,
         conn: &mut PgConnection,
-        purpose: Purpose,
-        user_id: Option<i64>,
+        kind: MailKind,
+        user_id: Option<UserId>,
         address: &str,
+        expires_at: DateTime<Utc>,
     ) -> QueryResult<()> {
-        if !self.enabled {
-            return Ok(());
-        }
-        let expires_at = Utc::now() + self.ttl(purpose).delta();
-        mail_outbox::enqueue(conn, purpose, user_id, address, expires_at)
+        mail_outbox::enqueue(conn, kind.0, user_id, address, expires_at)
     }
 
     /// Tells this instance's worker that mail is waiting.
@@ -115,13 +104,12 @@ impl Outbox {
 
 /// What became of one queued mail.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Outcome {
+pub enum Outcome {
     Sent,
-    /// Nothing to send: no active account has the address, or the address
-    /// changed or was verified meanwhile.
+    /// Nothing to send: its composer found nobody to send it to any more.
     Skipped,
     Retry,
-    /// Refused for good, or past its expiry.
+    /// Refused for good, past its expiry, or of a kind nobody composes.
     Dropped,
 }
 
@@ -136,15 +124,18 @@ impl Outcome {
     }
 }
 
-/// The worker: takes due mails, makes their tokens, sends them.
+/// The worker: takes due mails, has them composed, sends them.
+#[derive(Clone)]
 pub struct Worker {
     /// A pool of its own, of two connections (one holds the mail's lock,
-    /// the other commits its token), so that mail never waits for, nor
-    /// starves, the requests' pool.
-    pub pool: PgPool,
-    pub mailer: Mailer,
-    pub links: Links,
-    pub outbox: Outbox,
+    /// the other commits what its composer made), so that mail never waits
+    /// for, nor starves, the requests' pool.
+    pool: PgPool,
+    mailer: Mailer,
+    /// By kind name.
+    composers: Arc<HashMap<&'static str, Arc<dyn Composer>>>,
+    wake: Arc<Signal>,
+    clock: Clock,
 }
 
 /// A running worker, to be stopped at shutdown.
@@ -169,12 +160,39 @@ impl RunningWorker {
 }
 
 impl Worker {
+    /// A worker for the mails `outbox` queues, of the kinds `composers`
+    /// make.
+    pub fn new(
+        pool: PgPool,
+        mailer: Mailer,
+        outbox: &Outbox,
+        composers: impl IntoIterator<Item = (MailKind, Arc<dyn Composer>)>,
+        clock: Clock,
+    ) -> Self {
+        Self {
+            pool,
+            mailer,
+            composers: Arc::new(
+                composers
+                    .into_iter()
+                    .map(|(kind, composer)| (kind.0, composer))
+                    .collect(),
+            ),
+            wake: outbox.wake.clone(),
+            clock,
+        }
+    }
+
+    /// Closes its pool, when it was never started. Blocks.
+    pub fn close(self, db_timeout: Duration) {
+        db::close(self.pool, db_timeout);
+    }
+
     /// Runs on a thread of its own: sending mail blocks.
     pub fn start(self) -> std::io::Result<RunningWorker> {
         let stop = Arc::new(AtomicBool::new(false));
-        let wake = self.outbox.wake.clone();
+        let (wake, pool) = (self.wake.clone(), self.pool.clone());
         let stopping = stop.clone();
-        let pool = self.pool.clone();
         let thread = std::thread::Builder::new()
             .name("authd-mail".into())
             .spawn(move || self.run(&stopping))?;
@@ -205,8 +223,21 @@ impl Worker {
                     failing = true;
                 }
             }
-            self.outbox.wake.wait(POLL);
+            self.wake.wait(POLL);
         }
+    }
+
+    /// Delivers every mail due now, one after another, and what became of
+    /// each; a mail put back for a later attempt ends the round. Blocks.
+    pub fn deliver_due(&self) -> Result<Vec<Outcome>, DbError> {
+        let mut outcomes = Vec::new();
+        while let Some(outcome) = self.deliver_next()? {
+            outcomes.push(outcome);
+            if outcome == Outcome::Retry {
+                break;
+            }
+        }
+        Ok(outcomes)
     }
 
     /// Takes the next due mail, if any, and delivers it, holding its row
@@ -217,7 +248,7 @@ impl Worker {
             .get()
             .map_err(|error| DbError::Unavailable(error.to_string()))?;
         let delivered = conn.transaction(|conn| {
-            let Some(mail) = mail_outbox::lock_next_due(conn, Utc::now())? else {
+            let Some(mail) = mail_outbox::lock_next_due(conn, self.clock.now())? else {
                 return Ok(None);
             };
             let span = tracing::info_span!("mail", mail_id = mail.id, kind = %mail.kind, attempt = mail.attempts + 1);
@@ -230,49 +261,54 @@ impl Worker {
         Ok(delivered)
     }
 
-    /// One attempt at `mail`, its row locked by `conn`'s transaction.
-    fn attempt(&self, conn: &mut PgConnection, mail: &QueuedMail) -> QueryResult<Outcome> {
-        let attempts = mail.attempts + 1;
-        let Some(purpose) = mail.purpose().filter(|_| mail.expires_at > Utc::now()) else {
+    /// One attempt at `queued`, its row locked by `conn`'s transaction.
+    fn attempt(&self, conn: &mut PgConnection, queued: &QueuedMail) -> QueryResult<Outcome> {
+        let attempts = queued.attempts + 1;
+        let now = self.clock.now();
+        if queued.expires_at <= now {
             tracing::error!("a mail was not delivered before its link would expire; dropped");
-            mail_outbox::remove(conn, mail.id)?;
+            mail_outbox::remove(conn, queued.id)?;
+            return Ok(Outcome::Dropped);
+        }
+        let Some(composer) = self.composers.get(queued.kind.as_str()) else {
+            tracing::error!("a mail of a kind nothing composes; dropped");
+            mail_outbox::remove(conn, queued.id)?;
             return Ok(Outcome::Dropped);
         };
         let retry = |conn: &mut PgConnection, why: &str| {
-            let at = Utc::now() + backoff(attempts);
+            let at = now + backoff(attempts);
             tracing::warn!(error = why, retry_at = %at, "mail not delivered; will retry");
-            mail_outbox::retry_at(conn, mail.id, attempts, at, why).map(|()| Outcome::Retry)
+            mail_outbox::retry_at(conn, queued.id, attempts, at, why).map(|()| Outcome::Retry)
         };
-        // The token is committed on a connection of its own before the mail
-        // goes: its link must work the moment it arrives.
-        let ttl = self.outbox.ttl(purpose);
-        let prepared = self
+        // What the composer makes (a link's token) is committed on a
+        // connection of its own before the mail goes: the link must work
+        // the moment it arrives.
+        let composed = self
             .pool
             .get()
             .map_err(|error| DbError::Unavailable(error.to_string()))
             .and_then(|mut other| {
                 other
-                    .transaction(|other| prepare(other, purpose, mail, ttl))
+                    .transaction(|other| composer.compose(other, queued, now))
                     .map_err(DbError::from)
             });
-        let (to, token) = match prepared {
-            Ok(Some(prepared)) => prepared,
+        let mail = match composed {
+            Ok(Some(mail)) => mail,
             Ok(None) => {
-                mail_outbox::remove(conn, mail.id)?;
+                mail_outbox::remove(conn, queued.id)?;
                 return Ok(Outcome::Skipped);
             }
             Err(error) => return retry(conn, &error.to_string()),
         };
-        let link = self.links.link(purpose, &token);
-        match self.mailer.send(&link_mail(&to, purpose, &link, ttl)) {
+        match self.mailer.send(&mail) {
             Ok(reply) => {
                 tracing::info!(%reply, "mail delivered");
-                mail_outbox::remove(conn, mail.id)?;
+                mail_outbox::remove(conn, queued.id)?;
                 Ok(Outcome::Sent)
             }
             Err(error) if error.is_permanent() => {
                 tracing::error!(%error, "mail refused for good; dropped");
-                mail_outbox::remove(conn, mail.id)?;
+                mail_outbox::remove(conn, queued.id)?;
                 Ok(Outcome::Dropped)
             }
             Err(error @ MailError::Rejected(_)) => {
@@ -285,31 +321,6 @@ impl Worker {
             Err(error) => retry(conn, &error.to_string()),
         }
     }
-}
-
-/// Who a queued mail goes to and the token it carries, made now; `None`
-/// when there is nobody to send it to any more. A reset goes to the active
-/// account with the address asked for; a verification, to the address
-/// still to be verified of the account it was queued for.
-fn prepare(
-    conn: &mut PgConnection,
-    purpose: Purpose,
-    mail: &QueuedMail,
-    ttl: Period,
-) -> QueryResult<Option<(String, String)>> {
-    // The account's row stays locked until the token is stored: a change
-    // of address or password made meanwhile waits, and then voids it.
-    let user = match (purpose, mail.user_id) {
-        (Purpose::Reset, _) => users::find_by_email_locked(conn, &mail.address)?,
-        (Purpose::Verify, Some(id)) => users::find_locked(conn, id)?
-            .filter(|user| user.email == mail.address && user.email_verified_at.is_none()),
-        (Purpose::Verify, None) => None,
-    };
-    let Some(user) = user.filter(|user| user.is_active) else {
-        return Ok(None);
-    };
-    let token = tokens::issue(conn, user.id, &user.email, purpose, ttl, Utc::now())?;
-    Ok(Some((user.email, token)))
 }
 
 /// 1 s after the first failure, doubling, at most ten minutes.

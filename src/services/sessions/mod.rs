@@ -1,39 +1,36 @@
 //! The session service: a login is a server-side row, whether its
 //! credential travels in a cookie or a bearer token. Starting, validating
-//! and ending a session all happen here, so later work (caching,
-//! revocation fan-out, listing a user's sessions) has one place to change.
+//! (from memory when it can be trusted: [`cache`], kept honest by
+//! [`listener`]), listing and ending sessions all happen here, and every
+//! change that ends one tells the cache.
+
+pub mod activity;
+pub mod cache;
+pub mod listener;
+mod live;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, SubsecRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use diesel::PgConnection;
 
+use crate::clock::Clock;
 use crate::configuration::Period;
-use crate::crypto::{hex, random_token};
 use crate::db::notifications::Invalidation;
 use crate::db::sessions::{self, Session};
 use crate::db::users;
 use crate::db::{self, DbError, PgPool};
-use crate::domain::Client;
+use crate::domain::{Client, CsrfToken, SessionId, SessionToken, UserId};
 use crate::services::audit::{Event, Record};
-use crate::services::session_cache::{Live, SessionCache, Touches};
+use crate::services::sessions::activity::Activity;
+use crate::services::sessions::cache::SessionCache;
 
 /// `last_seen_at` is written at most this often per session, so that
 /// activity tracking costs a write a minute, not one per request...
 const TOUCH_AT_MOST_EVERY: TimeDelta = TimeDelta::seconds(60);
 
-/// 128 random bits, hex: a session's public handle.
-fn public_id() -> String {
-    let mut bytes = [0u8; 16];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-    hex(&bytes)
-}
-
-/// Whether `id` has the form [`public_id`] gives: 32 lower-case hex digits.
-fn is_public_id(id: &str) -> bool {
-    id.len() == 32 && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-}
+pub use live::LiveSession;
 
 /// Which sessions a logout ends.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
@@ -94,21 +91,22 @@ pub struct Sessions {
     pool: PgPool,
     lifetimes: Lifetimes,
     cache: Arc<SessionCache>,
-    touches: Arc<Touches>,
+    activity: Arc<Activity>,
+    clock: Clock,
 }
 
 impl Sessions {
-    pub fn new(pool: PgPool, lifetimes: Lifetimes) -> Self {
+    pub fn new(pool: PgPool, lifetimes: Lifetimes, clock: Clock) -> Self {
         Self {
             pool,
             lifetimes,
             cache: Arc::default(),
-            touches: Arc::default(),
+            activity: Arc::default(),
+            clock,
         }
     }
 
-    /// The cache that [`Listener`](crate::services::session_cache::Listener)
-    /// keeps honest.
+    /// The cache that [`Listener`](listener::Listener) keeps honest.
     pub fn cache(&self) -> Arc<SessionCache> {
         self.cache.clone()
     }
@@ -116,36 +114,29 @@ impl Sessions {
     /// Forgets what this instance holds of the user's sessions, at once:
     /// every change that can end one calls this (the notification to the
     /// other instances comes from the database).
-    pub fn forget_user(&self, user_id: i64) {
+    pub fn forget_user(&self, user_id: UserId) {
         self.cache.forget(Invalidation::User(user_id));
     }
 
     /// After `count` of the user's sessions ended here: forgets them at
     /// once (other instances hear of it from the database) and counts them.
-    pub fn revoked(&self, user_id: i64, count: usize) {
+    pub fn revoked(&self, user_id: UserId, count: usize) {
         self.forget_user(user_id);
         metrics::counter!("authd_sessions_revoked_total").increment(count as u64);
     }
 
     /// Writes the activity noted since the last flush.
-    pub async fn flush_touches(&self) {
-        self.touches.flush(&self.pool).await;
+    pub async fn flush_activity(&self) {
+        self.activity.flush(&self.pool).await;
     }
 
-    /// Flushes activity in the background, often enough that the database
-    /// is never a whole touch interval behind (at most a second).
-    pub fn flush_touches_regularly(&self) {
-        let every = (self.lifetimes.touch_every() / 2)
+    /// How often activity should be flushed for the database never to be a
+    /// whole touch interval behind: at most a second.
+    pub fn activity_flush_interval(&self) -> Duration {
+        (self.lifetimes.touch_every() / 2)
             .to_std()
             .unwrap_or(Duration::from_secs(1))
-            .min(Duration::from_secs(1));
-        let sessions = self.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(every).await;
-                sessions.flush_touches().await;
-            }
-        });
+            .min(Duration::from_secs(1))
     }
 
     pub fn lifetimes(&self) -> Lifetimes {
@@ -154,18 +145,17 @@ impl Sessions {
 
     /// Starts a fresh session for `user_id` (never reusing an id: no session
     /// fixation), records the login time, and stores `event` with it.
-    #[tracing::instrument(skip(self, client, event))]
+    #[tracing::instrument(skip(self, client, event), fields(user_id = %user_id))]
     pub async fn start(
         &self,
-        user_id: i64,
+        user_id: UserId,
         remember: bool,
         client: Client,
         event: Record,
     ) -> Result<Session, DbError> {
-        // Postgres keeps microseconds: match it, so responses agree with reads.
-        let now = Utc::now().trunc_subsecs(6);
+        let now = self.clock.now();
         let row = Session {
-            id: random_token(),
+            token: SessionToken::generate(),
             user_id,
             created_at: now,
             last_seen_at: now,
@@ -173,9 +163,9 @@ impl Sessions {
             remember,
             user_agent: client.user_agent,
             ip: client.ip.map(Into::into),
-            csrf_token: random_token(),
+            csrf_token: CsrfToken::generate(),
             revoked_at: None,
-            public_id: public_id(),
+            id: SessionId::generate(),
         };
         let (session, event) = db::run(&self.pool, move |conn| {
             let start = |conn: &mut PgConnection| {
@@ -193,15 +183,15 @@ impl Sessions {
         Ok(session)
     }
 
-    /// The live session with this id and its user, or `None` when it is
-    /// unknown, revoked, expired, idle too long, or its user is inactive.
-    /// From memory when it can be trusted (see [`SessionCache`]), else from
-    /// the database. Notes the activity, at most once per
+    /// The live session this credential names, and its user, or `None`
+    /// when it is unknown, revoked, expired, idle too long, or its user is
+    /// inactive. From memory when it can be trusted (see [`SessionCache`]),
+    /// else from the database. Notes the activity, at most once per
     /// [`Lifetimes::touch_every`], in a batch written off the request path.
-    pub async fn validate(&self, id: String) -> Result<Option<Arc<Live>>, DbError> {
-        let now = Utc::now().trunc_subsecs(6);
+    pub async fn validate(&self, token: SessionToken) -> Result<Option<Arc<LiveSession>>, DbError> {
+        let now = self.clock.now();
         let idle_since = now - self.lifetimes.idle.delta();
-        if let Some(live) = self.cache.get(&id)
+        if let Some(live) = self.cache.get(&token)
             && live.session.expires_at > now
             && (live.session.remember || live.session.last_seen_at > idle_since)
         {
@@ -211,25 +201,25 @@ impl Sessions {
         metrics::counter!("authd_session_cache_total", "result" => "miss").increment(1);
         let generation = self.cache.generation();
         let found = db::run(&self.pool, move |conn| {
-            sessions::find_live_with_user(conn, &id, now, idle_since)
+            sessions::find_live_with_user(conn, &token, now, idle_since)
         })
         .await?;
         Ok(found.map(|(session, user)| {
-            let live = Arc::new(Live { session, user });
+            let live = Arc::new(LiveSession { session, user });
             self.cache.insert(generation, &live);
             self.touched(live, now)
         }))
     }
 
     /// Notes activity on a live session if its last note is old enough.
-    fn touched(&self, live: Arc<Live>, now: DateTime<Utc>) -> Arc<Live> {
+    fn touched(&self, live: Arc<LiveSession>, now: DateTime<Utc>) -> Arc<LiveSession> {
         if now - live.session.last_seen_at < self.lifetimes.touch_every() {
             return live;
         }
         let mut session = live.session.clone();
         session.last_seen_at = now;
-        self.touches.note(&session.id, now);
-        let touched = Arc::new(Live {
+        self.activity.note(&session.token, now);
+        let touched = Arc::new(LiveSession {
             session,
             user: live.user.clone(),
         });
@@ -238,26 +228,27 @@ impl Sessions {
     }
 
     /// A user's live sessions, newest first.
-    pub async fn list(&self, user_id: i64) -> Result<Vec<Session>, DbError> {
-        let idle = self.lifetimes.idle.delta();
+    pub async fn list(&self, user_id: UserId) -> Result<Vec<Session>, DbError> {
+        let now = self.clock.now();
+        let idle_since = now - self.lifetimes.idle.delta();
         db::run(&self.pool, move |conn| {
-            let now = Utc::now();
-            sessions::list_live(conn, user_id, now, now - idle)
+            sessions::list_live(conn, user_id, now, idle_since)
         })
         .await
     }
 
     /// Logs out: revokes the session, so its cookie or token is dead even
     /// if a client keeps a copy, and records it.
-    #[tracing::instrument(skip(self, session, client), fields(user_id = session.user_id))]
+    #[tracing::instrument(skip(self, session, client), fields(user_id = %session.user_id))]
     pub async fn log_out(&self, session: &Session, client: &Client) -> Result<(), DbError> {
-        let id = session.id.clone();
+        let token = session.token.clone();
         let event = Record::new(Event::Logout, Some(session.user_id), None, client);
         // A session revoked meanwhile (a second tab) was logged out then.
+        let now = self.clock.now();
         let (revoked, event) = db::run(&self.pool, move |conn| {
             event.with(
                 conn,
-                |conn| sessions::revoke(conn, &id, Utc::now()),
+                |conn| sessions::revoke(conn, &token, now),
                 |revoked| *revoked,
             )
         })
@@ -281,8 +272,11 @@ impl Sessions {
             }
         }
         if scope != Scope::Local {
-            let keep: Vec<String> = presented.iter().map(|session| session.id.clone()).collect();
-            let mut users: Vec<i64> = presented.iter().map(|session| session.user_id).collect();
+            let keep: Vec<SessionToken> = presented
+                .iter()
+                .map(|session| session.token.clone())
+                .collect();
+            let mut users: Vec<UserId> = presented.iter().map(|session| session.user_id).collect();
             users.sort_unstable();
             users.dedup();
             for user_id in users {
@@ -294,23 +288,17 @@ impl Sessions {
 
     /// Ends one of the user's sessions by its public id; `None` when the
     /// user has no such live session (another user's is no different).
-    #[tracing::instrument(skip(self, public_id, client))]
+    #[tracing::instrument(skip(self, client), fields(user_id = %user_id, session = %id))]
     pub async fn end(
         &self,
-        user_id: i64,
-        public_id: String,
+        user_id: UserId,
+        id: SessionId,
         client: &Client,
     ) -> Result<Option<Session>, DbError> {
-        // Anything else names no session; and text Postgres refuses (a NUL)
-        // must not reach it.
-        if !is_public_id(&public_id) {
-            return Ok(None);
-        }
         let event = Record::new(Event::SessionRevoked, Some(user_id), None, client);
+        let now = self.clock.now();
         let (ended, event) = db::run(&self.pool, move |conn| {
-            let end = |conn: &mut PgConnection| {
-                sessions::revoke_public(conn, user_id, &public_id, Utc::now())
-            };
+            let end = |conn: &mut PgConnection| sessions::revoke_public(conn, user_id, &id, now);
             event.with(conn, end, Option::is_some)
         })
         .await?;
@@ -321,17 +309,17 @@ impl Sessions {
 
     /// Ends every session of the user but the ones whose ids are in `keep`;
     /// how many it ended.
-    #[tracing::instrument(skip(self, keep, client))]
+    #[tracing::instrument(skip(self, keep, client), fields(user_id = %user_id))]
     pub async fn end_all(
         &self,
-        user_id: i64,
-        keep: Vec<String>,
+        user_id: UserId,
+        keep: Vec<SessionToken>,
         client: &Client,
     ) -> Result<usize, DbError> {
         let event = Record::new(Event::SessionRevoked, Some(user_id), None, client);
+        let now = self.clock.now();
         let (ended, event) = db::run(&self.pool, move |conn| {
-            let end =
-                |conn: &mut PgConnection| sessions::revoke_all_of(conn, user_id, &keep, Utc::now());
+            let end = |conn: &mut PgConnection| sessions::revoke_all_of(conn, user_id, &keep, now);
             event.with(conn, end, |ended| *ended > 0)
         })
         .await?;

@@ -1,0 +1,157 @@
+//! Work that runs beside the server, in every instance: the invalidation
+//! listener (a thread), the mail worker (a thread), the purge and the
+//! activity flush (tasks). One owner starts them and stops them, in one
+//! order, whether the start failed half-way or the server shut down.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::task::JoinHandle;
+
+use crate::configuration::Settings;
+use crate::services::mail::{RunningWorker, Worker};
+use crate::services::sessions::Sessions;
+use crate::services::sessions::listener::Listener;
+use crate::startup::services::{Services, pool};
+
+/// How long shutdown waits for a mail being sent (after the requests in
+/// flight): short, since an unsent mail is never lost.
+const MAIL_STOP_WAIT: Duration = Duration::from_secs(3);
+
+/// How queued mail is delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MailDelivery {
+    /// By the worker's own thread, as it is queued: what `authd serve` does.
+    Background,
+    /// Only when asked ([`Application::mail`](crate::startup::Application::mail)):
+    /// for tests that deliver mail at a moment of their choosing.
+    OnDemand,
+}
+
+/// What runs beside the server; [`Background::stop`] ends it all.
+pub struct Background {
+    listener: Option<Listener>,
+    mail: Option<RunningWorker>,
+    /// The mail worker, for on-demand delivery.
+    worker: Option<Worker>,
+    /// Periodic tasks (the purge, the activity flush), stopped by aborting.
+    tasks: Vec<JoinHandle<()>>,
+    sessions: Sessions,
+    db_timeout: Duration,
+}
+
+impl Background {
+    /// Starts everything, or, if a part fails to start, stops what did and
+    /// says why.
+    pub async fn start(
+        settings: &Settings,
+        services: &Services,
+        delivery: MailDelivery,
+    ) -> anyhow::Result<Self> {
+        let mut background = Self {
+            listener: None,
+            mail: None,
+            worker: None,
+            tasks: Vec::new(),
+            sessions: services.sessions.clone(),
+            db_timeout: settings.database.timeout.std(),
+        };
+        if let Err(error) = background.start_parts(settings, services, delivery) {
+            background.stop().await;
+            return Err(error);
+        }
+        Ok(background)
+    }
+
+    fn start_parts(
+        &mut self,
+        settings: &Settings,
+        services: &Services,
+        delivery: MailDelivery,
+    ) -> anyhow::Result<()> {
+        self.listener = Some(
+            Listener::start(settings.database.direct_url(), services.sessions.cache())
+                .context("cannot start the invalidation listener")?,
+        );
+        // Mail is for account recovery; with it off, nothing is queued.
+        if settings.recovery.enabled {
+            // A pool of its own: mail never waits for, nor starves, the
+            // requests' pool.
+            let worker = Worker::new(
+                pool(settings, 2, 0),
+                services.mailer.clone(),
+                &services.outbox,
+                services.recovery.composers(),
+                services.clock.clone(),
+            );
+            match delivery {
+                MailDelivery::Background => {
+                    self.mail = Some(worker.start().context("cannot start the mail worker")?);
+                }
+                MailDelivery::OnDemand => self.worker = Some(worker),
+            }
+        }
+        let retention = services.retention.clone();
+        self.tasks
+            .push(every(settings.retention.purge_interval.std(), move || {
+                let retention = retention.clone();
+                async move { retention.purge_round().await }
+            }));
+        let sessions = services.sessions.clone();
+        self.tasks
+            .push(every(sessions.activity_flush_interval(), move || {
+                let sessions = sessions.clone();
+                async move { sessions.flush_activity().await }
+            }));
+        Ok(())
+    }
+
+    /// The mail worker, when mail is delivered on demand.
+    pub fn mail(&self) -> Option<&Worker> {
+        self.worker.as_ref()
+    }
+
+    /// Stops everything, in order: the listener (no connection is being
+    /// opened when the process exits), the mail worker (a mail being sent
+    /// gets a few seconds: past them its row lock ends with its connection,
+    /// and another instance sends it), the periodic tasks, and then the
+    /// activity noted since the last flush is written.
+    pub async fn stop(self) {
+        if let Some(listener) = self.listener {
+            tokio::task::spawn_blocking(move || listener.stop())
+                .await
+                .ok();
+        }
+        if let Some(mail) = self.mail {
+            let db_timeout = self.db_timeout;
+            let stopped = tokio::task::spawn_blocking(move || mail.stop(db_timeout));
+            if tokio::time::timeout(MAIL_STOP_WAIT, stopped).await.is_err() {
+                tracing::warn!("a mail was still being sent at shutdown; it stays queued");
+            }
+        }
+        if let Some(worker) = self.worker {
+            let db_timeout = self.db_timeout;
+            tokio::task::spawn_blocking(move || worker.close(db_timeout))
+                .await
+                .ok();
+        }
+        for task in self.tasks {
+            task.abort();
+        }
+        self.sessions.flush_activity().await;
+    }
+}
+
+/// Runs `job` every `period`, from one period after now, until aborted.
+fn every<F, Job>(period: Duration, mut job: Job) -> JoinHandle<()>
+where
+    Job: FnMut() -> F + Send + 'static,
+    F: Future<Output = ()> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(period).await;
+            job().await;
+        }
+    })
+}

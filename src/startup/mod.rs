@@ -1,0 +1,271 @@
+//! Builds the application from [`Settings`]: prepares the database, wires
+//! the services together ([`services`]), starts what runs beside the server
+//! ([`background`]) and the HTTP server. Tests start it through the same
+//! code path as `main`, on a random port; the command line uses the same
+//! services without the server.
+
+pub mod background;
+pub mod services;
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use actix_web::dev::{Server, ServerHandle};
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+
+use crate::clock::Clock;
+use crate::configuration::{Environment, Settings};
+use crate::db::{self, PgPool};
+use crate::http;
+use crate::http::routes::Draining;
+use crate::services::mail::Worker;
+use crate::services::sessions::Sessions;
+
+pub use background::{Background, MailDelivery};
+pub use services::Services;
+
+/// The server, and what it needs to shut down in order.
+pub struct Application {
+    port: u16,
+    metrics_port: Option<u16>,
+    server: Server,
+    metrics: Option<Server>,
+    draining: web::Data<Draining>,
+    services: Services,
+    background: Background,
+    db_timeout: Duration,
+    shutdown_timeout: Duration,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, MailDelivery::Background).await
+    }
+
+    pub async fn build_with(settings: Settings, delivery: MailDelivery) -> anyhow::Result<Self> {
+        warn_about_settings(&settings);
+        // Bound first: a port in use stops the start before any connection
+        // to the database is opened.
+        let bind = settings.http.bind;
+        let socket =
+            TcpListener::bind(bind).with_context(|| format!("cannot listen on BIND={bind}"))?;
+        let port = socket.local_addr()?.port();
+        let metrics_socket = match settings.http.metrics_bind {
+            Some(address) => Some(
+                TcpListener::bind(address)
+                    .with_context(|| format!("cannot listen on METRICS_BIND={address}"))?,
+            ),
+            None => None,
+        };
+        let db_timeout = settings.database.timeout.std();
+        let services = Services::start(&settings, 1).await?;
+        warn_without_statement_timeout(&settings, &services.pool).await;
+        let background = match Background::start(&settings, &services, delivery).await {
+            Ok(background) => background,
+            Err(error) => {
+                services.close(db_timeout).await;
+                return Err(error);
+            }
+        };
+        let (server, metrics, draining) = match serve(&settings, &services, socket, metrics_socket)
+        {
+            Ok(served) => served,
+            Err(error) => {
+                background.stop().await;
+                services.close(db_timeout).await;
+                return Err(error);
+            }
+        };
+        tracing::info!(address = %bind.ip(), port, "authd listening");
+        Ok(Self {
+            port,
+            metrics_port: metrics.as_ref().map(|(_, port)| *port),
+            server,
+            metrics: metrics.map(|(server, _)| server),
+            draining,
+            services,
+            background,
+            db_timeout,
+            shutdown_timeout: settings.http.shutdown_timeout.std(),
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The port `/metrics` is served on, when `METRICS_BIND` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_port
+    }
+
+    pub fn handle(&self) -> ServerHandle {
+        self.server.handle()
+    }
+
+    /// The time the services go by.
+    pub fn clock(&self) -> &Clock {
+        &self.services.clock
+    }
+
+    /// The sessions service (its activity can be flushed at once).
+    pub fn sessions(&self) -> &Sessions {
+        &self.services.sessions
+    }
+
+    /// The mail worker, when built with [`MailDelivery::OnDemand`].
+    pub fn mail(&self) -> Option<&Worker> {
+        self.background.mail()
+    }
+
+    /// Begins a graceful shutdown on SIGTERM or SIGINT: `/readyz` answers
+    /// 503 at once; while the requests in flight finish the instance still
+    /// answers (so a load balancer sees the 503), then the listener stops
+    /// accepting and what still runs gets `SHUTDOWN_TIMEOUT` to finish. A
+    /// request in flight at the signal that outlasts the timeout is cut off.
+    pub fn stop_on_signals(&self) -> std::io::Result<()> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut terminate = signal(SignalKind::terminate())?;
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let (server, draining) = (self.server.handle(), self.draining.clone());
+        let shutdown_timeout = self.shutdown_timeout;
+        let metrics = self.metrics.as_ref().map(Server::handle);
+        tokio::spawn(async move {
+            let signal = tokio::select! {
+                _ = terminate.recv() => "SIGTERM",
+                _ = interrupt.recv() => "SIGINT",
+            };
+            tracing::info!(signal, "shutting down: finishing the requests in flight");
+            draining.begin();
+            // Past the timeout, what still runs is cut off.
+            let graceful = draining.earlier_requests_done(shutdown_timeout).await;
+            // Both at once: a scrape in progress must not keep the API
+            // listener accepting.
+            match metrics {
+                Some(metrics) => {
+                    futures_util::future::join(metrics.stop(graceful), server.stop(graceful)).await;
+                }
+                None => server.stop(graceful).await,
+            }
+        });
+        Ok(())
+    }
+
+    /// Serves until stopped, then stops what runs beside the server and
+    /// waits for the pool to settle, so that the process can exit cleanly.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let served = match self.metrics {
+            Some(metrics) => futures_util::future::join(self.server, metrics).await.0,
+            None => self.server.await,
+        };
+        self.background.stop().await;
+        self.services.close(self.db_timeout).await;
+        tracing::info!("stopped");
+        served
+    }
+}
+
+/// Says, once at start-up, what in the settings deserves a warning.
+fn warn_about_settings(settings: &Settings) {
+    if settings.secrets.key_generated {
+        tracing::warn!(
+            "SECRET_KEY is not set: using a random key, so sessions will not survive a \
+             restart and instances will not accept each other's cookies or tokens"
+        );
+    }
+    if settings.environment == Environment::Production && settings.http.public_origin.is_none() {
+        tracing::warn!(
+            "PUBLIC_URL is not set: the Origin check takes this server's origin to be \
+             plain http at the Host header, so browsers reaching it over https through a \
+             proxy will be refused; set PUBLIC_URL to the origin clients use"
+        );
+    }
+    warn_about_mail(settings);
+}
+
+/// Behind a transaction pooler `DB_STATEMENT_TIMEOUT` cannot be set per
+/// connection; says so when the role does not set a timeout either, since
+/// a blocked query would then hold its connection for ever.
+async fn warn_without_statement_timeout(settings: &Settings, pool: &PgPool) {
+    if !settings.database.pooled() {
+        return;
+    }
+    match db::statement_timeout(pool).await {
+        Ok(timeout) if timeout == "0" => tracing::warn!(
+            "DB_STATEMENT_TIMEOUT is not applied through DATABASE_URL's pooler, and the \
+             database role sets no statement_timeout: set one on the role, for example \
+             ALTER ROLE authd SET statement_timeout = '5s'"
+        ),
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot read statement_timeout"),
+    }
+}
+
+/// Says, once at start-up, where mail goes when that deserves a warning.
+fn warn_about_mail(settings: &Settings) {
+    if !settings.recovery.enabled {
+        return;
+    }
+    let mail = &settings.mail;
+    for (variable, default) in &mail.unset_in_production {
+        tracing::warn!(
+            "{variable} is not set: recovery mails use development's default ({default}), \
+             which is wrong in production"
+        );
+    }
+    if mail.smtp_url.is_none() {
+        tracing::warn!(
+            "SMTP_URL is not set: recovery and verification mails are written to the log \
+             instead of sent (development only)"
+        );
+    } else if let Some(host) = mail.plain_smtp_host()
+        && settings.environment == Environment::Production
+    {
+        tracing::warn!(
+            %host,
+            "SMTP_URL sends mail in plain text to another host: anyone on the way can read \
+             the reset links; use smtps:// or ?tls=required"
+        );
+    }
+}
+
+type Served = (Server, Option<(Server, u16)>, web::Data<Draining>);
+
+/// The HTTP server (and the metrics one) on their bound sockets.
+fn serve(
+    settings: &Settings,
+    services: &Services,
+    socket: TcpListener,
+    metrics_socket: Option<TcpListener>,
+) -> anyhow::Result<Served> {
+    let parts = services.parts(settings);
+    let draining = parts.draining.clone();
+    let shutdown_timeout = settings.http.shutdown_timeout.std().as_secs().max(1);
+    let server = HttpServer::new(move || http::app(parts.clone()))
+        // A head that has not arrived in time gets 408 from actix itself;
+        // a body, from the JSON extractor.
+        .client_request_timeout(settings.http.client_timeout.std())
+        .shutdown_timeout(shutdown_timeout)
+        // Signals are ours to handle (`stop_on_signals`): /readyz must turn
+        // 503 as shutdown begins.
+        .disable_signals()
+        .listen(socket)?
+        .run();
+    let metrics = match metrics_socket {
+        Some(socket) => {
+            crate::telemetry::metrics();
+            let port = socket.local_addr()?.port();
+            let pool = web::Data::new(services.pool.clone());
+            let server = HttpServer::new(move || http::metrics::app(pool.clone()))
+                .workers(1)
+                .shutdown_timeout(shutdown_timeout)
+                .disable_signals()
+                .listen(socket)?
+                .run();
+            Some((server, port))
+        }
+        None => None,
+    };
+    Ok((server, metrics, draining))
+}
