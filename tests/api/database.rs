@@ -1,11 +1,14 @@
-//! Postgres outages: quick 503s while it is gone, and recovery without a
-//! restart when it is back.
+//! Postgres faults: an outage, a blocked query and an exhausted pool, a
+//! restart under load; and PgBouncer in front of it.
 
 use std::time::{Duration, Instant};
 
+use diesel::RunQueryDsl;
+use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, Remote, TestApp, TestDatabase, secs, test_settings};
+use authd::configuration::Bucket;
 
 /// Postgres going away mid-flight (connections killed, new ones refused)
 /// must give quick 503s, not hangs or 500s, and the service must heal by
@@ -57,4 +60,325 @@ async fn a_database_outage_gives_quick_503s_and_heals() {
     }
     app.me_with_token(&token).await.assert_status(200);
     app.get("/api/me").await.assert_status(200);
+}
+
+/// A query blocked behind a lock is cancelled at DB_STATEMENT_TIMEOUT, and
+/// requests queued for the one connection it holds give up at DB_TIMEOUT:
+/// quick 503s with Retry-After, never a hang or a 500.
+#[tokio::test]
+async fn a_blocked_query_and_an_exhausted_pool_are_quick_503s() {
+    let app = TestApp::spawn_with(|s| {
+        s.database.pool_size = 1;
+        s.database.timeout = secs(1);
+        s.database.statement_timeout = secs(2);
+    })
+    .await;
+    app.user("susan").await;
+    let mut blocker = app.db.connect();
+    diesel::sql_query("BEGIN").execute(&mut blocker).unwrap();
+    diesel::sql_query("LOCK TABLE users IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .unwrap();
+    let started = Instant::now();
+    let login = async {
+        let (_, browser) = app.new_browser();
+        let body = json!({"username": "susan", "password": PASSWORD});
+        let response = app.attempt_login(&browser, &body).await;
+        (response, started.elapsed())
+    };
+    let register = async {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let (_, browser) = app.new_browser();
+        let body = json!({"username": "bob", "email": "bob@example.com", "password": PASSWORD, "password2": PASSWORD});
+        let response = app
+            .request_with(&browser, Method::POST, "/api/register", Some(&body), &[])
+            .await;
+        (response, started.elapsed())
+    };
+    let ((login, login_took), (register, register_took)) = tokio::join!(login, register);
+    for (response, took) in [(&login, login_took), (&register, register_took)] {
+        response.problem(503);
+        assert!(response.header("retry-after").is_some());
+        assert!(took < Duration::from_secs(4), "took {took:?}");
+    }
+    diesel::sql_query("ROLLBACK").execute(&mut blocker).unwrap();
+    app.login("susan", false).await.assert_status(200);
+}
+
+/// A Postgres of the test's own, in a temporary directory, to stop and
+/// start: the shared one is never touched.
+struct PrivatePostgres {
+    dir: std::path::PathBuf,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl PrivatePostgres {
+    fn start() -> Self {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL's server binaries")
+            .filter_map(Result::ok)
+            .map(|entry| entry.path().join("bin"))
+            .filter(|bin| bin.join("pg_ctl").exists())
+            .max()
+            .expect("pg_ctl");
+        let port = crate::helpers::free_port();
+        let dir = std::env::temp_dir().join(format!("authd-pg-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let postgres = Self { dir, bin, port };
+        postgres.as_owner(&["chown", "-R", "postgres:postgres"], true);
+        postgres.pg(&["initdb", "-D", "data", "-A", "trust", "-U", "postgres"]);
+        postgres.ctl("start");
+        postgres
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Root cannot run Postgres: run its tools as `postgres` then.
+    fn as_owner(&self, command: &[&str], only_as_root: bool) {
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.starts_with(b"0"));
+        let mut full: Vec<String> = Vec::new();
+        if root && !only_as_root {
+            full.extend(["runuser", "-u", "postgres", "--"].map(String::from));
+        }
+        if only_as_root && !root {
+            return;
+        }
+        full.extend(command.iter().map(ToString::to_string));
+        if only_as_root {
+            full.push(self.dir.display().to_string());
+        }
+        let status = std::process::Command::new(&full[0])
+            .args(&full[1..])
+            .current_dir(&self.dir)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "{full:?}");
+    }
+
+    fn pg(&self, args: &[&str]) {
+        let program = self.bin.join(args[0]).display().to_string();
+        let mut command = vec![program.as_str()];
+        command.extend(&args[1..]);
+        self.as_owner(&command, false);
+    }
+
+    fn ctl(&self, action: &str) {
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.display()
+        );
+        match action {
+            "start" => self.pg(&[
+                "pg_ctl", "-D", "data", "-o", &options, "-l", "log", "-w", "start",
+            ]),
+            _ => self.pg(&["pg_ctl", "-D", "data", "-m", "fast", "-w", "stop"]),
+        }
+    }
+}
+
+impl Drop for PrivatePostgres {
+    fn drop(&mut self) {
+        let program = self.bin.join("pg_ctl").display().to_string();
+        let _ = std::process::Command::new("runuser")
+            .args([
+                "-u",
+                "postgres",
+                "--",
+                &program,
+                "-D",
+                "data",
+                "-m",
+                "immediate",
+                "stop",
+            ])
+            .current_dir(&self.dir)
+            .output();
+        let _ = std::process::Command::new(&program)
+            .args(["-D", "data", "-m", "immediate", "stop"])
+            .current_dir(&self.dir)
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Postgres restarted under load: requests meanwhile get quick 503s (never
+/// a 500, never a hang past the pool timeout), and the service heals by
+/// itself within seconds.
+#[tokio::test]
+async fn a_postgres_restart_gives_quick_503s_and_heals() {
+    let postgres = tokio::task::spawn_blocking(PrivatePostgres::start)
+        .await
+        .unwrap();
+    let mut settings = test_settings(postgres.url("authd"));
+    settings.database.timeout = secs(1);
+    let (address, _, handle) = crate::helpers::start(settings).await;
+    let remote = Remote::new(&address);
+    assert_eq!(remote.register("susan").await, 201);
+    let token = remote.token("susan").await;
+
+    let load = {
+        let (remote, token) = (remote.clone(), token.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            let until = Instant::now() + Duration::from_secs(6);
+            while Instant::now() < until {
+                let started = Instant::now();
+                let me = remote.call(Method::GET, "/api/me", &token).await;
+                seen.push((me.as_u16(), started.elapsed()));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            seen
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = Instant::now();
+    tokio::task::spawn_blocking({
+        let dir = postgres.dir.clone();
+        let bin = postgres.bin.clone();
+        let port = postgres.port;
+        move || {
+            let pg = PrivatePostgres { dir, bin, port };
+            pg.ctl("stop");
+            std::thread::sleep(Duration::from_secs(2));
+            pg.ctl("start");
+            std::mem::forget(pg);
+        }
+    })
+    .await
+    .unwrap();
+    let seen = load.await.unwrap();
+    assert!(
+        seen.iter().any(|(status, _)| *status == 503),
+        "the outage was seen: {seen:?}"
+    );
+    for (status, took) in &seen {
+        assert!(matches!(status, 200 | 503), "{status}: {seen:?}");
+        assert!(*took < Duration::from_secs(3), "a request took {took:?}");
+    }
+    let healed = loop {
+        let ready = remote.call(Method::GET, "/readyz", &token).await;
+        let me = remote.call(Method::GET, "/api/me", &token).await;
+        if ready == 200 && me == 200 {
+            break stopped.elapsed();
+        }
+        assert!(stopped.elapsed() < Duration::from_secs(20), "never healed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(healed < Duration::from_secs(15), "healed after {healed:?}");
+    handle.stop(false).await;
+}
+
+/// Behind PgBouncer in transaction mode (DATABASE_URL through it, the
+/// direct URL for migrations and LISTEN), every flow works: no session
+/// state on pooled connections, no prepared-statement surprises.
+#[tokio::test]
+async fn it_works_behind_pgbouncer_in_transaction_mode() {
+    let bouncer = tokio::task::spawn_blocking(PgBouncer::start).await.unwrap();
+    let direct = TestDatabase::create();
+    let pooled = bouncer.url(&direct.name);
+    let mut settings = test_settings(pooled);
+    settings.database.direct_url = Some(direct.url());
+    settings.throttle.set_limit(Bucket::LoginAccount, 2);
+    let (address, _, handle) = crate::helpers::start(settings).await;
+    let remote = Remote::new(&address);
+    for round in 0..3 {
+        let name = format!("susan{round}");
+        assert_eq!(remote.register(&name).await, 201, "round {round}");
+        let token = remote.token(&name).await;
+        for path in ["/api/me", "/api/sessions"] {
+            assert_eq!(remote.call(Method::GET, path, &token).await, 200, "{path}");
+        }
+        let wrong = json!({"username": name, "password": "wrong-guess-123"});
+        for expected in [401, 401, 429] {
+            assert_eq!(remote.post("/api/login", &wrong).await, expected);
+        }
+        assert_eq!(remote.call(Method::POST, "/api/logout", &token).await, 204);
+        assert_eq!(remote.call(Method::GET, "/api/me", &token).await, 401);
+    }
+    handle.stop(false).await;
+}
+
+/// A PgBouncer of the test's own, in transaction mode, in front of the
+/// shared Postgres.
+struct PgBouncer {
+    dir: std::path::PathBuf,
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PgBouncer {
+    fn start() -> Self {
+        let port = crate::helpers::free_port();
+        let dir = std::env::temp_dir().join(format!("authd-pgbouncer-{port}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("users.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            dir.join("pgbouncer.ini"),
+            format!(
+                "[databases]\n* = host=127.0.0.1 port=5432\n\n[pgbouncer]\n\
+                 listen_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {dir}/users.txt\npool_mode = transaction\n\
+                 default_pool_size = 4\nmax_client_conn = 100\n",
+                dir = dir.display()
+            ),
+        )
+        .unwrap();
+        let root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|out| out.stdout.starts_with(b"0"));
+        let mut command = if root {
+            let _ = std::process::Command::new("chown")
+                .args(["-R", "postgres:postgres"])
+                .arg(&dir)
+                .status();
+            let mut command = std::process::Command::new("runuser");
+            command.args(["-u", "postgres", "--", "pgbouncer"]);
+            command
+        } else {
+            std::process::Command::new("pgbouncer")
+        };
+        let child = command
+            .arg(dir.join("pgbouncer.ini"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("pgbouncer (scripts/ensure-deps.sh installs it)");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "pgbouncer did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { dir, port, child }
+    }
+
+    fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres@127.0.0.1:{}/{database}?sslmode=disable",
+            self.port
+        )
+    }
+}
+
+impl Drop for PgBouncer {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("pkill")
+            .args(["-f", &self.dir.join("pgbouncer.ini").display().to_string()])
+            .status();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
 }

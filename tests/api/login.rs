@@ -254,3 +254,33 @@ async fn any_spelling_of_the_address_logs_in() {
         app.attempt_login(&browser, &body).await.assert_status(200);
     }
 }
+
+#[tokio::test]
+async fn the_session_row_records_the_client() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    app.request(
+        Method::POST,
+        "/api/login",
+        Some(&json!({"username": "susan", "password": PASSWORD, "remember_me": true})),
+        &[("user-agent", "authd-tests/1.0")],
+    )
+    .await
+    .assert_status(200);
+    use authd::schema::sessions::dsl::*;
+    use diesel::prelude::*;
+    let (agent, address, remembered, id_len): (Option<String>, Option<ipnet::IpNet>, bool, i32) =
+        sessions
+            .select((
+                user_agent,
+                ip,
+                remember,
+                diesel::dsl::sql::<diesel::sql_types::Integer>("length(id)"),
+            ))
+            .first(&mut app.db.connect())
+            .unwrap();
+    assert_eq!(agent.as_deref(), Some("authd-tests/1.0"));
+    assert_eq!(address.unwrap().addr().to_string(), "127.0.0.1");
+    assert!(remembered);
+    assert!(id_len >= 43, "256 random bits in base64url");
+}

@@ -2,6 +2,7 @@
 //! what is left of a session afterwards.
 
 use reqwest::Method;
+use serde_json::json;
 
 use crate::helpers::TestApp;
 
@@ -148,4 +149,83 @@ async fn clear_site_data_is_sent_only_when_configured() {
             assert!(response.set_cookie(name).unwrap().contains("Max-Age=0"));
         }
     }
+}
+
+/// `others` ends every other session and keeps this one (and its
+/// cookies); `global` ends them all; by body or query; anything else 422.
+#[tokio::test]
+async fn logout_scopes_end_others_or_everything() {
+    let app = TestApp::spawn().await;
+    app.user("susan").await;
+    let laptop = app.device("susan", false).await;
+    let phone = app.device("susan", false).await;
+    let tablet = app.device("susan", false).await;
+    let response = app
+        .with_token(
+            Method::POST,
+            "/api/logout",
+            Some(&json!({"scope": "others"})),
+            laptop.token(),
+        )
+        .await;
+    response.assert_status(204);
+    assert!(
+        response.set_cookie("authd_session").is_none(),
+        "this session lives on"
+    );
+    app.me_with_token(laptop.token()).await.assert_status(200);
+    app.me_with_token(phone.token()).await.problem(401);
+    app.me_with_token(tablet.token()).await.problem(401);
+
+    let other = app.device("susan", false).await;
+    app.with_token(
+        Method::POST,
+        "/api/logout?scope=global",
+        None,
+        laptop.token(),
+    )
+    .await
+    .assert_status(204);
+    app.me_with_token(laptop.token()).await.problem(401);
+    app.me_with_token(other.token()).await.problem(401);
+
+    let last = app.device("susan", false).await;
+    for bad in [json!({"scope": "everywhere"}), json!({"scope": 1})] {
+        let problem = app
+            .with_token(Method::POST, "/api/logout", Some(&bad), last.token())
+            .await
+            .problem(422);
+        assert!(problem["errors"]["scope"].is_array(), "{problem}");
+    }
+    app.with_token(Method::POST, "/api/logout?scope=nope", None, last.token())
+        .await
+        .problem(422);
+    app.me_with_token(last.token()).await.assert_status(200);
+    // A sendBeacon's text/plain body counts like a JSON one; a body of
+    // another type is refused, and nothing ends.
+    let other = app.device("susan", false).await;
+    let logout = |content_type: &'static str, body: &'static [u8]| {
+        let (app, bearer) = (&app, last.bearer());
+        async move {
+            app.raw_request(
+                Method::POST,
+                "/api/logout",
+                &[("authorization", &bearer), ("content-type", content_type)],
+                body.to_vec(),
+            )
+            .await
+        }
+    };
+    logout("application/x-www-form-urlencoded", b"scope=global")
+        .await
+        .problem(415);
+    app.me_with_token(other.token()).await.assert_status(200);
+    logout("text/plain;charset=UTF-8", b"{\"scope\":\"others\"}")
+        .await
+        .assert_status(204);
+    app.me_with_token(other.token()).await.problem(401);
+    app.me_with_token(last.token()).await.assert_status(200);
+    // Local is the default.
+    logout("text/plain", b"").await.assert_status(204);
+    app.me_with_token(last.token()).await.problem(401);
 }

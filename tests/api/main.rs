@@ -3,30 +3,36 @@
 // The harness fails a test by panicking, as tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod account;
 mod architecture;
 mod contract;
 mod helpers;
 mod mail_sink;
 
+mod account;
+mod audit;
 mod bad_input;
-mod cache;
 mod cli;
 mod configuration;
+mod cookies;
+mod cors;
+mod csrf;
 mod database;
-mod devices;
 mod durability;
-mod hardening;
+mod http;
 mod login;
 mod logout;
 mod logs;
 mod me;
+mod metrics;
 mod next;
-mod operations;
+mod passwords;
 mod recovery;
 mod register;
 mod service;
-mod sessions;
+mod session_cache;
+mod session_lifetimes;
+mod sessions_api;
+mod shutdown;
 mod spec;
 mod throttle;
 mod tokens;

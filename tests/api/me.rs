@@ -63,9 +63,26 @@ async fn an_inactive_user_is_logged_out_everywhere() {
     app.me_with_token(login.token()).await.problem(401);
 }
 
+/// A staging proxy's Basic auth must not hide the session cookie.
 #[tokio::test]
-async fn options_requests_pass_the_login_check() {
+async fn a_foreign_authorization_scheme_leaves_the_cookie_in_charge() {
     let app = TestApp::spawn().await;
-    let response = app.request(Method::OPTIONS, "/api/me", None, &[]).await;
-    assert_ne!(response.status, 401, "preflights carry no credentials");
+    app.logged_in("susan").await;
+    app.request(
+        Method::GET,
+        "/api/me",
+        None,
+        &[("authorization", "Basic c3RhZ2luZzpzZWNyZXQ=")],
+    )
+    .await
+    .assert_status(200);
+    // A bearer token that fails is a failed credential, not a fallback.
+    app.request(
+        Method::GET,
+        "/api/me",
+        None,
+        &[("authorization", "Bearer garbage")],
+    )
+    .await
+    .problem(401);
 }

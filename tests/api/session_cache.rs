@@ -1,7 +1,8 @@
-//! Sessions are checked from memory, yet a revocation, a deactivation or a
-//! deletion is seen at once on the instance that made it and within a
-//! second on every other, whichever path made it; and nothing is served
-//! from memory while the instance cannot hear about changes.
+//! Several instances on one database behave as one service. Sessions are
+//! checked from memory, yet a revocation, a deactivation or a deletion is
+//! seen at once on the instance that made it and within a second on every
+//! other, whichever path made it; and nothing is served from memory while
+//! the instance cannot hear about changes.
 
 use std::time::Duration;
 
@@ -10,6 +11,7 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};
+use authd::configuration::Bucket;
 
 /// Runs `sql` with the database's triggers off, so that no instance hears
 /// of it: what a cache that never hears would serve.
@@ -137,4 +139,29 @@ async fn nothing_is_served_from_memory_while_the_listener_is_down() {
     unheard(&mut inside, "UPDATE sessions SET revoked_at = now()");
     app.me_with_token(login.token()).await.problem(401);
     app.db.allow_connections(true);
+}
+
+/// Two instances on one database behave as one service: what one does,
+/// the other honours.
+#[tokio::test]
+async fn two_instances_share_accounts_sessions_and_counts() {
+    let a = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 2)).await;
+    let b = a.sibling(|_| {}).await;
+    a.register("susan", "susan@example.com")
+        .await
+        .assert_status(201);
+    let login = b.login("susan", false).await.login_body();
+    let cookie = b.cookie("authd_session").unwrap();
+    a.me_with_token(login.token()).await.assert_status(200);
+    a.me_with_cookie(&cookie).await.assert_status(200);
+    a.logout_with_token(login.token()).await.assert_status(204);
+    b.refused_within_a_second(login.token()).await;
+    b.me_with_cookie(&cookie).await.problem(401);
+
+    let (_, browser) = a.new_browser();
+    let wrong = json!({"username": "susan", "password": "wrong-guess-123"});
+    a.attempt_login(&browser, &wrong).await.problem(401);
+    b.attempt_login(&browser, &wrong).await.problem(401);
+    let right = json!({"username": "susan", "password": PASSWORD});
+    a.attempt_login(&browser, &right).await.problem(429);
 }

@@ -1,0 +1,95 @@
+//! `/metrics`: on its own listener, in Prometheus' text format.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::helpers::{PASSWORD, TestApp};
+use authd::configuration::Bucket;
+
+/// `GET /metrics` answers on its own listener, in Prometheus' text format,
+/// with what an operator watches; the API's port does not serve it.
+#[tokio::test]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+        s.throttle.set_limit(Bucket::LoginAccount, 1);
+    })
+    .await;
+    let login = app.device_of_new_user("susan").await;
+    let (_, browser) = app.new_browser();
+    let wrong = json!({"username": "susan", "password": "wrong-guess-123"});
+    app.attempt_login(&browser, &wrong).await.problem(401);
+    app.attempt_login(&browser, &wrong).await.problem(429);
+    app.register("olga", "olga@example.com")
+        .await
+        .assert_status(201);
+    app.db
+        .execute("UPDATE users SET is_active = false WHERE username = 'olga'");
+    let olga = json!({"username": "olga", "password": PASSWORD});
+    app.attempt_login(&browser, &olga).await.problem(403);
+    let list = app
+        .with_token(Method::GET, "/api/sessions", None, login.token())
+        .await
+        .json();
+    let id = list[0]["id"].as_str().unwrap().to_owned();
+    app.with_token(
+        Method::DELETE,
+        &format!("/api/sessions/{id}"),
+        None,
+        login.token(),
+    )
+    .await
+    .assert_status(204);
+    app.get("/metrics").await.problem(404);
+    let invented = Method::from_bytes(b"INVENTED").unwrap();
+    app.request(invented, "/api/me", None, &[])
+        .await
+        .problem(405);
+
+    let scraped = reqwest::get(app.metrics.as_deref().unwrap()).await.unwrap();
+    assert_eq!(scraped.status(), 200);
+    assert!(
+        scraped.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain")
+    );
+    let text = scraped.text().await.unwrap();
+    let head = reqwest::Client::new()
+        .head(app.metrics.as_deref().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), 200);
+    assert!(head.text().await.unwrap().is_empty());
+    for line in [
+        r#"authd_logins_total{outcome="success"} 1"#,
+        r#"authd_logins_total{outcome="failure"} 1"#,
+        r#"authd_logins_total{outcome="throttled"} 1"#,
+        r#"authd_logins_total{outcome="inactive"} 1"#,
+        r#"authd_registrations_total{outcome="created"} 2"#,
+        "authd_sessions_created_total 1",
+        "authd_sessions_revoked_total 1",
+        // By route template: never the session id in the path.
+        r#"authd_http_requests_total{method="DELETE",route="/api/sessions/{id}",status="204"} 1"#,
+        r#"authd_http_requests_total{method="POST",route="/api/login",status="401"} 1"#,
+    ] {
+        assert!(text.contains(line), "{line} missing from:\n{text}");
+    }
+    for name in [
+        "authd_http_request_duration_seconds_bucket",
+        "authd_db_pool_max_connections",
+        "authd_db_pool_connections",
+        "authd_mail_outbox_depth",
+        "authd_db_pool_idle_connections",
+        "authd_db_pool_waiting",
+        "authd_blocking_tasks",
+        "authd_hash_queue_depth",
+    ] {
+        assert!(text.contains(name), "{name} missing");
+    }
+    assert!(!text.contains(&id), "a session id in the metrics");
+    // Any token is a method to actix; the label keeps to a fixed few.
+    assert!(!text.contains("INVENTED"), "{text}");
+    assert!(text.contains(r#"method="other""#), "{text}");
+}

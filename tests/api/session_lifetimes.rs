@@ -1,0 +1,172 @@
+//! How long a session lives: its lifetime, the idle timeout (and the
+//! activity that keeps a session in use alive), what survives a restart,
+//! what ends it for good, and the purge of what has ended.
+
+use std::time::Duration;
+
+use diesel::prelude::*;
+
+use crate::helpers::{TestApp, secs};
+
+#[tokio::test]
+async fn sessions_and_tokens_expire() {
+    let app = TestApp::spawn_with(|s| {
+        s.sessions.ttl = secs(2);
+        s.sessions.remember_ttl = secs(3);
+    })
+    .await;
+    app.user("susan").await;
+    let plain = app.login("susan", false).await.login_body();
+    let (_, phone) = app.new_browser();
+    let remembered = app.login_from(&phone, "susan", true).await.login_body();
+    app.get("/api/me").await.assert_status(200);
+
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    app.get("/api/me").await.problem(401);
+    app.me_with_token(plain.token()).await.problem(401);
+    app.me_from(&phone).await.assert_status(200);
+
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.me_from(&phone).await.problem(401);
+    app.me_with_token(remembered.token()).await.problem(401);
+}
+
+#[tokio::test]
+async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
+    let app = TestApp::spawn_with(|s| s.sessions.idle_ttl = secs(2)).await;
+    app.user("susan").await;
+    let plain = app.login("susan", false).await.login_body();
+    let (_, phone) = app.new_browser();
+    let remembered = app.login_from(&phone, "susan", true).await.login_body();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.get("/api/me").await.problem(401);
+    app.me_with_token(plain.token()).await.problem(401);
+    app.me_with_token(remembered.token())
+        .await
+        .assert_status(200);
+}
+
+/// However short the idle timeout, a session in use is never ended by it:
+/// activity is noted at least every quarter of the timeout.
+#[tokio::test]
+async fn a_session_in_use_outlives_a_short_idle_timeout() {
+    let app = TestApp::spawn_with(|s| s.sessions.idle_ttl = secs(3)).await;
+    let login = app.logged_in("susan").await;
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        app.get("/api/me").await.assert_status(200);
+        app.me_with_token(login.token()).await.assert_status(200);
+    }
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    app.get("/api/me").await.problem(401);
+}
+
+#[tokio::test]
+async fn last_seen_is_written_at_most_once_a_minute() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let token = login.token();
+    use authd::schema::sessions::dsl::*;
+    let seen = |app: &TestApp| -> chrono::DateTime<chrono::Utc> {
+        sessions
+            .select(last_seen_at)
+            .first(&mut app.db.connect())
+            .unwrap()
+    };
+    let at_login = seen(&app);
+    for _ in 0..3 {
+        app.me_with_token(token).await.assert_status(200);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(seen(&app), at_login, "no write within the minute");
+    // As if a minute had passed: the row is set back, and touching
+    // expires_at tells the instance (which caches the session) to re-read it.
+    app.db.execute(
+        "UPDATE sessions SET last_seen_at = now() - interval '90 seconds', expires_at = expires_at",
+    );
+    let stale = seen(&app);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    app.me_with_token(token).await.assert_status(200);
+    // Written off the request path, in the next batch (within a second).
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while seen(&app) <= stale + chrono::TimeDelta::seconds(80) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "activity after a minute is noted"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn sessions_survive_a_server_restart_with_the_same_key() {
+    let mut app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    app.restart_with(|_| {}).await;
+    app.get("/api/me").await.assert_status(200);
+    app.me_with_token(login.token()).await.assert_status(200);
+}
+
+/// Deactivation ends every session for good, by whatever path it is made
+/// (here plain SQL, as an operator might): re-activating the account does
+/// not bring a copied cookie or token back.
+#[tokio::test]
+async fn deactivation_revokes_sessions_and_reactivation_does_not_revive_them() {
+    let app = TestApp::spawn().await;
+    let login = app.logged_in("susan").await;
+    let cookie = app.cookie("authd_session").unwrap();
+    let (_, phone) = app.new_browser();
+    let phone = app.login_from(&phone, "susan", true).await.login_body();
+
+    app.db
+        .execute("UPDATE users SET is_active = false WHERE username = 'susan'");
+    let revoked: i64 = {
+        use authd::schema::sessions::dsl::*;
+        use diesel::prelude::*;
+        sessions
+            .filter(revoked_at.is_not_null())
+            .count()
+            .get_result(&mut app.db.connect())
+            .unwrap()
+    };
+    assert_eq!(revoked, 2, "both sessions are revoked at deactivation");
+    app.db
+        .execute("UPDATE users SET is_active = true WHERE username = 'susan'");
+
+    // Plain SQL reaches the cache through the database's notification.
+    app.refused_within_a_second(login.token()).await;
+    app.me_with_cookie(&cookie).await.problem(401);
+    app.me_with_token(phone.token()).await.problem(401);
+    // A fresh login works again.
+    let (_, browser) = app.new_browser();
+    app.login_from(&browser, "susan", false)
+        .await
+        .assert_status(200);
+}
+
+/// Sessions that ended long ago are purged in the background.
+#[tokio::test]
+async fn ended_sessions_are_purged_in_the_background() {
+    let app = TestApp::spawn_with(|s| {
+        s.retention.audit_retention = secs(1);
+        s.retention.purge_interval = secs(1);
+    })
+    .await;
+    let login = app.logged_in("susan").await;
+    app.logout_with_token(login.token())
+        .await
+        .assert_status(204);
+    app.db
+        .execute("UPDATE sessions SET revoked_at = now() - interval '1 hour'");
+    let count = || -> i64 {
+        use authd::schema::sessions::dsl::*;
+        use diesel::prelude::*;
+        sessions.count().get_result(&mut app.db.connect()).unwrap()
+    };
+    assert_eq!(count(), 1);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while count() > 0 {
+        assert!(std::time::Instant::now() < deadline, "never purged");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
