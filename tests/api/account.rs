@@ -18,27 +18,26 @@ fn change(current: &str, new: &str, again: &str) -> serde_json::Value {
 #[tokio::test]
 async fn a_password_change_ends_every_other_session() {
     let app = TestApp::spawn().await;
-    let laptop = app.logged_in("susan").await;
-    let phone = app.device("susan", true).await;
-    app.request(
-        Method::POST,
-        "/api/me/password",
-        Some(&change(PASSWORD, NEW, NEW)),
-        &[("x-csrf-token", laptop.csrf())],
-    )
-    .await
-    .assert_status(204);
-    app.me_with_token(phone.token()).await.problem(401);
-    app.get("/api/me").await.assert_status(200);
-    app.me_with_token(laptop.token()).await.assert_status(200);
+    let (laptop, login) = app.logged_in_browser("susan").await;
+    let (phone, _) = app.app_login("susan", true).await;
+    laptop
+        .request(Method::POST, "/api/me/password")
+        .json(&change(PASSWORD, NEW, NEW))
+        .csrf()
+        .send()
+        .await
+        .assert_status(204);
+    phone.get("/api/me").await.problem(401);
+    laptop.get("/api/me").await.assert_status(200);
+    app.bearer(login.token())
+        .get("/api/me")
+        .await
+        .assert_status(200);
 
     let login = |password: &'static str| {
-        let app = &app;
-        async move {
-            let (_, browser) = app.new_browser();
-            let body = json!({"username": "susan", "password": password});
-            app.attempt_login(&browser, &body).await
-        }
+        let body = json!({"username": "susan", "password": password});
+        let browser = app.browser();
+        async move { browser.post("/api/login", &body).await }
     };
     login(PASSWORD).await.problem(401);
     login(NEW).await.assert_status(200);
@@ -49,7 +48,7 @@ async fn a_password_change_ends_every_other_session() {
 #[tokio::test]
 async fn a_new_password_is_checked_like_a_registration() {
     let app = TestApp::spawn().await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     for (body, field) in [
         (change(PASSWORD, "password", "password"), "new_password"),
         (
@@ -64,10 +63,7 @@ async fn a_new_password_is_checked_like_a_registration() {
         ),
         (json!({"current_password": PASSWORD}), "new_password"),
     ] {
-        let problem = app
-            .with_token(Method::POST, "/api/me/password", Some(&body), login.token())
-            .await
-            .problem(422);
+        let problem = susan.post("/api/me/password", &body).await.problem(422);
         assert!(problem["errors"][field].is_array(), "{field}: {problem}");
     }
 }
@@ -77,29 +73,19 @@ async fn a_new_password_is_checked_like_a_registration() {
 #[tokio::test]
 async fn a_wrong_current_password_is_403_and_throttled() {
     let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 2)).await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     for _ in 0..2 {
-        let problem = app
-            .with_token(
-                Method::POST,
-                "/api/me/password",
-                Some(&change("wrong-guess-123", NEW, NEW)),
-                login.token(),
-            )
+        let problem = susan
+            .post("/api/me/password", &change("wrong-guess-123", NEW, NEW))
             .await
             .problem(403);
         assert_eq!(problem["type"], "urn:authd:problem:wrong-password");
     }
-    app.with_token(
-        Method::POST,
-        "/api/me/password",
-        Some(&change(PASSWORD, NEW, NEW)),
-        login.token(),
-    )
-    .await
-    .problem(429);
-    let (_, browser) = app.new_browser();
-    app.login_from(&browser, "susan", false).await.problem(429);
+    susan
+        .post("/api/me/password", &change(PASSWORD, NEW, NEW))
+        .await
+        .problem(429);
+    app.browser().login("susan", false).await.problem(429);
 }
 
 /// Username and address change by the registration rules and messages;
@@ -108,14 +94,9 @@ async fn a_wrong_current_password_is_403_and_throttled() {
 async fn the_username_and_address_change_by_the_registration_rules() {
     let app = TestApp::spawn().await;
     app.user("taken").await;
-    let login = app.device_of_new_user("susan").await;
-    let patch = |body: serde_json::Value| {
-        let (app, token) = (&app, login.token().to_owned());
-        async move {
-            app.with_token(Method::PATCH, "/api/me", Some(&body), &token)
-                .await
-        }
-    };
+    let (susan, _) = app.logged_in_app("susan").await;
+    let patch =
+        |body: serde_json::Value| susan.request(Method::PATCH, "/api/me").json(&body).send();
     let renamed = patch(json!({"username": "Susan_B", "current_password": PASSWORD})).await;
     renamed.assert_status(200);
     assert_eq!(renamed.json()["username"], "Susan_B");
@@ -154,7 +135,7 @@ async fn the_username_and_address_change_by_the_registration_rules() {
         .await
         .problem(403);
     assert_eq!(wrong["type"], "urn:authd:problem:wrong-password");
-    let me = app.me_with_token(login.token()).await.json();
+    let me = susan.get("/api/me").await.json();
     assert_eq!(me["username"], "susan_b");
 }
 
@@ -163,29 +144,21 @@ async fn the_username_and_address_change_by_the_registration_rules() {
 #[tokio::test]
 async fn deleting_the_account_kills_its_cookie_and_tokens() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let cookie = app.cookie("authd_session").unwrap();
-    let phone = app.device("susan", true).await;
-    let csrf = [("x-csrf-token", login.csrf())];
-    app.request(
-        Method::DELETE,
-        "/api/me",
-        Some(&json!({"current_password": "wrong-guess-123"})),
-        &csrf,
-    )
-    .await
-    .problem(403);
-    app.request(Method::DELETE, "/api/me", Some(&json!({})), &csrf)
+    let (browser, login) = app.logged_in_browser("susan").await;
+    let cookie = browser.cookie("authd_session").unwrap();
+    let (phone, _) = app.app_login("susan", true).await;
+    let delete = |body: serde_json::Value| {
+        browser
+            .request(Method::DELETE, "/api/me")
+            .json(&body)
+            .csrf()
+            .send()
+    };
+    delete(json!({"current_password": "wrong-guess-123"}))
         .await
-        .problem(422);
-    let deleted = app
-        .request(
-            Method::DELETE,
-            "/api/me",
-            Some(&json!({"current_password": PASSWORD})),
-            &csrf,
-        )
-        .await;
+        .problem(403);
+    delete(json!({})).await.problem(422);
+    let deleted = delete(json!({"current_password": PASSWORD})).await;
     deleted.assert_status(204);
     assert!(
         deleted
@@ -193,12 +166,15 @@ async fn deleting_the_account_kills_its_cookie_and_tokens() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    app.me_with_cookie(&cookie).await.problem(401);
-    app.me_with_token(login.token()).await.problem(401);
-    app.me_with_token(phone.token()).await.problem(401);
-    let (_, browser) = app.new_browser();
+    app.with_session_cookie(&cookie)
+        .get("/api/me")
+        .await
+        .problem(401);
+    app.bearer(login.token()).get("/api/me").await.problem(401);
+    phone.get("/api/me").await.problem(401);
     let body = json!({"username": "susan", "password": PASSWORD, "email": "susan@example.com", "password2": PASSWORD});
-    app.request_with(&browser, Method::POST, "/api/register", Some(&body), &[])
+    app.browser()
+        .post("/api/register", &body)
         .await
         .assert_status(201);
 }
@@ -207,32 +183,23 @@ async fn deleting_the_account_kills_its_cookie_and_tokens() {
 #[tokio::test]
 async fn account_changes_are_audited() {
     let app = TestApp::spawn().await;
-    let login = app.device_of_new_user("susan").await;
-    let token = login.token();
-    app.with_token(
-        Method::PATCH,
-        "/api/me",
-        Some(&json!({"username": "susan2", "current_password": PASSWORD})),
-        token,
-    )
-    .await
-    .assert_status(200);
-    app.with_token(
-        Method::POST,
-        "/api/me/password",
-        Some(&change(PASSWORD, NEW, NEW)),
-        token,
-    )
-    .await
-    .assert_status(204);
-    app.with_token(
-        Method::DELETE,
-        "/api/me",
-        Some(&json!({"current_password": NEW})),
-        token,
-    )
-    .await
-    .assert_status(204);
+    let (susan, _) = app.logged_in_app("susan").await;
+    susan
+        .request(Method::PATCH, "/api/me")
+        .json(&json!({"username": "susan2", "current_password": PASSWORD}))
+        .send()
+        .await
+        .assert_status(200);
+    susan
+        .post("/api/me/password", &change(PASSWORD, NEW, NEW))
+        .await
+        .assert_status(204);
+    susan
+        .request(Method::DELETE, "/api/me")
+        .json(&json!({"current_password": NEW}))
+        .send()
+        .await
+        .assert_status(204);
     let events: Vec<(String, Option<String>)> = {
         use authd::schema::auth_events::dsl::*;
         use diesel::prelude::*;

@@ -12,32 +12,30 @@ async fn the_audit_trail_records_who_did_what_from_where() {
     let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 1)).await;
     let user = app.user("susan").await;
     let susan = user["id"].as_i64().unwrap();
-    app.post(
-        "/api/login",
-        &json!({"username": "susan", "password": "wrong-password"}),
-    )
-    .await
-    .problem(401);
-    app.post(
-        "/api/login",
-        &json!({"username": "susan", "password": PASSWORD}),
-    )
-    .await
-    .problem(429);
+    let browser = app.browser();
+    browser
+        .post(
+            "/api/login",
+            &json!({"username": "susan", "password": "wrong-password"}),
+        )
+        .await
+        .problem(401);
+    browser
+        .post(
+            "/api/login",
+            &json!({"username": "susan", "password": PASSWORD}),
+        )
+        .await
+        .problem(429);
     let other = app.browser_at("127.0.0.10");
-    let login = app.login_from(&other, "Susan", false).await.login_body();
-    app.request_with(
-        &other,
-        Method::POST,
-        "/api/logout",
-        None,
-        &[
-            ("authorization", &login.bearer()),
-            ("user-agent", "audit-test"),
-        ],
-    )
-    .await
-    .assert_status(204);
+    let login = other.login("Susan", false).await.login_body();
+    other
+        .request(Method::POST, "/api/logout")
+        .header("authorization", &login.bearer())
+        .header("user-agent", "audit-test")
+        .send()
+        .await
+        .assert_status(204);
 
     use authd::schema::auth_events::dsl::*;
     type Row = (String, Option<i64>, Option<String>, Option<ipnet::IpNet>);
@@ -71,16 +69,13 @@ async fn the_audit_trail_records_who_did_what_from_where() {
 #[tokio::test]
 async fn ending_sessions_is_audited() {
     let app = TestApp::spawn().await;
-    let laptop = app.logged_in("susan").await;
-    app.device("susan", false).await;
-    app.with_token(
-        Method::POST,
-        "/api/logout?scope=others",
-        None,
-        laptop.token(),
-    )
-    .await
-    .assert_status(204);
+    let (_, laptop) = app.logged_in_browser("susan").await;
+    app.app_login("susan", false).await;
+    app.bearer(laptop.token())
+        .request(Method::POST, "/api/logout?scope=others")
+        .send()
+        .await
+        .assert_status(204);
     let events: Vec<String> = {
         use authd::schema::auth_events::dsl::*;
         use diesel::prelude::*;

@@ -15,11 +15,11 @@ async fn raw(
     content_type: Option<&str>,
     body: Vec<u8>,
 ) -> crate::helpers::TestResponse {
-    let mut headers = Vec::new();
+    let mut request = app.anonymous().request(method, path).body(body);
     if let Some(content_type) = content_type {
-        headers.push(("content-type", content_type));
+        request = request.header("content-type", content_type);
     }
-    app.raw_request(method, path, &headers, body).await
+    request.send().await
 }
 
 #[tokio::test]
@@ -116,6 +116,7 @@ async fn json_that_is_not_an_object_is_422() {
         .problem(422);
     }
     let problem = app
+        .anonymous()
         .post(
             "/api/login",
             &json!({"username": "a", "password": "b", "remember_me": "yes"}),
@@ -129,7 +130,7 @@ async fn json_that_is_not_an_object_is_422() {
 async fn unknown_routes_are_404() {
     let app = TestApp::spawn().await;
     for path in ["/nope", "/api/nope", "/api", "/api/me/extra", "/api/login/"] {
-        app.request(Method::GET, path, None, &[]).await.problem(404);
+        app.anonymous().get(path).await.problem(404);
     }
 }
 
@@ -144,7 +145,7 @@ async fn a_wrong_method_is_405_with_allow() {
         (Method::POST, "/healthz", "GET, HEAD"),
         (Method::DELETE, "/api/openapi.yaml", "GET, HEAD"),
     ] {
-        let response = app.request(method, path, None, &[]).await;
+        let response = app.anonymous().request(method, path).send().await;
         response.problem(405);
         assert_eq!(response.header("allow"), Some(allowed), "{path}");
     }
@@ -158,7 +159,7 @@ async fn stalled_requests_are_cut_off_after_the_client_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let app = TestApp::spawn_with(|s| s.http.client_timeout = secs(2)).await;
-    let address = app.address.trim_start_matches("http://").to_owned();
+    let address = app.address().trim_start_matches("http://").to_owned();
     let stalled = |request: &'static [u8]| {
         let address = address.clone();
         async move {

@@ -124,7 +124,7 @@ async fn usage_and_configuration_errors_exit_2() {
 #[tokio::test]
 async fn migrate_creates_and_migrates_a_database() {
     let name = format!("authd_test_cli_{}", std::process::id());
-    let db = TestDatabase { name };
+    let db = TestDatabase::named(name);
     let run = authd(&db.url(), &["migrate"], "", &[]).await;
     assert_code(&run, 0);
     let again = authd(&db.url(), &["migrate"], "", &[]).await;
@@ -202,21 +202,18 @@ async fn users_are_created_listed_and_shown_by_the_registration_rules() {
 async fn operators_manage_passwords_activation_and_sessions() {
     let app = TestApp::spawn().await;
     let url = app.db.url();
-    let first = app.device_of_new_user("susan").await;
-    let second = app.device("susan", true).await;
+    let (first, _) = app.logged_in_app("susan").await;
+    let (second, _) = app.app_login("susan", true).await;
 
     let list = authd(&url, &["session", "list", "susan"], "", &[]).await;
     assert_code(&list, 0);
     assert_eq!(list.stdout.lines().count(), 3, "{}", list.stdout);
-    let sessions = app
-        .with_token(Method::GET, "/api/sessions", None, first.token())
-        .await
-        .json();
+    let sessions = first.get("/api/sessions").await.json();
     let second_id = sessions[0]["id"].as_str().unwrap();
     let revoked = authd(&url, &["session", "revoke", "susan", second_id], "", &[]).await;
     assert_code(&revoked, 0);
-    app.refused_within_a_second(second.token()).await;
-    app.me_with_token(first.token()).await.assert_status(200);
+    second.refused_within_a_second().await;
+    first.get("/api/me").await.assert_status(200);
     let again = authd(&url, &["session", "revoke", "susan", second_id], "", &[]).await;
     assert_code(&again, 1);
 
@@ -237,24 +234,24 @@ async fn operators_manage_passwords_activation_and_sessions() {
     )
     .await;
     assert_code(&set, 0);
-    app.refused_within_a_second(first.token()).await;
-    let (_, browser) = app.new_browser();
+    first.refused_within_a_second().await;
     let login = json!({"username": "susan", "password": "purple monkey dishwasher"});
-    let fresh = app.attempt_login(&browser, &login).await.login_body();
+    let fresh = app.browser().post("/api/login", &login).await.login_body();
+    let fresh = app.bearer(fresh.token());
 
     let off = authd(&url, &["user", "deactivate", "susan"], "", &[]).await;
     assert_code(&off, 0);
-    app.refused_within_a_second(fresh.token()).await;
-    let (_, browser) = app.new_browser();
-    app.attempt_login(&browser, &login).await.problem(403);
+    fresh.refused_within_a_second().await;
+    let browser = app.browser();
+    browser.post("/api/login", &login).await.problem(403);
     let on = authd(&url, &["user", "activate", "susan"], "", &[]).await;
     assert_code(&on, 0);
-    app.me_with_token(fresh.token()).await.problem(401);
-    let last = app.attempt_login(&browser, &login).await.login_body();
+    fresh.get("/api/me").await.problem(401);
+    let last = browser.post("/api/login", &login).await.login_body();
     let all = authd(&url, &["session", "revoke", "susan", "--all"], "", &[]).await;
     assert_code(&all, 0);
     assert!(all.stdout.contains("ended 1 session"), "{}", all.stdout);
-    app.refused_within_a_second(last.token()).await;
+    app.bearer(last.token()).refused_within_a_second().await;
 
     let events: Vec<String> = {
         use authd::schema::auth_events::dsl::*;
@@ -284,17 +281,21 @@ async fn operators_manage_passwords_activation_and_sessions() {
 #[tokio::test]
 async fn purge_deletes_what_is_past_keeping() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    app.logout_with_cookie(login.csrf())
+    let (browser, _) = app.logged_in_browser("susan").await;
+    browser
+        .request(Method::POST, "/api/logout")
+        .csrf()
+        .send()
         .await
         .assert_status(204);
-    app.device("susan", false).await;
-    app.post(
-        "/api/login",
-        &json!({"username": "susan", "password": "wrong-guess-123"}),
-    )
-    .await
-    .problem(401);
+    app.app_login("susan", false).await;
+    browser
+        .post(
+            "/api/login",
+            &json!({"username": "susan", "password": "wrong-guess-123"}),
+        )
+        .await
+        .problem(401);
     app.db.execute(
         "UPDATE sessions SET revoked_at = now() - interval '100 days' WHERE revoked_at IS NOT NULL",
     );

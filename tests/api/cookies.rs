@@ -2,6 +2,7 @@
 //! remembered one, and the `__Host-` prefix when secure.
 
 use chrono::{DateTime, Utc};
+use reqwest::Method;
 
 use crate::helpers::TestApp;
 
@@ -13,7 +14,8 @@ fn expires_at(login: &serde_json::Value) -> DateTime<Utc> {
 async fn a_plain_login_is_a_browser_session_cookie() {
     let app = TestApp::spawn().await;
     app.user("susan").await;
-    let response = app.login("susan", false).await;
+    let browser = app.browser();
+    let response = browser.login("susan", false).await;
     let cookie = response.set_cookie("authd_session").unwrap();
     for attribute in ["HttpOnly", "SameSite=Lax", "Path=/"] {
         assert!(cookie.contains(attribute), "{attribute} missing: {cookie}");
@@ -38,15 +40,16 @@ async fn a_plain_login_is_a_browser_session_cookie() {
         "{lifetime}"
     );
 
-    app.restart_browser();
-    app.get("/api/me").await.problem(401);
+    browser.restart();
+    browser.get("/api/me").await.problem(401);
 }
 
 #[tokio::test]
 async fn remember_me_persists_the_cookie_and_the_session() {
     let app = TestApp::spawn().await;
     app.user("susan").await;
-    let response = app.login("susan", true).await;
+    let browser = app.browser();
+    let response = browser.login("susan", true).await;
     let body = response.login_body();
     assert_eq!(body["remember_me"], true);
     let cookie = response.set_cookie("authd_session").unwrap();
@@ -73,8 +76,8 @@ async fn remember_me_persists_the_cookie_and_the_session() {
         "the token lives as long as the session"
     );
 
-    app.restart_browser();
-    let me = app.get("/api/me").await;
+    browser.restart();
+    let me = browser.get("/api/me").await;
     me.assert_status(200);
     assert_eq!(me.json()["username"], "susan");
 }
@@ -83,7 +86,7 @@ async fn remember_me_persists_the_cookie_and_the_session() {
 async fn the_secure_flag_is_on_unless_configured_off() {
     let app = TestApp::spawn_with(|s| s.http.cookie_secure = true).await;
     app.user("susan").await;
-    let response = app.login("susan", false).await;
+    let response = app.browser().login("susan", false).await;
     assert!(
         response
             .set_cookie("__Host-authd_session")
@@ -102,7 +105,7 @@ async fn the_secure_flag_is_on_unless_configured_off() {
 async fn secure_cookies_use_the_host_prefix() {
     let app = TestApp::spawn_with(|s| s.http.cookie_secure = true).await;
     app.user("susan").await;
-    let response = app.login("susan", true).await;
+    let response = app.browser().login("susan", true).await;
     let cookie = response
         .set_cookie("__Host-authd_session")
         .expect("a __Host- cookie");
@@ -111,7 +114,11 @@ async fn secure_cookies_use_the_host_prefix() {
     }
     assert!(!cookie.contains("Domain"), "{cookie}");
     assert!(response.set_cookie("authd_session").is_none());
-    let logout = app.logout_with_token(response.login_body().token()).await;
+    let logout = app
+        .bearer(response.login_body().token())
+        .request(Method::POST, "/api/logout")
+        .send()
+        .await;
     logout.assert_status(204);
     assert!(
         logout

@@ -21,7 +21,10 @@ async fn cors_serves_the_allowlist_and_no_one_else() {
         ]
     };
     let allowed = app
-        .bare(Method::OPTIONS, "/api/login", None, &preflight(SPA))
+        .anonymous()
+        .request(Method::OPTIONS, "/api/login")
+        .headers(&preflight(SPA))
+        .send()
         .await;
     allowed.assert_status(200);
     assert_eq!(allowed.header("access-control-allow-origin"), Some(SPA));
@@ -38,25 +41,19 @@ async fn cors_serves_the_allowlist_and_no_one_else() {
     }
 
     let refused = app
-        .bare(
-            Method::OPTIONS,
-            "/api/login",
-            None,
-            &preflight("https://evil.example"),
-        )
+        .anonymous()
+        .request(Method::OPTIONS, "/api/login")
+        .headers(&preflight("https://evil.example"))
+        .send()
         .await;
     assert!(refused.status.is_client_error());
     assert!(refused.header("access-control-allow-origin").is_none());
 
-    let login = app.logged_in("susan").await;
-    let auth = login.bearer();
-    let from_spa = app
-        .bare(
-            Method::GET,
-            "/api/me",
-            None,
-            &[("origin", SPA), ("authorization", &auth)],
-        )
+    let (susan, _) = app.logged_in_app("susan").await;
+    let from_spa = susan
+        .request(Method::GET, "/api/me")
+        .header("origin", SPA)
+        .send()
         .await;
     from_spa.assert_status(200);
     assert_eq!(from_spa.header("access-control-allow-origin"), Some(SPA));
@@ -65,13 +62,10 @@ async fn cors_serves_the_allowlist_and_no_one_else() {
         "https://app.example.com.evil.example",
         "null",
     ] {
-        let response = app
-            .bare(
-                Method::GET,
-                "/api/me",
-                None,
-                &[("origin", origin), ("authorization", &auth)],
-            )
+        let response = susan
+            .request(Method::GET, "/api/me")
+            .header("origin", origin)
+            .send()
             .await;
         assert!(
             response.header("access-control-allow-origin").is_none(),
@@ -87,15 +81,11 @@ async fn preflight_answers_are_not_cached_and_say_what_they_vary_on() {
     let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![SPA.into()]).await;
     for origin in [SPA, "https://evil.example"] {
         let response = app
-            .bare(
-                Method::OPTIONS,
-                "/api/login",
-                None,
-                &[
-                    ("origin", origin),
-                    ("access-control-request-method", "POST"),
-                ],
-            )
+            .anonymous()
+            .request(Method::OPTIONS, "/api/login")
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .send()
             .await;
         assert_eq!(
             response.header("cache-control"),
@@ -114,12 +104,11 @@ async fn preflights_allow_patch_and_delete() {
     let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![spa.into()]).await;
     for method in ["PATCH", "DELETE"] {
         let response = app
-            .bare(
-                Method::OPTIONS,
-                "/api/me",
-                None,
-                &[("origin", spa), ("access-control-request-method", method)],
-            )
+            .anonymous()
+            .request(Method::OPTIONS, "/api/me")
+            .header("origin", spa)
+            .header("access-control-request-method", method)
+            .send()
             .await;
         response.assert_status(200);
         let allowed = response.header("access-control-allow-methods").unwrap();
@@ -130,6 +119,10 @@ async fn preflights_allow_patch_and_delete() {
 #[tokio::test]
 async fn options_requests_pass_the_login_check() {
     let app = TestApp::spawn().await;
-    let response = app.request(Method::OPTIONS, "/api/me", None, &[]).await;
+    let response = app
+        .anonymous()
+        .request(Method::OPTIONS, "/api/me")
+        .send()
+        .await;
     assert_ne!(response.status, 401, "preflights carry no credentials");
 }

@@ -12,54 +12,59 @@ const SPA: &str = "https://app.example.com";
 #[tokio::test]
 async fn cookie_requests_that_change_state_need_the_csrf_token() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (browser, _) = app.logged_in_browser("susan").await;
+    let logout = |csrf: &str| {
+        browser
+            .request(Method::POST, "/api/logout")
+            .header("x-csrf-token", csrf)
+            .send()
+    };
 
-    let missing = app.request(Method::POST, "/api/logout", None, &[]).await;
+    let missing = browser.request(Method::POST, "/api/logout").send().await;
     assert_eq!(missing.problem(403)["title"], "CSRF check failed");
-    app.logout_with_cookie("wrong").await.problem(403);
-    let other_session = app.login_elsewhere("susan").await;
-    app.logout_with_cookie(&other_session).await.problem(403);
-    app.get("/api/me").await.assert_status(200);
+    logout("wrong").await.problem(403);
+    let other_session = app.browser().login("susan", false).await.login_body();
+    logout(other_session.csrf()).await.problem(403);
+    browser.get("/api/me").await.assert_status(200);
 
-    app.logout_with_cookie(login.csrf())
+    browser
+        .request(Method::POST, "/api/logout")
+        .csrf()
+        .send()
         .await
         .assert_status(204);
-    app.get("/api/me").await.problem(401);
+    browser.get("/api/me").await.problem(401);
 }
 
 #[tokio::test]
 async fn bearer_requests_need_no_csrf_token() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (browser, login) = app.logged_in_browser("susan").await;
     // Same browser, cookie and all: the bearer token takes precedence.
-    app.request(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("authorization", &login.bearer())],
-    )
-    .await
-    .assert_status(204);
+    browser
+        .request(Method::POST, "/api/logout")
+        .header("authorization", &login.bearer())
+        .send()
+        .await
+        .assert_status(204);
 }
 
 #[tokio::test]
 async fn cookie_writes_from_a_foreign_origin_are_refused() {
     let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![SPA.into()]).await;
-    let login = app.logged_in("susan").await;
-    let own = app.address.clone();
+    let (browser, login) = app.logged_in_browser("susan").await;
+    let own = app.address();
     for (header, value) in [
         ("origin", "https://evil.example"),
         ("origin", "null"),
         ("origin", "http://127.0.0.1:1"),
         ("referer", "https://evil.example/page"),
     ] {
-        let response = app
-            .request(
-                Method::POST,
-                "/api/logout",
-                None,
-                &[("x-csrf-token", login.csrf()), (header, value)],
-            )
+        let response = browser
+            .request(Method::POST, "/api/logout")
+            .csrf()
+            .header(header, value)
+            .send()
             .await;
         assert_eq!(
             response.problem(403)["type"],
@@ -67,41 +72,39 @@ async fn cookie_writes_from_a_foreign_origin_are_refused() {
             "{header}: {value}"
         );
     }
-    app.get("/api/me").await.assert_status(200);
+    browser.get("/api/me").await.assert_status(200);
     // Whatever the credential: a foreign page's unsafe request is refused
     // before anything runs, so the token's session lives on.
-    let (_, other) = app.new_browser();
-    let second = app.login_from(&other, "susan", false).await.login_body();
+    let other = app.browser();
+    let second = other.login("susan", false).await.login_body();
     let refused = app
-        .bare(
-            Method::POST,
-            "/api/logout",
-            None,
-            &[
-                ("authorization", &second.bearer()),
-                ("origin", "https://evil.example"),
-            ],
-        )
+        .bearer(second.token())
+        .request(Method::POST, "/api/logout")
+        .header("origin", "https://evil.example")
+        .send()
         .await;
     assert_eq!(
         refused.problem(403)["type"],
         "urn:authd:problem:foreign-origin"
     );
-    app.me_with_token(second.token()).await.assert_status(200);
-    for origin in [own.as_str(), SPA] {
-        let (_, browser) = app.new_browser();
-        let fresh = app.login_from(&browser, "susan", false).await.login_body();
-        app.request_with(
-            &browser,
-            Method::POST,
-            "/api/logout",
-            None,
-            &[("x-csrf-token", fresh.csrf()), ("origin", origin)],
-        )
+    app.bearer(second.token())
+        .get("/api/me")
         .await
-        .assert_status(204);
+        .assert_status(200);
+    for origin in [own.as_str(), SPA] {
+        let fresh = app.browser();
+        fresh.login("susan", false).await.assert_status(200);
+        fresh
+            .request(Method::POST, "/api/logout")
+            .csrf()
+            .header("origin", origin)
+            .send()
+            .await
+            .assert_status(204);
     }
-    app.logout_with_token(login.token())
+    app.bearer(login.token())
+        .request(Method::POST, "/api/logout")
+        .send()
         .await
         .assert_status(204);
 }
@@ -111,29 +114,18 @@ async fn behind_a_host_rewriting_proxy_public_url_names_the_own_origin() {
     let app =
         TestApp::spawn_with(|s| s.http.public_origin = Some("https://auth.example.com".into()))
             .await;
-    let login = app.logged_in("susan").await;
-    let csrf = login.csrf();
-    let own = app.address.clone();
+    let (browser, _) = app.logged_in_browser("susan").await;
+    let own = app.address();
     // The Host header now says nothing: only PUBLIC_URL is this site.
-    app.request(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("x-csrf-token", csrf), ("origin", &own)],
-    )
-    .await
-    .problem(403);
-    app.request(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[
-            ("x-csrf-token", csrf),
-            ("origin", "https://auth.example.com"),
-        ],
-    )
-    .await
-    .assert_status(204);
+    let logout = |origin: &str| {
+        browser
+            .request(Method::POST, "/api/logout")
+            .csrf()
+            .header("origin", origin)
+            .send()
+    };
+    logout(&own).await.problem(403);
+    logout("https://auth.example.com").await.assert_status(204);
 }
 
 /// Origins are compared whole: the plain-http server's own host and port
@@ -141,30 +133,23 @@ async fn behind_a_host_rewriting_proxy_public_url_names_the_own_origin() {
 #[tokio::test]
 async fn the_origin_check_compares_scheme_host_and_port() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let own = app.address.clone();
+    let (browser, _) = app.logged_in_browser("susan").await;
+    let own = app.address();
     let https = own.replacen("http://", "https://", 1);
-    let response = app
-        .request(
-            Method::POST,
-            "/api/logout",
-            None,
-            &[("x-csrf-token", login.csrf()), ("origin", &https)],
-        )
-        .await;
+    let logout = |origin: &str| {
+        browser
+            .request(Method::POST, "/api/logout")
+            .csrf()
+            .header("origin", origin)
+            .send()
+    };
+    let response = logout(&https).await;
     assert_eq!(
         response.problem(403)["type"],
         "urn:authd:problem:foreign-origin"
     );
-    app.get("/api/me").await.assert_status(200);
-    app.request(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[("x-csrf-token", login.csrf()), ("origin", &own)],
-    )
-    .await
-    .assert_status(204);
+    browser.get("/api/me").await.assert_status(200);
+    logout(&own).await.assert_status(204);
 }
 
 /// A foreign page can make a browser post without asking (a form, a
@@ -184,7 +169,11 @@ async fn a_foreign_page_cannot_make_the_browser_act() {
         all
     };
     let logout = app
-        .raw_request(Method::POST, "/api/logout", &text(&foreign), Vec::new())
+        .anonymous()
+        .request(Method::POST, "/api/logout")
+        .headers(&text(&foreign))
+        .body(Vec::new())
+        .send()
         .await;
     assert_eq!(
         logout.problem(403)["type"],
@@ -198,17 +187,20 @@ async fn a_foreign_page_cannot_make_the_browser_act() {
         let mut headers = headers.to_vec();
         headers.push(("content-type", "application/json"));
         let login = app
-            .raw_request(
-                Method::POST,
-                "/api/login",
-                &headers,
-                credentials.clone().into_bytes(),
-            )
+            .anonymous()
+            .request(Method::POST, "/api/login")
+            .headers(&headers)
+            .body(credentials.clone().into_bytes())
+            .send()
             .await;
         login.problem(403);
         assert!(login.set_cookie("authd_session").is_none());
         let register = app
-            .raw_request(Method::POST, "/api/register", &headers, b"{}".to_vec())
+            .anonymous()
+            .request(Method::POST, "/api/register")
+            .headers(&headers)
+            .body(b"{}".to_vec())
+            .send()
             .await;
         register.problem(403);
     }
@@ -218,15 +210,18 @@ async fn a_foreign_page_cannot_make_the_browser_act() {
     };
     assert_eq!(sessions, 0, "no login went through");
     // No Origin, no Referer: not a browser, not refused.
-    app.raw_request(
-        Method::POST,
-        "/api/login",
-        &[("content-type", "application/json")],
-        credentials.into_bytes(),
-    )
-    .await
-    .assert_status(200);
-    app.raw_request(Method::POST, "/api/logout", &text(&[]), Vec::new())
+    app.anonymous()
+        .request(Method::POST, "/api/login")
+        .header("content-type", "application/json")
+        .body(credentials.into_bytes())
+        .send()
+        .await
+        .assert_status(200);
+    app.anonymous()
+        .request(Method::POST, "/api/logout")
+        .headers(&text(&[]))
+        .body(Vec::new())
+        .send()
         .await
         .assert_status(204);
 }

@@ -1,13 +1,14 @@
 //! Postgres faults: an outage, a blocked query and an exhausted pool, a
 //! restart under load; and PgBouncer in front of it.
 
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use diesel::RunQueryDsl;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, Remote, TestApp, TestDatabase, secs, test_settings};
+use crate::helpers::{PASSWORD, TestApp, TestDatabase, secs, start, test_settings};
 use authd::configuration::Bucket;
 
 /// Postgres going away mid-flight (connections killed, new ones refused)
@@ -16,21 +17,23 @@ use authd::configuration::Bucket;
 #[tokio::test]
 async fn a_database_outage_gives_quick_503s_and_heals() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let token = login.token().to_owned();
+    let (browser, login) = app.logged_in_browser("susan").await;
+    let susan = app.bearer(login.token());
 
     app.db.set_reachable(false);
     let started = Instant::now();
+    let other = json!({"username": "other", "email": "other@example.com", "password": PASSWORD, "password2": PASSWORD});
     let responses = [
-        app.get("/readyz").await,
-        app.me_with_token(&token).await,
-        app.post(
-            "/api/login",
-            &json!({"username": "susan", "password": PASSWORD}),
-        )
-        .await,
-        app.register("other", "other@example.com").await,
-        app.get("/api/me").await,
+        browser.get("/readyz").await,
+        susan.get("/api/me").await,
+        browser
+            .post(
+                "/api/login",
+                &json!({"username": "susan", "password": PASSWORD}),
+            )
+            .await,
+        browser.post("/api/register", &other).await,
+        browser.get("/api/me").await,
     ];
     for response in &responses {
         response.problem(503);
@@ -42,12 +45,12 @@ async fn a_database_outage_gives_quick_503s_and_heals() {
         "took {:?}",
         started.elapsed()
     );
-    app.get("/healthz").await.assert_status(200);
+    browser.get("/healthz").await.assert_status(200);
 
     app.db.set_reachable(true);
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let ready = app.get("/readyz").await;
+        let ready = browser.get("/readyz").await;
         if ready.status == 200 {
             break;
         }
@@ -58,8 +61,8 @@ async fn a_database_outage_gives_quick_503s_and_heals() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    app.me_with_token(&token).await.assert_status(200);
-    app.get("/api/me").await.assert_status(200);
+    susan.get("/api/me").await.assert_status(200);
+    browser.get("/api/me").await.assert_status(200);
 }
 
 /// A query blocked behind a lock is cancelled at DB_STATEMENT_TIMEOUT, and
@@ -81,18 +84,16 @@ async fn a_blocked_query_and_an_exhausted_pool_are_quick_503s() {
         .unwrap();
     let started = Instant::now();
     let login = async {
-        let (_, browser) = app.new_browser();
+        let browser = app.browser();
         let body = json!({"username": "susan", "password": PASSWORD});
-        let response = app.attempt_login(&browser, &body).await;
+        let response = browser.post("/api/login", &body).await;
         (response, started.elapsed())
     };
     let register = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let (_, browser) = app.new_browser();
+        let browser = app.browser();
         let body = json!({"username": "bob", "email": "bob@example.com", "password": PASSWORD, "password2": PASSWORD});
-        let response = app
-            .request_with(&browser, Method::POST, "/api/register", Some(&body), &[])
-            .await;
+        let response = browser.post("/api/register", &body).await;
         (response, started.elapsed())
     };
     let ((login, login_took), (register, register_took)) = tokio::join!(login, register);
@@ -102,7 +103,7 @@ async fn a_blocked_query_and_an_exhausted_pool_are_quick_503s() {
         assert!(took < Duration::from_secs(4), "took {took:?}");
     }
     diesel::sql_query("ROLLBACK").execute(&mut blocker).unwrap();
-    app.login("susan", false).await.assert_status(200);
+    app.browser().login("susan", false).await.assert_status(200);
 }
 
 /// A Postgres of the test's own, in a temporary directory, to stop and
@@ -223,20 +224,24 @@ async fn a_postgres_restart_gives_quick_503s_and_heals() {
         .unwrap();
     let mut settings = test_settings(postgres.url("authd"));
     settings.database.timeout = secs(1);
-    let (address, _, handle) = crate::helpers::start(settings).await;
-    let remote = Remote::new(&address);
-    assert_eq!(remote.register("susan").await, 201);
-    let token = remote.token("susan").await;
+    let instance = start(settings).await;
+    instance.server.user("susan").await;
+    let (susan, _) = instance.server.app_login("susan", false).await;
 
+    // Until two seconds after Postgres is back.
+    let until = Arc::new(Mutex::new(None::<Instant>));
     let load = {
-        let (remote, token) = (remote.clone(), token.clone());
+        let (susan, until) = (susan.clone(), until.clone());
         tokio::spawn(async move {
             let mut seen = Vec::new();
-            let until = Instant::now() + Duration::from_secs(6);
-            while Instant::now() < until {
+            while until
+                .lock()
+                .unwrap()
+                .is_none_or(|until| Instant::now() < until)
+            {
                 let started = Instant::now();
-                let me = remote.call(Method::GET, "/api/me", &token).await;
-                seen.push((me.as_u16(), started.elapsed()));
+                let me = susan.get("/api/me").await;
+                seen.push((me.status.as_u16(), started.elapsed()));
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             seen
@@ -251,13 +256,14 @@ async fn a_postgres_restart_gives_quick_503s_and_heals() {
         move || {
             let pg = PrivatePostgres { dir, bin, port };
             pg.ctl("stop");
-            std::thread::sleep(Duration::from_secs(2));
+            std::thread::sleep(Duration::from_secs(1));
             pg.ctl("start");
             std::mem::forget(pg);
         }
     })
     .await
     .unwrap();
+    *until.lock().unwrap() = Some(Instant::now() + Duration::from_secs(2));
     let seen = load.await.unwrap();
     assert!(
         seen.iter().any(|(status, _)| *status == 503),
@@ -268,8 +274,8 @@ async fn a_postgres_restart_gives_quick_503s_and_heals() {
         assert!(*took < Duration::from_secs(3), "a request took {took:?}");
     }
     let healed = loop {
-        let ready = remote.call(Method::GET, "/readyz", &token).await;
-        let me = remote.call(Method::GET, "/api/me", &token).await;
+        let ready = susan.get("/readyz").await.status;
+        let me = susan.get("/api/me").await.status;
         if ready == 200 && me == 200 {
             break stopped.elapsed();
         }
@@ -277,7 +283,7 @@ async fn a_postgres_restart_gives_quick_503s_and_heals() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert!(healed < Duration::from_secs(15), "healed after {healed:?}");
-    handle.stop(false).await;
+    instance.stop().await;
 }
 
 /// Behind PgBouncer in transaction mode (DATABASE_URL through it, the
@@ -291,23 +297,26 @@ async fn it_works_behind_pgbouncer_in_transaction_mode() {
     let mut settings = test_settings(pooled);
     settings.database.direct_url = Some(direct.url());
     settings.throttle.set_limit(Bucket::LoginAccount, 2);
-    let (address, _, handle) = crate::helpers::start(settings).await;
-    let remote = Remote::new(&address);
+    let instance = start(settings).await;
+    let server = &instance.server;
     for round in 0..3 {
         let name = format!("susan{round}");
-        assert_eq!(remote.register(&name).await, 201, "round {round}");
-        let token = remote.token(&name).await;
+        let registered = server.register(&name, &format!("{name}@example.com")).await;
+        assert_eq!(registered.status, 201, "round {round}");
+        let (app, _) = server.app_login(&name, false).await;
         for path in ["/api/me", "/api/sessions"] {
-            assert_eq!(remote.call(Method::GET, path, &token).await, 200, "{path}");
+            assert_eq!(app.get(path).await.status, 200, "{path}");
         }
         let wrong = json!({"username": name, "password": "wrong-guess-123"});
         for expected in [401, 401, 429] {
-            assert_eq!(remote.post("/api/login", &wrong).await, expected);
+            let attempt = server.anonymous().post("/api/login", &wrong).await;
+            assert_eq!(attempt.status, expected);
         }
-        assert_eq!(remote.call(Method::POST, "/api/logout", &token).await, 204);
-        assert_eq!(remote.call(Method::GET, "/api/me", &token).await, 401);
+        let logout = app.request(Method::POST, "/api/logout").send().await;
+        assert_eq!(logout.status, 204);
+        assert_eq!(app.get("/api/me").await.status, 401);
     }
-    handle.stop(false).await;
+    instance.stop().await;
 }
 
 /// A PgBouncer of the test's own, in transaction mode, in front of the

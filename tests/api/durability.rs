@@ -5,6 +5,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use diesel::prelude::*;
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, Process, TestDatabase};
@@ -28,14 +29,12 @@ async fn a_crash_never_leaves_an_account_without_its_register_event() {
         .execute(&mut lock)
         .unwrap();
     for n in 0..8 {
-        let url = format!("{}/api/register", process.address);
-        tokio::spawn(async move {
-            let _ = reqwest::Client::new()
-                .post(url)
-                .json(&registration(&format!("stuck{n}")))
-                .send()
-                .await;
-        });
+        let request = process
+            .server()
+            .anonymous()
+            .request(Method::POST, "/api/register")
+            .json(&registration(&format!("stuck{n}")));
+        tokio::spawn(request.try_send());
     }
     let deadline = Instant::now() + Duration::from_secs(15);
     while waiting_on_locks(&db) < 8 {
@@ -45,8 +44,7 @@ async fn a_crash_never_leaves_an_account_without_its_register_event() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    process.child.kill().unwrap();
-    process.child.wait().unwrap();
+    process.kill();
     diesel::sql_query("COMMIT").execute(&mut lock).unwrap();
 
     // Killed as soon as the first of eight is acknowledged.
@@ -54,15 +52,15 @@ async fn a_crash_never_leaves_an_account_without_its_register_event() {
     let mut process = Process::start(&db, &settings).await;
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     for n in 0..8 {
-        let (url, sender) = (format!("{}/api/register", process.address), sender.clone());
+        let (anonymous, sender) = (process.server().anonymous(), sender.clone());
         tokio::spawn(async move {
             let name = format!("crash{n}");
-            let sent = reqwest::Client::new()
-                .post(url)
+            let sent = anonymous
+                .request(Method::POST, "/api/register")
                 .json(&registration(&name))
-                .send()
+                .try_send()
                 .await;
-            if sent.is_ok_and(|response| response.status() == 201) {
+            if sent.is_ok_and(|response| response.status == 201) {
                 let _ = sender.send(name);
             }
         });
@@ -71,8 +69,7 @@ async fn a_crash_never_leaves_an_account_without_its_register_event() {
     if let Some(first) = receiver.recv().await {
         acknowledged.insert(first);
     }
-    process.child.kill().unwrap();
-    process.child.wait().unwrap();
+    process.kill();
     while let Some(name) = receiver.recv().await {
         acknowledged.insert(name);
     }
@@ -125,40 +122,36 @@ async fn a_crash_in_a_storm_loses_no_acknowledged_account() {
         .unwrap();
     let settings = [("BCRYPT_COST", "6"), ("REGISTRATIONS_PER_IP", "100000")];
     let mut process = Process::start(&db, &settings).await;
-    let client = reqwest::Client::new();
+    let anonymous = process.server().anonymous();
     for n in 0..4 {
-        let url = format!("{}/api/register", process.address);
-        let sent = client
-            .post(url)
-            .json(&registration(&format!("early{n}")))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(sent.status(), 201);
+        let sent = anonymous
+            .post("/api/register", &registration(&format!("early{n}")))
+            .await;
+        assert_eq!(sent.status, 201);
     }
     let (sender, mut receiver) = tokio::sync::mpsc::unbounded_channel();
     for worker in 0..8 {
-        let (address, sender, client) = (process.address.clone(), sender.clone(), client.clone());
+        let (anonymous, sender) = (anonymous.clone(), sender.clone());
         tokio::spawn(async move {
             for n in 0.. {
                 let name = format!("storm{worker}x{n}");
-                let registered = client
-                    .post(format!("{address}/api/register"))
+                let registered = anonymous
+                    .request(Method::POST, "/api/register")
                     .json(&registration(&name))
-                    .send()
+                    .try_send()
                     .await;
                 match registered {
-                    Ok(response) if response.status() == 201 => {
+                    Ok(response) if response.status == 201 => {
                         let _ = sender.send(name);
                     }
                     Ok(_) => {}
                     Err(_) => return,
                 }
                 let login = json!({"username": format!("early{}", n % 4), "password": PASSWORD});
-                if client
-                    .post(format!("{address}/api/login"))
+                if anonymous
+                    .request(Method::POST, "/api/login")
                     .json(&login)
-                    .send()
+                    .try_send()
                     .await
                     .is_err()
                 {
@@ -169,8 +162,7 @@ async fn a_crash_in_a_storm_loses_no_acknowledged_account() {
     }
     drop(sender);
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    process.child.kill().unwrap();
-    process.child.wait().unwrap();
+    process.kill();
     let mut acknowledged = Vec::new();
     while let Some(name) = receiver.recv().await {
         acknowledged.push(name);
@@ -178,15 +170,11 @@ async fn a_crash_in_a_storm_loses_no_acknowledged_account() {
     assert!(acknowledged.len() > 4, "the storm did register users");
 
     let restarted = Process::start(&db, &settings).await;
+    let anonymous = restarted.server().anonymous();
     for name in &acknowledged {
         let login = json!({"username": name, "password": PASSWORD});
-        let answer = client
-            .post(format!("{}/api/login", restarted.address))
-            .json(&login)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(answer.status(), 200, "{name} was acknowledged");
+        let answer = anonymous.post("/api/login", &login).await;
+        assert_eq!(answer.status, 200, "{name} was acknowledged");
     }
     let mut conn = db.connect();
     let half_made: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(

@@ -9,24 +9,23 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn every_response_carries_the_security_headers() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (browser, _) = app.logged_in_browser("susan").await;
     let responses = [
-        app.get("/healthz").await,
-        app.get("/readyz").await,
-        app.get("/api/me").await,
-        app.bare(Method::GET, "/api/me", None, &[]).await,
-        app.get("/nope").await,
-        app.get("/api/nope").await,
-        app.request(Method::DELETE, "/api/login", None, &[]).await,
-        app.raw_request(
-            Method::POST,
-            "/api/login",
-            &[("content-type", "text/plain")],
-            b"x".to_vec(),
-        )
-        .await,
-        app.post("/api/register", &json!({})).await,
-        app.get("/api/openapi.yaml").await,
+        browser.get("/healthz").await,
+        browser.get("/readyz").await,
+        browser.get("/api/me").await,
+        app.anonymous().get("/api/me").await,
+        browser.get("/nope").await,
+        browser.get("/api/nope").await,
+        browser.request(Method::DELETE, "/api/login").send().await,
+        app.anonymous()
+            .request(Method::POST, "/api/login")
+            .header("content-type", "text/plain")
+            .body(b"x".to_vec())
+            .send()
+            .await,
+        browser.post("/api/register", &json!({})).await,
+        browser.get("/api/openapi.yaml").await,
     ];
     for response in &responses {
         assert_eq!(response.header("x-content-type-options"), Some("nosniff"));
@@ -43,7 +42,11 @@ async fn every_response_carries_the_security_headers() {
             "user data and 401s"
         );
     }
-    let logout = app.logout_with_cookie(login.csrf()).await;
+    let logout = browser
+        .request(Method::POST, "/api/logout")
+        .csrf()
+        .send()
+        .await;
     logout.assert_status(204);
     // Opt-in (CLEAR_SITE_DATA): browsers apply it to the whole domain.
     assert_eq!(logout.header("clear-site-data"), None);
@@ -54,7 +57,7 @@ async fn every_response_carries_the_security_headers() {
 #[tokio::test]
 async fn head_answers_like_get() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (_, login) = app.logged_in_browser("susan").await;
     let auth = login.bearer();
     for (path, headers) in [
         ("/healthz", vec![]),
@@ -65,8 +68,18 @@ async fn head_answers_like_get() {
         ("/api/sessions", vec![("authorization", auth.as_str())]),
         ("/api/sessions", vec![]),
     ] {
-        let get = app.bare(Method::GET, path, None, &headers).await;
-        let head = app.bare(Method::HEAD, path, None, &headers).await;
+        let get = app
+            .anonymous()
+            .request(Method::GET, path)
+            .headers(&headers)
+            .send()
+            .await;
+        let head = app
+            .anonymous()
+            .request(Method::HEAD, path)
+            .headers(&headers)
+            .send()
+            .await;
         assert_eq!(head.status, get.status, "{path}");
         assert!(head.body.is_empty(), "{path}");
         for name in [
@@ -79,7 +92,7 @@ async fn head_answers_like_get() {
             assert_eq!(head.header(name), get.header(name), "{path}: {name}");
         }
     }
-    let wrong = app.bare(Method::PUT, "/api/me", None, &[]).await;
+    let wrong = app.anonymous().request(Method::PUT, "/api/me").send().await;
     let allowed = wrong.problem(405);
     assert_eq!(allowed["status"], 405);
     let allow = wrong.header("allow").unwrap();

@@ -6,13 +6,14 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{Actor, PASSWORD, TestApp};
 
 #[tokio::test]
 async fn login_returns_user_token_csrf_and_sets_cookies() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
-    let response = app.login("susan", false).await;
+    let response = browser.login("susan", false).await;
     response.assert_status(200);
     let body = response.json();
     assert_eq!(body["user"]["username"], "susan");
@@ -23,7 +24,7 @@ async fn login_returns_user_token_csrf_and_sets_cookies() {
     assert!(body["user"]["last_login_at"].is_string());
     let csrf = body["csrf_token"].as_str().unwrap();
     assert!(csrf.len() >= 22);
-    assert_eq!(app.cookie("csrf_token").as_deref(), Some(csrf));
+    assert_eq!(browser.cookie("csrf_token").as_deref(), Some(csrf));
     assert!(response.set_cookie("authd_session").is_some());
     assert_eq!(response.header("cache-control"), Some("no-store"));
 
@@ -42,24 +43,23 @@ async fn the_email_in_any_case_also_logs_in() {
     let app = TestApp::spawn().await;
     app.user("susan").await;
     for identifier in ["SUSAN", "susan@example.com", " Susan@EXAMPLE.com "] {
-        let (_, browser) = app.new_browser();
-        app.login_from(&browser, identifier, false)
-            .await
-            .assert_status(200);
+        let browser = app.browser();
+        browser.login(identifier, false).await.assert_status(200);
     }
 }
 
 #[tokio::test]
 async fn unknown_user_and_wrong_password_look_the_same() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
-    let wrong = app
+    let wrong = browser
         .post(
             "/api/login",
             &json!({"username": "susan", "password": "wrong-password"}),
         )
         .await;
-    let unknown = app
+    let unknown = browser
         .post(
             "/api/login",
             &json!({"username": "nobody", "password": "wrong-password"}),
@@ -84,24 +84,26 @@ async fn unknown_user_and_wrong_password_look_the_same() {
 #[tokio::test]
 async fn unknown_users_cost_a_bcrypt_verify_too() {
     let app = TestApp::spawn_with(|s| s.passwords.bcrypt_cost = 9).await;
+    let browser = app.browser();
     app.user("susan").await;
-    async fn median(app: &TestApp, username: &str) -> Duration {
+    async fn median(browser: &Actor, username: &str) -> Duration {
         let mut times = Vec::new();
         for _ in 0..5 {
             let started = Instant::now();
-            app.post(
-                "/api/login",
-                &json!({"username": username, "password": "wrong-password"}),
-            )
-            .await
-            .assert_status(401);
+            browser
+                .post(
+                    "/api/login",
+                    &json!({"username": username, "password": "wrong-password"}),
+                )
+                .await
+                .assert_status(401);
             times.push(started.elapsed());
         }
         times.sort();
         times[2]
     }
-    let wrong_password = median(&app, "susan").await;
-    let unknown_user = median(&app, "nobody").await;
+    let wrong_password = median(&browser, "susan").await;
+    let unknown_user = median(&browser, "nobody").await;
     assert!(
         unknown_user * 2 > wrong_password,
         "unknown user {unknown_user:?} vs wrong password {wrong_password:?}"
@@ -111,22 +113,25 @@ async fn unknown_users_cost_a_bcrypt_verify_too() {
 #[tokio::test]
 async fn an_inactive_account_is_refused_only_with_the_right_password() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
     app.db.execute("UPDATE users SET is_active = false");
-    let body = app.login("susan", false).await.problem(403);
+    let body = browser.login("susan", false).await.problem(403);
     assert_eq!(body["title"], "Account disabled");
-    app.post(
-        "/api/login",
-        &json!({"username": "susan", "password": "wrong-password"}),
-    )
-    .await
-    .problem(401);
+    browser
+        .post(
+            "/api/login",
+            &json!({"username": "susan", "password": "wrong-password"}),
+        )
+        .await
+        .problem(401);
 }
 
 #[tokio::test]
 async fn missing_fields_are_422() {
     let app = TestApp::spawn().await;
-    let body = app.post("/api/login", &json!({})).await.problem(422);
+    let browser = app.browser();
+    let body = browser.post("/api/login", &json!({})).await.problem(422);
     assert_eq!(
         body["errors"]["username"],
         json!(["This field is required."])
@@ -135,7 +140,7 @@ async fn missing_fields_are_422() {
         body["errors"]["password"],
         json!(["This field is required."])
     );
-    let body = app
+    let body = browser
         .post("/api/login", &json!({"username": "", "password": "x"}))
         .await
         .problem(422);
@@ -148,53 +153,60 @@ async fn missing_fields_are_422() {
 #[tokio::test]
 async fn logging_in_while_logged_in_is_a_conflict() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (browser, login) = app.logged_in_browser("susan").await;
     let body = json!({"username": "susan", "password": PASSWORD});
-    app.request(
-        Method::POST,
-        "/api/login",
-        Some(&body),
-        &[("x-csrf-token", login.csrf())],
-    )
-    .await
-    .problem(409);
-    app.bare(
-        Method::POST,
-        "/api/login",
-        Some(&body),
-        &[("authorization", &login.bearer())],
-    )
-    .await
-    .problem(409);
+    browser
+        .request(Method::POST, "/api/login")
+        .json(&body)
+        .header("x-csrf-token", login.csrf())
+        .send()
+        .await
+        .problem(409);
+    app.bearer(login.token())
+        .post("/api/login", &body)
+        .await
+        .problem(409);
 }
 
 #[tokio::test]
 async fn each_login_is_a_new_session_and_others_stay_logged_in() {
     let app = TestApp::spawn().await;
-    let first = app.logged_in("susan").await;
-    let (_, phone) = app.new_browser();
-    let second = app.login_from(&phone, "susan", false).await.login_body();
+    let (browser, first) = app.logged_in_browser("susan").await;
+    let phone = app.browser();
+    let second = phone.login("susan", false).await.login_body();
     assert_ne!(first["access_token"], second["access_token"]);
     assert_ne!(first["csrf_token"], second["csrf_token"]);
-    app.get("/api/me").await.assert_status(200);
-    app.me_with_token(first.token()).await.assert_status(200);
-    app.me_with_token(second.token()).await.assert_status(200);
-    app.me_from(&phone).await.assert_status(200);
+    browser.get("/api/me").await.assert_status(200);
+    app.bearer(first.token())
+        .get("/api/me")
+        .await
+        .assert_status(200);
+    app.bearer(second.token())
+        .get("/api/me")
+        .await
+        .assert_status(200);
+    phone.get("/api/me").await.assert_status(200);
 }
 
 #[tokio::test]
 async fn a_fresh_login_never_reuses_the_old_session_cookie() {
     let app = TestApp::spawn().await;
-    let first = app.logged_in("susan").await;
-    let old_cookie = app.cookie("authd_session").unwrap();
-    app.logout_with_cookie(first.csrf())
+    let (browser, _) = app.logged_in_browser("susan").await;
+    let old_cookie = browser.cookie("authd_session").unwrap();
+    browser
+        .request(Method::POST, "/api/logout")
+        .csrf()
+        .send()
         .await
         .assert_status(204);
-    app.login("susan", false).await.assert_status(200);
-    let new_cookie = app.cookie("authd_session").unwrap();
+    browser.login("susan", false).await.assert_status(200);
+    let new_cookie = browser.cookie("authd_session").unwrap();
     assert_ne!(old_cookie, new_cookie);
 
-    app.me_with_cookie(&old_cookie).await.problem(401);
+    app.with_session_cookie(&old_cookie)
+        .get("/api/me")
+        .await
+        .problem(401);
 }
 
 /// Found by schemathesis: Postgres text cannot hold NUL, and asking it to
@@ -202,19 +214,18 @@ async fn a_fresh_login_never_reuses_the_old_session_cookie() {
 #[tokio::test]
 async fn a_nul_in_the_identifier_is_just_a_failed_login() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
     for identifier in ["su\u{0}san", "\u{0}", "susan@example.com\u{0}"] {
-        app.post(
-            "/api/login",
-            &json!({"username": identifier, "password": PASSWORD}),
-        )
-        .await
-        .problem(401);
+        browser
+            .post(
+                "/api/login",
+                &json!({"username": identifier, "password": PASSWORD}),
+            )
+            .await
+            .problem(401);
     }
-    app.post(
-        "/api/register",
-        &json!({"username": "nul\u{0}", "email": "n\u{0}@example.com", "password": "pass\u{0}word", "password2": "pass\u{0}word"}),
-    )
+    browser.post("/api/register", &json!({"username": "nul\u{0}", "email": "n\u{0}@example.com", "password": "pass\u{0}word", "password2": "pass\u{0}word"}))
     .await
     .problem(422);
 }
@@ -224,8 +235,9 @@ async fn a_nul_in_the_identifier_is_just_a_failed_login() {
 #[tokio::test]
 async fn null_optional_fields_mean_absent() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
-    let response = app
+    let response = browser
         .post(
             "/api/login",
             &json!({"username": "susan", "password": PASSWORD, "remember_me": null, "next": null}),
@@ -249,24 +261,24 @@ async fn any_spelling_of_the_address_logs_in() {
         "IDN@B\u{DC}CHER.EXAMPLE",
         "\u{FF49}\u{FF44}\u{FF4E}@bücher\u{3002}example",
     ] {
-        let (_, browser) = app.new_browser();
+        let browser = app.browser();
         let body = json!({"username": spelling, "password": PASSWORD});
-        app.attempt_login(&browser, &body).await.assert_status(200);
+        browser.post("/api/login", &body).await.assert_status(200);
     }
 }
 
 #[tokio::test]
 async fn the_session_row_records_the_client() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
-    app.request(
-        Method::POST,
-        "/api/login",
-        Some(&json!({"username": "susan", "password": PASSWORD, "remember_me": true})),
-        &[("user-agent", "authd-tests/1.0")],
-    )
-    .await
-    .assert_status(200);
+    browser
+        .request(Method::POST, "/api/login")
+        .json(&json!({"username": "susan", "password": PASSWORD, "remember_me": true}))
+        .header("user-agent", "authd-tests/1.0")
+        .send()
+        .await
+        .assert_status(200);
     use authd::schema::sessions::dsl::*;
     use diesel::prelude::*;
     let (agent, address, remembered, id_len): (Option<String>, Option<ipnet::IpNet>, bool, i32) =

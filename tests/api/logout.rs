@@ -9,10 +9,14 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn cookie_logout_revokes_the_session_and_clears_the_cookies() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let cookie = app.cookie("authd_session").unwrap();
+    let (browser, login) = app.logged_in_browser("susan").await;
+    let cookie = browser.cookie("authd_session").unwrap();
 
-    let response = app.logout_with_cookie(login.csrf()).await;
+    let response = browser
+        .request(Method::POST, "/api/logout")
+        .csrf()
+        .send()
+        .await;
     response.assert_status(204);
     for name in ["authd_session", "csrf_token"] {
         let cleared = response
@@ -20,23 +24,29 @@ async fn cookie_logout_revokes_the_session_and_clears_the_cookies() {
             .unwrap_or_else(|| panic!("{name} not cleared"));
         assert!(cleared.contains("Max-Age=0"), "{cleared}");
     }
-    assert!(app.cookie("authd_session").is_none());
-    app.get("/api/me").await.problem(401);
+    assert!(browser.cookie("authd_session").is_none());
+    browser.get("/api/me").await.problem(401);
 
     // A copy of the cookie kept by an attacker or a second tab is dead too.
-    app.me_with_cookie(&cookie).await.problem(401);
+    app.with_session_cookie(&cookie)
+        .get("/api/me")
+        .await
+        .problem(401);
     // ...and so is the bearer token of the same session.
-    app.me_with_token(login.token()).await.problem(401);
+    app.bearer(login.token()).get("/api/me").await.problem(401);
 }
 
 #[tokio::test]
 async fn bearer_logout_revokes_the_token() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    app.logout_with_token(login.token())
+    let (_, login) = app.logged_in_browser("susan").await;
+    let susan = app.bearer(login.token());
+    susan
+        .request(Method::POST, "/api/logout")
+        .send()
         .await
         .assert_status(204);
-    app.me_with_token(login.token()).await.problem(401);
+    susan.get("/api/me").await.problem(401);
     let revoked: bool = {
         use authd::schema::sessions::dsl::*;
         use diesel::prelude::*;
@@ -52,22 +62,32 @@ async fn bearer_logout_revokes_the_token() {
 #[tokio::test]
 async fn logging_out_anonymously_is_still_204() {
     let app = TestApp::spawn().await;
-    app.request(Method::POST, "/api/logout", None, &[])
+    app.browser()
+        .request(Method::POST, "/api/logout")
+        .send()
         .await
         .assert_status(204);
-    app.logout_with_token("garbage").await.assert_status(204);
+    app.bearer("garbage")
+        .request(Method::POST, "/api/logout")
+        .send()
+        .await
+        .assert_status(204);
 }
 
 #[tokio::test]
 async fn logging_out_one_device_leaves_the_others() {
     let app = TestApp::spawn().await;
-    let laptop = app.logged_in("susan").await;
-    let (_, phone) = app.new_browser();
-    let phone = app.login_from(&phone, "susan", true).await.login_body();
-    app.logout_with_token(phone.token())
+    let (_, laptop) = app.logged_in_browser("susan").await;
+    let (phone, _) = app.app_login("susan", true).await;
+    phone
+        .request(Method::POST, "/api/logout")
+        .send()
         .await
         .assert_status(204);
-    app.me_with_token(laptop.token()).await.assert_status(200);
+    app.bearer(laptop.token())
+        .get("/api/me")
+        .await
+        .assert_status(200);
 }
 
 /// A stale or garbage token beside a live cookie must not hide the cookie:
@@ -75,24 +95,28 @@ async fn logging_out_one_device_leaves_the_others() {
 #[tokio::test]
 async fn logout_beside_a_stale_or_garbage_token_ends_the_cookie_session() {
     let app = TestApp::spawn().await;
-    let stale = app.logged_in("susan").await;
-    app.logout_with_token(stale.token())
+    let (browser, stale) = app.logged_in_browser("susan").await;
+    app.bearer(stale.token())
+        .request(Method::POST, "/api/logout")
+        .send()
         .await
         .assert_status(204);
     for token in [stale.token(), "garbage", "a.b.c"] {
-        let login = app.login("susan", false).await.login_body();
-        let cookie = app.cookie("authd_session").unwrap();
+        let login = browser.login("susan", false).await.login_body();
+        let cookie = browser.cookie("authd_session").unwrap();
         let bearer = format!("Bearer {token}");
-        app.request(
-            Method::POST,
-            "/api/logout",
-            None,
-            &[("x-csrf-token", login.csrf()), ("authorization", &bearer)],
-        )
-        .await
-        .assert_status(204);
-        app.me_with_cookie(&cookie).await.problem(401);
-        app.me_with_token(login.token()).await.problem(401);
+        browser
+            .request(Method::POST, "/api/logout")
+            .header("x-csrf-token", login.csrf())
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .assert_status(204);
+        app.with_session_cookie(&cookie)
+            .get("/api/me")
+            .await
+            .problem(401);
+        app.bearer(login.token()).get("/api/me").await.problem(401);
     }
 }
 
@@ -102,36 +126,35 @@ async fn logout_beside_a_stale_or_garbage_token_ends_the_cookie_session() {
 #[tokio::test]
 async fn logout_refuses_rather_than_leaving_a_cookie_session_alive() {
     let app = TestApp::spawn().await;
-    let cookie_login = app.logged_in("susan").await;
-    let cookie = app.cookie("authd_session").unwrap();
-    let (_, phone) = app.new_browser();
-    let phone = app.login_from(&phone, "susan", false).await.login_body();
+    let (browser, _) = app.logged_in_browser("susan").await;
+    let cookie = browser.cookie("authd_session").unwrap();
+    let (phone_app, phone) = app.app_login("susan", false).await;
     for bearer in [phone.bearer(), "Bearer garbage".to_owned()] {
-        app.request(
-            Method::POST,
-            "/api/logout",
-            None,
-            &[("authorization", &bearer)],
-        )
-        .await
-        .problem(403);
-        app.me_with_cookie(&cookie).await.assert_status(200);
+        browser
+            .request(Method::POST, "/api/logout")
+            .header("authorization", &bearer)
+            .send()
+            .await
+            .problem(403);
+        app.with_session_cookie(&cookie)
+            .get("/api/me")
+            .await
+            .assert_status(200);
     }
-    app.me_with_token(phone.token()).await.assert_status(200);
+    phone_app.get("/api/me").await.assert_status(200);
     // With it, both sessions end.
-    app.request(
-        Method::POST,
-        "/api/logout",
-        None,
-        &[
-            ("x-csrf-token", cookie_login.csrf()),
-            ("authorization", &phone.bearer()),
-        ],
-    )
-    .await
-    .assert_status(204);
-    app.me_with_cookie(&cookie).await.problem(401);
-    app.me_with_token(phone.token()).await.problem(401);
+    browser
+        .request(Method::POST, "/api/logout")
+        .csrf()
+        .header("authorization", &phone.bearer())
+        .send()
+        .await
+        .assert_status(204);
+    app.with_session_cookie(&cookie)
+        .get("/api/me")
+        .await
+        .problem(401);
+    phone_app.get("/api/me").await.problem(401);
 }
 
 /// `Clear-Site-Data` wipes every cookie of the registrable domain in real
@@ -141,8 +164,12 @@ async fn logout_refuses_rather_than_leaving_a_cookie_session_alive() {
 async fn clear_site_data_is_sent_only_when_configured() {
     for (configured, expected) in [(false, None), (true, Some("\"cookies\""))] {
         let app = TestApp::spawn_with(|s| s.http.clear_site_data = configured).await;
-        let login = app.logged_in("susan").await;
-        let response = app.logout_with_cookie(login.csrf()).await;
+        let (browser, _) = app.logged_in_browser("susan").await;
+        let response = browser
+            .request(Method::POST, "/api/logout")
+            .csrf()
+            .send()
+            .await;
         response.assert_status(204);
         assert_eq!(response.header("clear-site-data"), expected);
         for name in ["authd_session", "csrf_token"] {
@@ -156,76 +183,59 @@ async fn clear_site_data_is_sent_only_when_configured() {
 #[tokio::test]
 async fn logout_scopes_end_others_or_everything() {
     let app = TestApp::spawn().await;
-    app.user("susan").await;
-    let laptop = app.device("susan", false).await;
-    let phone = app.device("susan", false).await;
-    let tablet = app.device("susan", false).await;
-    let response = app
-        .with_token(
-            Method::POST,
-            "/api/logout",
-            Some(&json!({"scope": "others"})),
-            laptop.token(),
-        )
+    let (laptop, _) = app.logged_in_app("susan").await;
+    let (phone, _) = app.app_login("susan", false).await;
+    let (tablet, _) = app.app_login("susan", false).await;
+    let response = laptop
+        .post("/api/logout", &json!({"scope": "others"}))
         .await;
     response.assert_status(204);
     assert!(
         response.set_cookie("authd_session").is_none(),
         "this session lives on"
     );
-    app.me_with_token(laptop.token()).await.assert_status(200);
-    app.me_with_token(phone.token()).await.problem(401);
-    app.me_with_token(tablet.token()).await.problem(401);
+    laptop.get("/api/me").await.assert_status(200);
+    phone.get("/api/me").await.problem(401);
+    tablet.get("/api/me").await.problem(401);
 
-    let other = app.device("susan", false).await;
-    app.with_token(
-        Method::POST,
-        "/api/logout?scope=global",
-        None,
-        laptop.token(),
-    )
-    .await
-    .assert_status(204);
-    app.me_with_token(laptop.token()).await.problem(401);
-    app.me_with_token(other.token()).await.problem(401);
+    let (other, _) = app.app_login("susan", false).await;
+    laptop
+        .request(Method::POST, "/api/logout?scope=global")
+        .send()
+        .await
+        .assert_status(204);
+    laptop.get("/api/me").await.problem(401);
+    other.get("/api/me").await.problem(401);
 
-    let last = app.device("susan", false).await;
+    let (last, _) = app.app_login("susan", false).await;
     for bad in [json!({"scope": "everywhere"}), json!({"scope": 1})] {
-        let problem = app
-            .with_token(Method::POST, "/api/logout", Some(&bad), last.token())
-            .await
-            .problem(422);
+        let problem = last.post("/api/logout", &bad).await.problem(422);
         assert!(problem["errors"]["scope"].is_array(), "{problem}");
     }
-    app.with_token(Method::POST, "/api/logout?scope=nope", None, last.token())
+    last.request(Method::POST, "/api/logout?scope=nope")
+        .send()
         .await
         .problem(422);
-    app.me_with_token(last.token()).await.assert_status(200);
+    last.get("/api/me").await.assert_status(200);
     // A sendBeacon's text/plain body counts like a JSON one; a body of
     // another type is refused, and nothing ends.
-    let other = app.device("susan", false).await;
-    let logout = |content_type: &'static str, body: &'static [u8]| {
-        let (app, bearer) = (&app, last.bearer());
-        async move {
-            app.raw_request(
-                Method::POST,
-                "/api/logout",
-                &[("authorization", &bearer), ("content-type", content_type)],
-                body.to_vec(),
-            )
-            .await
-        }
+    let (other, _) = app.app_login("susan", false).await;
+    let logout = |content_type: &str, body: &[u8]| {
+        last.request(Method::POST, "/api/logout")
+            .header("content-type", content_type)
+            .body(body)
+            .send()
     };
     logout("application/x-www-form-urlencoded", b"scope=global")
         .await
         .problem(415);
-    app.me_with_token(other.token()).await.assert_status(200);
+    other.get("/api/me").await.assert_status(200);
     logout("text/plain;charset=UTF-8", b"{\"scope\":\"others\"}")
         .await
         .assert_status(204);
-    app.me_with_token(other.token()).await.problem(401);
-    app.me_with_token(last.token()).await.assert_status(200);
+    other.get("/api/me").await.problem(401);
+    last.get("/api/me").await.assert_status(200);
     // Local is the default.
     logout("text/plain", b"").await.assert_status(204);
-    app.me_with_token(last.token()).await.problem(401);
+    last.get("/api/me").await.problem(401);
 }

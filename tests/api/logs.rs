@@ -63,38 +63,48 @@ async fn no_secret_reaches_the_logs() {
     );
 
     let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::LoginAccount, 2)).await;
+    let browser = app.browser();
     app.user("susan").await;
     let wrong = "wrong-but-secret-guess-42";
     let rejected = "my-SUSAN2-password";
-    app.post(
-        "/api/login",
-        &json!({"username": "susan", "password": wrong}),
-    )
-    .await
-    .problem(401);
-    app.post(
-        "/api/register",
-        &json!({"username": "susan2", "email": "s2@example.com", "password": rejected, "password2": rejected}),
-    )
-    .await
-    .problem(422);
-    let login = app.login("susan", true).await.login_body();
-    let token = login.token().to_owned();
-    let csrf = login.csrf().to_owned();
-    let cookie = app.cookie("authd_session").unwrap();
-    app.get("/api/me").await.assert_status(200);
-    app.me_with_token(&token).await.assert_status(200);
-    app.me_with_token(&format!("{token}x")).await.problem(401);
-    app.request(Method::POST, "/api/logout", None, &[])
-        .await
-        .problem(403);
-    app.logout_with_cookie(&csrf).await.assert_status(204);
-    for _ in 0..3 {
-        app.post(
+    browser
+        .post(
             "/api/login",
             &json!({"username": "susan", "password": wrong}),
         )
-        .await;
+        .await
+        .problem(401);
+    browser.post("/api/register", &json!({"username": "susan2", "email": "s2@example.com", "password": rejected, "password2": rejected}))
+    .await
+    .problem(422);
+    let login = browser.login("susan", true).await.login_body();
+    let token = login.token().to_owned();
+    let csrf = login.csrf().to_owned();
+    let cookie = browser.cookie("authd_session").unwrap();
+    browser.get("/api/me").await.assert_status(200);
+    app.bearer(&token).get("/api/me").await.assert_status(200);
+    app.bearer(&format!("{token}x"))
+        .get("/api/me")
+        .await
+        .problem(401);
+    browser
+        .request(Method::POST, "/api/logout")
+        .send()
+        .await
+        .problem(403);
+    browser
+        .request(Method::POST, "/api/logout")
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .assert_status(204);
+    for _ in 0..3 {
+        browser
+            .post(
+                "/api/login",
+                &json!({"username": "susan", "password": wrong}),
+            )
+            .await;
     }
     let hash: String = authd::schema::users::table
         .select(authd::schema::users::password_hash)
@@ -145,16 +155,18 @@ fn app_secret() -> Vec<u8> {
 async fn a_corrupt_hash_is_a_logged_500_not_a_wrong_password() {
     let capture = Capture::install("info");
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
     // Passes the table's `$2b$` check, but is no bcrypt hash.
     app.db
         .execute("UPDATE users SET password_hash = '$2b$12$corrupt'");
-    app.post(
-        "/api/login",
-        &json!({"username": "susan", "password": PASSWORD}),
-    )
-    .await
-    .problem(500);
+    browser
+        .post(
+            "/api/login",
+            &json!({"username": "susan", "password": PASSWORD}),
+        )
+        .await
+        .problem(500);
     drop(app);
 
     let logs = capture.text();
@@ -178,7 +190,7 @@ async fn a_corrupt_hash_is_a_logged_500_not_a_wrong_password() {
 async fn nothing_from_a_query_reaches_the_log() {
     let capture = Capture::install("debug");
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (_, login) = app.logged_in_browser("susan").await;
     let token = login.token().to_owned();
     for path in [
         format!("/api/me?access_token={token}"),
@@ -186,7 +198,7 @@ async fn nothing_from_a_query_reaches_the_log() {
         format!("/healthz?token={token}&next=/x"),
         format!("/nope?secret={token}"),
     ] {
-        app.bare(Method::GET, &path, None, &[]).await;
+        app.anonymous().get(&path).await;
     }
     drop(app);
 
@@ -219,7 +231,11 @@ async fn the_request_log_names_the_client_the_throttle_counts() {
         ("x-forwarded-for", "198.51.100.66"),
         ("forwarded", "for=198.51.100.67"),
     ];
-    app.bare(Method::GET, "/healthz", None, &spoofed).await;
+    app.anonymous()
+        .request(Method::GET, "/healthz")
+        .headers(&spoofed)
+        .send()
+        .await;
     drop(app);
 
     let logs = capture.text();
@@ -238,31 +254,22 @@ async fn the_request_log_names_the_client_the_throttle_counts() {
 async fn each_request_is_one_line_with_its_id_and_who_made_it() {
     let capture = Capture::install("info");
     let app = TestApp::spawn().await;
-    let login = app.device_of_new_user("susan").await;
-    let auth = login.bearer();
-    let echoed = app
-        .bare(
-            Method::GET,
-            "/api/me",
-            None,
-            &[("authorization", &auth), ("x-request-id", "trace-42.a:b")],
-        )
+    let (susan, login) = app.logged_in_app("susan").await;
+    let echoed = susan
+        .request(Method::GET, "/api/me")
+        .header("x-request-id", "trace-42.a:b")
+        .send()
         .await;
     assert_eq!(echoed.header("x-request-id"), Some("trace-42.a:b"));
     let made = app
-        .bare(
-            Method::GET,
-            "/api/nope",
-            None,
-            &[("x-request-id", "not a valid id!")],
-        )
+        .anonymous()
+        .request(Method::GET, "/api/nope")
+        .header("x-request-id", "not a valid id!")
+        .send()
         .await;
     let made_id = made.header("x-request-id").unwrap().to_owned();
     assert_eq!(made_id.len(), 32, "{made_id}");
-    let sessions = app
-        .with_token(Method::GET, "/api/sessions", None, login.token())
-        .await
-        .json();
+    let sessions = susan.get("/api/sessions").await.json();
     let public_id = sessions[0]["id"].as_str().unwrap().to_owned();
     drop(app);
 

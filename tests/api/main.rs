@@ -3,12 +3,10 @@
 // The harness fails a test by panicking, as tests do.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-mod architecture;
-mod contract;
 mod helpers;
-mod mail_sink;
 
 mod account;
+mod architecture;
 mod audit;
 mod bad_input;
 mod cli;

@@ -15,38 +15,34 @@ async fn metrics_are_served_on_their_own_listener_only() {
         s.throttle.set_limit(Bucket::LoginAccount, 1);
     })
     .await;
-    let login = app.device_of_new_user("susan").await;
-    let (_, browser) = app.new_browser();
+    let (susan, _) = app.logged_in_app("susan").await;
+    let browser = app.browser();
     let wrong = json!({"username": "susan", "password": "wrong-guess-123"});
-    app.attempt_login(&browser, &wrong).await.problem(401);
-    app.attempt_login(&browser, &wrong).await.problem(429);
+    browser.post("/api/login", &wrong).await.problem(401);
+    browser.post("/api/login", &wrong).await.problem(429);
     app.register("olga", "olga@example.com")
         .await
         .assert_status(201);
     app.db
         .execute("UPDATE users SET is_active = false WHERE username = 'olga'");
     let olga = json!({"username": "olga", "password": PASSWORD});
-    app.attempt_login(&browser, &olga).await.problem(403);
-    let list = app
-        .with_token(Method::GET, "/api/sessions", None, login.token())
-        .await
-        .json();
+    browser.post("/api/login", &olga).await.problem(403);
+    let list = susan.get("/api/sessions").await.json();
     let id = list[0]["id"].as_str().unwrap().to_owned();
-    app.with_token(
-        Method::DELETE,
-        &format!("/api/sessions/{id}"),
-        None,
-        login.token(),
-    )
-    .await
-    .assert_status(204);
-    app.get("/metrics").await.problem(404);
+    susan
+        .request(Method::DELETE, &format!("/api/sessions/{id}"))
+        .send()
+        .await
+        .assert_status(204);
+    browser.get("/metrics").await.problem(404);
     let invented = Method::from_bytes(b"INVENTED").unwrap();
-    app.request(invented, "/api/me", None, &[])
+    browser
+        .request(invented, "/api/me")
+        .send()
         .await
         .problem(405);
 
-    let scraped = reqwest::get(app.metrics.as_deref().unwrap()).await.unwrap();
+    let scraped = reqwest::get(app.metrics_url()).await.unwrap();
     assert_eq!(scraped.status(), 200);
     assert!(
         scraped.headers()["content-type"]
@@ -56,7 +52,7 @@ async fn metrics_are_served_on_their_own_listener_only() {
     );
     let text = scraped.text().await.unwrap();
     let head = reqwest::Client::new()
-        .head(app.metrics.as_deref().unwrap())
+        .head(app.metrics_url())
         .send()
         .await
         .unwrap();

@@ -20,19 +20,15 @@ const UNSAFE: &[&str] = &[
 const SAFE: &[&str] = &["/", "/index", "/posts?page=2#top"];
 
 async fn next_after_login(app: &TestApp, body_next: Option<&str>, query: &str) -> String {
-    let (_, browser) = app.new_browser();
+    let browser = app.browser();
     let mut body = json!({"username": "susan", "password": PASSWORD});
     if let Some(next) = body_next {
         body["next"] = json!(next);
     }
-    let response = app
-        .request_with(
-            &browser,
-            reqwest::Method::POST,
-            &format!("/api/login{query}"),
-            Some(&body),
-            &[],
-        )
+    let response = browser
+        .request(reqwest::Method::POST, &format!("/api/login{query}"))
+        .json(&body)
+        .send()
         .await;
     response.assert_status(200);
     response.json()["next"].as_str().unwrap().to_owned()

@@ -1,19 +1,22 @@
 //! Account recovery by e-mail, through a real SMTP server (see
 //! `mail_sink`): reset links, address verification, the outbox through
 //! outages, crashes and several instances, the throttles, and the command
-//! line.
+//! line. Mail is delivered when a test says so
+//! ([`TestApp::deliver_pending_mail`]), except by the built binary, whose
+//! worker runs as in production.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use authd::configuration::Settings;
+use authd::services::mail::outbox::Outcome;
 use diesel::RunQueryDsl;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::cli::{assert_code, authd};
-use crate::helpers::{Login, PASSWORD, Process, Remote, TestApp, TestDatabase, eventually};
-use crate::mail_sink::MailSink;
+use crate::helpers::mail_sink::{MailSink, ReceivedMail};
+use crate::helpers::{Actor, PASSWORD, Process, TestApp, TestDatabase, TestResponse, eventually};
 use authd::configuration::Bucket;
 
 const NEW: &str = "purple-monkey-dishwasher";
@@ -37,69 +40,74 @@ async fn app_mailing(sink: &MailSink) -> TestApp {
     TestApp::spawn_with(mailing(sink)).await
 }
 
-async fn forgot(app: &TestApp, email: &str) -> crate::helpers::TestResponse {
-    app.post("/api/password/forgot", &json!({"email": email}))
+/// Delivers the mail due now; the mails with this subject to `to`, at
+/// least `count` of them.
+async fn delivered(
+    app: &TestApp,
+    sink: &MailSink,
+    to: &str,
+    subject: &str,
+    count: usize,
+) -> Vec<ReceivedMail> {
+    app.deliver_pending_mail().await;
+    sink.expect_mails(to, subject, count)
+}
+
+fn assert_outbox_empty(app: &TestApp) {
+    let depth = authd::db::mail_outbox::depth(&mut app.db.connect()).unwrap();
+    assert_eq!(depth, 0, "{depth} mails still queued");
+}
+
+async fn forgot(app: &TestApp, email: &str) -> TestResponse {
+    app.anonymous()
+        .post("/api/password/forgot", &json!({"email": email}))
         .await
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> crate::helpers::TestResponse {
-    app.bare(
-        Method::POST,
-        "/api/password/reset",
-        Some(&json!({"token": token, "new_password": password, "new_password2": password})),
-        &[],
-    )
-    .await
+async fn reset(app: &TestApp, token: &str, password: &str) -> TestResponse {
+    app.anonymous()
+        .post(
+            "/api/password/reset",
+            &json!({"token": token, "new_password": password, "new_password2": password}),
+        )
+        .await
 }
 
-async fn verify(app: &TestApp, token: &str) -> crate::helpers::TestResponse {
-    app.bare(
-        Method::POST,
-        "/api/email/verify",
-        Some(&json!({"token": token})),
-        &[],
-    )
-    .await
+async fn verify(app: &TestApp, token: &str) -> TestResponse {
+    app.anonymous()
+        .post("/api/email/verify", &json!({"token": token}))
+        .await
 }
 
-async fn resend(app: &TestApp, login: &Login) -> crate::helpers::TestResponse {
-    app.with_token(
-        Method::POST,
-        "/api/email/verify/resend",
-        None,
-        login.token(),
-    )
-    .await
+async fn resend(user: &Actor) -> TestResponse {
+    user.request(Method::POST, "/api/email/verify/resend")
+        .send()
+        .await
 }
 
-async fn me(app: &TestApp, login: &Login) -> Value {
-    let response = app.me_with_token(login.token()).await;
+async fn me(user: &Actor) -> Value {
+    let response = user.get("/api/me").await;
     response.assert_status(200);
     response.json()
 }
 
 /// Changes the logged-in user's password from [`PASSWORD`] to [`NEW`].
-async fn change_password(app: &TestApp, login: &Login) {
-    app.with_token(
-        Method::POST,
+async fn change_password(user: &Actor) {
+    user.post(
         "/api/me/password",
-        Some(&json!({"current_password": PASSWORD, "new_password": NEW, "new_password2": NEW})),
-        login.token(),
+        &json!({"current_password": PASSWORD, "new_password": NEW, "new_password2": NEW}),
     )
     .await
     .assert_status(204);
 }
 
 /// Changes the logged-in user's address.
-async fn move_to(app: &TestApp, login: &Login, email: &str) {
-    app.with_token(
-        Method::PATCH,
-        "/api/me",
-        Some(&json!({"email": email, "current_password": PASSWORD})),
-        login.token(),
-    )
-    .await
-    .assert_status(200);
+async fn move_to(user: &Actor, email: &str) {
+    user.request(Method::PATCH, "/api/me")
+        .json(&json!({"email": email, "current_password": PASSWORD}))
+        .send()
+        .await
+        .assert_status(200);
 }
 
 fn events(app: &TestApp) -> Vec<String> {
@@ -116,14 +124,13 @@ fn events(app: &TestApp) -> Vec<String> {
 async fn a_reset_link_arrives_and_works_once() {
     let sink = MailSink::start();
     let app = app_mailing(&sink).await;
-    let phone = app.device_of_new_user("susan").await;
-    let laptop = app.device("susan", true).await;
+    let (phone, _) = app.logged_in_app("susan").await;
+    let (laptop, _) = app.app_login("susan", true).await;
 
     let response = forgot(&app, "Susan@Example.com").await;
     response.assert_status(202);
     assert!(response.json()["message"].is_string());
-    let mail = sink
-        .wait_for_mails("susan@example.com", RESET, 1)
+    let mail = delivered(&app, &sink, "susan@example.com", RESET, 1)
         .await
         .remove(0);
     assert_eq!(mail.from, "noreply@example.com");
@@ -150,16 +157,17 @@ async fn a_reset_link_arrives_and_works_once() {
     reset(&app, &token, NEW).await.assert_status(204);
 
     for device in [&phone, &laptop] {
-        app.me_with_token(device.token()).await.problem(401);
+        device.get("/api/me").await.problem(401);
     }
-    let old = app.login("susan", false).await;
+    let browser = app.browser();
+    let old = browser.login("susan", false).await;
     old.problem(401);
-    let login = app
+    let login = browser
         .post("/api/login", &json!({"username": "susan", "password": NEW}))
         .await;
     login.assert_status(200);
     assert_eq!(
-        me(&app, &login.login_body()).await["email_verified"],
+        me(&app.bearer(login.login_body().token())).await["email_verified"],
         true,
         "the link reached the address"
     );
@@ -183,18 +191,26 @@ async fn asking_for_an_unknown_address_is_indistinguishable() {
     let app = app_mailing(&sink).await;
     app.user("susan").await;
     app.user("david").await;
-    app.post(
-        "/api/login",
-        &json!({"username": "david", "password": PASSWORD}),
-    )
-    .await
-    .assert_status(200);
+    let browser = app.browser();
+    browser
+        .post(
+            "/api/login",
+            &json!({"username": "david", "password": PASSWORD}),
+        )
+        .await
+        .assert_status(200);
     authd::db::users::set_active(&mut app.db.connect(), app_user_id(&app, "david"), false).unwrap();
 
-    let known = forgot(&app, "susan@example.com").await;
-    let unknown = forgot(&app, "nobody@example.com").await;
-    let inactive = forgot(&app, "david@example.com").await;
-    let strip = |response: &crate::helpers::TestResponse| {
+    let forgot = |email: &str| {
+        browser
+            .request(Method::POST, "/api/password/forgot")
+            .json(&json!({"email": email}))
+            .send()
+    };
+    let known = forgot("susan@example.com").await;
+    let unknown = forgot("nobody@example.com").await;
+    let inactive = forgot("david@example.com").await;
+    let strip = |response: &TestResponse| {
         let headers: BTreeMap<String, String> = response
             .headers
             .iter()
@@ -206,10 +222,10 @@ async fn asking_for_an_unknown_address_is_indistinguishable() {
     assert_eq!(strip(&known), strip(&unknown));
     assert_eq!(strip(&known), strip(&inactive));
 
-    sink.wait_for_mails("susan@example.com", RESET, 1).await;
+    delivered(&app, &sink, "susan@example.com", RESET, 1).await;
     // The worker handled the other two as well (the outbox is empty), and
     // sent nothing for them.
-    wait_for_empty_outbox(&app).await;
+    assert_outbox_empty(&app);
     let resets: Vec<_> = sink
         .mails()
         .into_iter()
@@ -225,39 +241,30 @@ fn app_user_id(app: &TestApp, name: &str) -> authd::domain::UserId {
         .id
 }
 
-async fn wait_for_empty_outbox(app: &TestApp) {
-    eventually("an empty outbox", || {
-        match authd::db::mail_outbox::depth(&mut app.db.connect()).unwrap() {
-            0 => Ok(()),
-            depth => Err(format!("{depth} mails still queued")),
-        }
-    })
-    .await;
-}
-
 #[tokio::test]
 async fn expired_replaced_and_voided_links_fail_alike() {
     let sink = MailSink::start();
     let app = app_mailing(&sink).await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     let invalid = |body: Value| assert_eq!(body["type"], "urn:authd:problem:invalid-token");
+    let resets = |count| delivered(&app, &sink, "susan@example.com", RESET, count);
 
     // Expired.
     forgot(&app, "susan@example.com").await.assert_status(202);
-    let first = sink.wait_for_mails("susan@example.com", RESET, 1).await[0].token();
+    let first = resets(1).await[0].token();
     app.db
         .execute("UPDATE email_tokens SET expires_at = now() - interval '1 second'");
     invalid(reset(&app, &first, NEW).await.problem(400));
 
     // Replaced by a newer one.
     forgot(&app, "susan@example.com").await.assert_status(202);
-    let second = sink.wait_for_mails("susan@example.com", RESET, 2).await[1].token();
+    let second = resets(2).await[1].token();
     forgot(&app, "susan@example.com").await.assert_status(202);
-    let third = sink.wait_for_mails("susan@example.com", RESET, 3).await[2].token();
+    let third = resets(3).await[2].token();
     invalid(reset(&app, &second, NEW).await.problem(400));
 
     // Voided by a password change.
-    change_password(&app, &login).await;
+    change_password(&susan).await;
     invalid(
         reset(&app, &third, "another-fine-password")
             .await
@@ -267,7 +274,7 @@ async fn expired_replaced_and_voided_links_fail_alike() {
     // Not a token at all, or one for the other purpose.
     invalid(reset(&app, "nope", NEW).await.problem(400));
     invalid(reset(&app, &"A".repeat(43), NEW).await.problem(400));
-    let confirm = sink.wait_for_mails("susan@example.com", CONFIRM, 1).await[0].token();
+    let confirm = delivered(&app, &sink, "susan@example.com", CONFIRM, 1).await[0].token();
     invalid(
         reset(&app, &confirm, "another-fine-password")
             .await
@@ -275,6 +282,7 @@ async fn expired_replaced_and_voided_links_fail_alike() {
     );
     // Missing fields are 422, before any token is looked at.
     let missing = app
+        .anonymous()
         .post("/api/password/reset", &json!({"token": third}))
         .await
         .problem(422);
@@ -288,11 +296,10 @@ async fn addresses_are_verified_on_registration_and_on_every_change() {
     let registered = app.register("susan", "susan@example.com").await;
     registered.assert_status(201);
     assert_eq!(registered.json()["email_verified"], false);
-    let login = app.device("susan", false).await;
-    assert_eq!(me(&app, &login).await["email_verified"], false);
+    let (susan, _) = app.app_login("susan", false).await;
+    assert_eq!(me(&susan).await["email_verified"], false);
 
-    let mail = sink
-        .wait_for_mails("susan@example.com", CONFIRM, 1)
+    let mail = delivered(&app, &sink, "susan@example.com", CONFIRM, 1)
         .await
         .remove(0);
     assert!(
@@ -300,22 +307,22 @@ async fn addresses_are_verified_on_registration_and_on_every_change() {
             .starts_with(&format!("{APP}/verify-email#token="))
     );
     verify(&app, &mail.token()).await.assert_status(204);
-    assert_eq!(me(&app, &login).await["email_verified"], true);
+    assert_eq!(me(&susan).await["email_verified"], true);
     verify(&app, &mail.token()).await.problem(400);
-    let verified = resend(&app, &login).await.problem(409);
+    let verified = resend(&susan).await.problem(409);
     assert_eq!(verified["type"], "urn:authd:problem:already-verified");
 
     // A new address is unverified, and gets its own link; the old
     // address's links stop working.
-    move_to(&app, &login, "susan@example.org").await;
-    assert_eq!(me(&app, &login).await["email_verified"], false);
-    let first = sink.wait_for_mails("susan@example.org", CONFIRM, 1).await[0].token();
-    let response = resend(&app, &login).await;
+    move_to(&susan, "susan@example.org").await;
+    assert_eq!(me(&susan).await["email_verified"], false);
+    let first = delivered(&app, &sink, "susan@example.org", CONFIRM, 1).await[0].token();
+    let response = resend(&susan).await;
     response.assert_status(202);
-    let second = sink.wait_for_mails("susan@example.org", CONFIRM, 2).await[1].token();
+    let second = delivered(&app, &sink, "susan@example.org", CONFIRM, 2).await[1].token();
     verify(&app, &first).await.problem(400);
     verify(&app, &second).await.assert_status(204);
-    assert_eq!(me(&app, &login).await["email_verified"], true);
+    assert_eq!(me(&susan).await["email_verified"], true);
     assert!(events(&app).contains(&"email_verified".to_owned()));
 }
 
@@ -323,11 +330,11 @@ async fn addresses_are_verified_on_registration_and_on_every_change() {
 async fn a_changed_address_voids_the_links_sent_to_the_old_one() {
     let sink = MailSink::start();
     let app = app_mailing(&sink).await;
-    let login = app.device_of_new_user("susan").await;
-    let confirm = sink.wait_for_mails("susan@example.com", CONFIRM, 1).await[0].token();
+    let (susan, _) = app.logged_in_app("susan").await;
+    let confirm = delivered(&app, &sink, "susan@example.com", CONFIRM, 1).await[0].token();
     forgot(&app, "susan@example.com").await.assert_status(202);
-    let reset_token = sink.wait_for_mails("susan@example.com", RESET, 1).await[0].token();
-    move_to(&app, &login, "susan@example.org").await;
+    let reset_token = delivered(&app, &sink, "susan@example.com", RESET, 1).await[0].token();
+    move_to(&susan, "susan@example.org").await;
     verify(&app, &confirm).await.problem(400);
     reset(&app, &reset_token, NEW).await.problem(400);
 }
@@ -337,7 +344,7 @@ async fn mail_waits_out_a_mail_server_outage() {
     let mut sink = MailSink::start();
     let app = app_mailing(&sink).await;
     app.user("susan").await;
-    sink.wait_for_mails("susan@example.com", CONFIRM, 1).await;
+    delivered(&app, &sink, "susan@example.com", CONFIRM, 1).await;
     sink.stop();
     let started = std::time::Instant::now();
     forgot(&app, "susan@example.com").await.assert_status(202);
@@ -346,7 +353,7 @@ async fn mail_waits_out_a_mail_server_outage() {
         "a request never waits for the mail server"
     );
     // Attempts fail meanwhile, and the mail stays queued.
-    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(app.deliver_pending_mail().await, [Outcome::Retry]);
     let (attempts, error): (i32, Option<String>) = {
         use authd::schema::mail_outbox::dsl::*;
         use diesel::prelude::*;
@@ -358,8 +365,10 @@ async fn mail_waits_out_a_mail_server_outage() {
     assert!(attempts >= 1, "{attempts}");
     assert!(error.is_some());
     sink.resume();
-    let mail = sink
-        .wait_for_mails("susan@example.com", RESET, 1)
+    // The next attempt is due after the back-off: a second after the first
+    // failure.
+    app.advance(Duration::from_secs(1));
+    let mail = delivered(&app, &sink, "susan@example.com", RESET, 1)
         .await
         .remove(0);
     reset(&app, &mail.token(), NEW).await.assert_status(204);
@@ -377,14 +386,19 @@ async fn queued_mail_survives_a_crash() {
         ("BCRYPT_COST", "4"),
     ];
     let mut server = Process::start(&db, &env).await;
-    let remote = Remote::new(&server.address);
-    assert_eq!(remote.register("susan").await, 201);
+    let instance = server.server();
+    let registered = instance.register("susan", "susan@example.com").await;
+    assert_eq!(registered.status, 201);
     let asked = json!({"email": "susan@example.com"});
-    assert_eq!(remote.post("/api/password/forgot", &asked).await, 202);
-    server.child.kill().unwrap();
-    server.child.wait().unwrap();
+    let forgot = instance
+        .anonymous()
+        .post("/api/password/forgot", &asked)
+        .await;
+    assert_eq!(forgot.status, 202);
+    server.kill();
 
     sink.resume();
+    // The restarted binary's own worker sends what was queued.
     let _server = Process::start(&db, &env).await;
     let sink_mails = sink.wait_for(2).await;
     let subjects: Vec<&str> = sink_mails
@@ -409,14 +423,14 @@ async fn two_instances_deliver_each_mail_exactly_once() {
             .await
             .assert_status(201);
     }
-    // Queued at once, so that both workers find them due together.
     a.db.execute(
         "INSERT INTO mail_outbox (kind, address, expires_at) \
          SELECT 'reset', email, now() + interval '1 hour' FROM users",
     );
-    sink.wait_for(2 * USERS).await;
-    wait_for_empty_outbox(&a).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Both workers at once, each finding every mail due.
+    tokio::join!(a.deliver_pending_mail(), b.deliver_pending_mail());
+    assert!(sink.mails().len() >= 2 * USERS, "{:#?}", sink.mails());
+    assert_outbox_empty(&a);
     let mut seen: BTreeMap<(String, String), usize> = BTreeMap::new();
     for mail in sink.mails() {
         *seen.entry((mail.to, mail.subject)).or_default() += 1;
@@ -448,13 +462,10 @@ async fn recovery_mails_are_throttled_per_address_and_per_client() {
     forgot(&app, "other@example.com").await.assert_status(202);
     forgot(&app, "another@example.com").await.problem(429);
     let from_elsewhere = app.browser_at("127.0.0.2");
-    let response = app
-        .request_with(
-            &from_elsewhere,
-            Method::POST,
+    let response = from_elsewhere
+        .post(
             "/api/password/forgot",
-            Some(&json!({"email": "another@example.com"})),
-            &[],
+            &json!({"email": "another@example.com"}),
         )
         .await;
     response.assert_status(202);
@@ -471,22 +482,23 @@ async fn resending_a_verification_link_needs_a_login_and_is_throttled() {
         settings.throttle.set_limit(Bucket::RecoveryAddress, 2);
     })
     .await;
-    app.post("/api/email/verify/resend", &json!({}))
+    app.anonymous()
+        .post("/api/email/verify/resend", &json!({}))
         .await
         .problem(401);
     app.register("susan", "susan@example.com")
         .await
         .assert_status(201);
-    let login = app.device("susan", false).await;
+    let (susan, _) = app.app_login("susan", false).await;
     for _ in 0..2 {
-        resend(&app, &login).await.assert_status(202);
+        resend(&susan).await.assert_status(202);
     }
-    let refused = resend(&app, &login).await;
+    let refused = resend(&susan).await;
     refused.problem(429);
     assert!(refused.header("retry-after").is_some());
     // The registration's mail and the two asked for; not the refused one.
-    sink.wait_for_mails("susan@example.com", CONFIRM, 3).await;
-    wait_for_empty_outbox(&app).await;
+    delivered(&app, &sink, "susan@example.com", CONFIRM, 3).await;
+    assert_outbox_empty(&app);
     assert_eq!(sink.mails().len(), 3);
 }
 
@@ -499,26 +511,28 @@ async fn verified_addresses_can_be_required_to_log_in() {
     })
     .await;
     app.user("susan").await;
-    sink.wait_for_mails("susan@example.com", CONFIRM, 1).await;
+    delivered(&app, &sink, "susan@example.com", CONFIRM, 1).await;
     // A wrong password learns nothing about the address.
-    app.post(
-        "/api/login",
-        &json!({"username": "susan", "password": "wrong-password-1"}),
-    )
-    .await
-    .problem(401);
-    let refused = app.login("susan", false).await.problem(403);
+    let browser = app.browser();
+    browser
+        .post(
+            "/api/login",
+            &json!({"username": "susan", "password": "wrong-password-1"}),
+        )
+        .await
+        .problem(401);
+    let refused = browser.login("susan", false).await.problem(403);
     assert_eq!(refused["type"], "urn:authd:problem:email-not-verified");
     assert!(refused["detail"].as_str().unwrap().contains("new link"));
-    let fresh = sink.wait_for_mails("susan@example.com", CONFIRM, 2).await[1].token();
+    let fresh = delivered(&app, &sink, "susan@example.com", CONFIRM, 2).await[1].token();
     verify(&app, &fresh).await.assert_status(204);
-    app.login("susan", false).await.assert_status(200);
+    browser.login("susan", false).await.assert_status(200);
 }
 
 #[tokio::test]
 async fn recovery_can_be_turned_off() {
     let app = TestApp::spawn_with(|settings| settings.recovery.enabled = false).await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     for (path, body) in [
         (
             "/api/password/forgot",
@@ -530,10 +544,10 @@ async fn recovery_can_be_turned_off() {
         ),
         ("/api/email/verify", json!({"token": "x"})),
     ] {
-        let body = app.post(path, &body).await.problem(404);
+        let body = app.anonymous().post(path, &body).await.problem(404);
         assert_eq!(body["type"], "urn:authd:problem:recovery-disabled");
     }
-    resend(&app, &login).await.problem(404);
+    resend(&susan).await.problem(404);
     assert_eq!(
         authd::db::mail_outbox::depth(&mut app.db.connect()).unwrap(),
         0
@@ -556,7 +570,7 @@ async fn production_refuses_recovery_without_a_mail_server() {
 async fn the_command_line_tests_mail_and_prints_reset_links() {
     let sink = MailSink::start();
     let app = app_mailing(&sink).await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     let smtp = sink.url();
     let env = [("SMTP_URL", smtp.as_str()), ("PUBLIC_APP_URL", APP)];
 
@@ -570,8 +584,8 @@ async fn the_command_line_tests_mail_and_prints_reset_links() {
     let sent = mail_test(vec![("SMTP_URL", smtp.clone())]).await;
     assert_code(&sent, 0);
     assert!(sent.stdout.contains("250"), "{}", sent.stdout);
-    sink.wait_for_mails("ops@example.com", "authd test mail", 1)
-        .await;
+    // Sent before the command exited.
+    sink.expect_mails("ops@example.com", "authd test mail", 1);
     let closed = mail_test(vec![("SMTP_URL", "smtp://127.0.0.1:1".into())]).await;
     assert_code(&closed, 2);
     assert!(closed.stderr.contains("cannot reach"), "{}", closed.stderr);
@@ -583,7 +597,7 @@ async fn the_command_line_tests_mail_and_prints_reset_links() {
     let (page, token) = link.split_once("#token=").unwrap();
     assert_eq!(page, format!("{APP}/reset-password"));
     reset(&app, token, NEW).await.assert_status(204);
-    app.me_with_token(login.token()).await.problem(401);
+    susan.get("/api/me").await.problem(401);
     assert!(events(&app).contains(&"reset_link_issued".to_owned()));
     assert_code(
         &authd(&app.db.url(), &["user", "reset-link", "nobody"], "", &env).await,
@@ -609,7 +623,8 @@ async fn without_a_mail_server_development_logs_the_mail() {
     let db = TestDatabase::create();
     let server = Process::start(&db, &[("RUST_LOG", "info"), ("BCRYPT_COST", "4")]).await;
     log_containing(&server, "SMTP_URL is not set").await;
-    assert_eq!(Remote::new(&server.address).register("susan").await, 201);
+    let registered = server.server().register("susan", "susan@example.com").await;
+    assert_eq!(registered.status, 201);
     log_containing(&server, "http://localhost:3000/verify-email#token=").await;
 }
 
@@ -652,7 +667,7 @@ async fn changing_or_deleting_an_account_never_waits_for_a_mail_being_sent() {
     let mut sink = MailSink::start();
     sink.stop();
     let app = app_mailing(&sink).await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     forgot(&app, "susan@example.com").await.assert_status(202);
     // Another connection holds every queued mail's row, as a worker does
     // while it talks to a slow mail server.
@@ -664,16 +679,14 @@ async fn changing_or_deleting_an_account_never_waits_for_a_mail_being_sent() {
     assert_eq!(held, 2, "the verification and the reset are queued");
 
     let started = std::time::Instant::now();
-    move_to(&app, &login, "susan@example.org").await;
-    change_password(&app, &login).await;
-    app.with_token(
-        Method::DELETE,
-        "/api/me",
-        Some(&json!({"current_password": NEW})),
-        login.token(),
-    )
-    .await
-    .assert_status(204);
+    move_to(&susan, "susan@example.org").await;
+    change_password(&susan).await;
+    susan
+        .request(Method::DELETE, "/api/me")
+        .json(&json!({"current_password": NEW}))
+        .send()
+        .await
+        .assert_status(204);
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "waited {:?}",
@@ -682,6 +695,7 @@ async fn changing_or_deleting_an_account_never_waits_for_a_mail_being_sent() {
     diesel::sql_query("COMMIT").execute(&mut holder).unwrap();
     // The account is gone: its queued mails are skipped, not sent.
     sink.resume();
-    wait_for_empty_outbox(&app).await;
+    app.deliver_pending_mail().await;
+    assert_outbox_empty(&app);
     assert!(sink.mails().is_empty(), "{:?}", sink.mails());
 }

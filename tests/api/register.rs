@@ -8,6 +8,7 @@ use crate::helpers::{PASSWORD, TestApp};
 #[tokio::test]
 async fn registering_returns_the_user_and_starts_no_session() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     let response = app.register("susan", "  Susan@Example.COM ").await;
     response.assert_status(201);
     let user = response.json();
@@ -22,7 +23,7 @@ async fn registering_returns_the_user_and_starts_no_session() {
         response.set_cookies().is_empty(),
         "registration must not log in"
     );
-    app.get("/api/me").await.problem(401);
+    browser.get("/api/me").await.problem(401);
 
     let hash: String = {
         use diesel::prelude::*;
@@ -41,7 +42,8 @@ async fn registering_returns_the_user_and_starts_no_session() {
 #[tokio::test]
 async fn every_missing_field_is_reported_at_once() {
     let app = TestApp::spawn().await;
-    let body = app.post("/api/register", &json!({})).await.problem(422);
+    let browser = app.browser();
+    let body = browser.post("/api/register", &json!({})).await.problem(422);
     for field in ["username", "email", "password", "password2"] {
         assert_eq!(
             body["errors"][field],
@@ -54,6 +56,7 @@ async fn every_missing_field_is_reported_at_once() {
 #[tokio::test]
 async fn invalid_fields_get_one_message_each() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     let long_email = format!("{}@example.com", "a".repeat(243));
     let cases: &[(&str, serde_json::Value, &str)] = &[
         ("username", json!("ab"), "3 to 32"),
@@ -75,7 +78,7 @@ async fn invalid_fields_get_one_message_each() {
         if *field == "password" {
             body["password2"] = value.clone();
         }
-        let problem = app.post("/api/register", &body).await.problem(422);
+        let problem = browser.post("/api/register", &body).await.problem(422);
         let errors = problem["errors"].as_object().unwrap();
         assert_eq!(errors.len(), 1, "{field}={value}: {problem}");
         let message = errors[*field][0].as_str().unwrap();
@@ -86,11 +89,8 @@ async fn invalid_fields_get_one_message_each() {
 #[tokio::test]
 async fn password2_must_match() {
     let app = TestApp::spawn().await;
-    let problem = app
-        .post(
-            "/api/register",
-            &json!({"username": "susan", "email": "s@example.com", "password": PASSWORD, "password2": "something-else"}),
-        )
+    let browser = app.browser();
+    let problem = browser.post("/api/register", &json!({"username": "susan", "email": "s@example.com", "password": PASSWORD, "password2": "something-else"}))
         .await
         .problem(422);
     assert_eq!(
@@ -102,6 +102,7 @@ async fn password2_must_match() {
 #[tokio::test]
 async fn taken_names_are_case_insensitive_and_reported_with_other_errors() {
     let app = TestApp::spawn().await;
+    let browser = app.browser();
     app.user("susan").await;
     let problem = app
         .register("Susan", "other@example.com")
@@ -120,11 +121,7 @@ async fn taken_names_are_case_insensitive_and_reported_with_other_errors() {
         json!({"email": ["Please use a different email address."]})
     );
 
-    let problem = app
-        .post(
-            "/api/register",
-            &json!({"username": "SUSAN", "email": "susan@example.com", "password": "short", "password2": "short"}),
-        )
+    let problem = browser.post("/api/register", &json!({"username": "SUSAN", "email": "susan@example.com", "password": "short", "password2": "short"}))
         .await
         .problem(422);
     let errors = problem["errors"].as_object().unwrap();
@@ -185,36 +182,29 @@ async fn concurrent_duplicate_registrations_give_one_201_and_the_rest_422() {
 #[tokio::test]
 async fn registering_while_logged_in_is_a_conflict() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (browser, login) = app.logged_in_browser("susan").await;
     let body = json!({"username": "other", "email": "o@example.com", "password": PASSWORD, "password2": PASSWORD});
-    let response = app
-        .request(
-            reqwest::Method::POST,
-            "/api/register",
-            Some(&body),
-            &[("x-csrf-token", login.csrf())],
-        )
+    let response = browser
+        .request(reqwest::Method::POST, "/api/register")
+        .json(&body)
+        .header("x-csrf-token", login.csrf())
+        .send()
         .await;
     response.problem(409);
 
-    app.bare(
-        reqwest::Method::POST,
-        "/api/register",
-        Some(&body),
-        &[("authorization", &login.bearer())],
-    )
-    .await
-    .problem(409);
+    app.bearer(login.token())
+        .request(reqwest::Method::POST, "/api/register")
+        .json(&body)
+        .send()
+        .await
+        .problem(409);
 }
 
 #[tokio::test]
 async fn wrong_field_types_are_field_errors() {
     let app = TestApp::spawn().await;
-    let problem = app
-        .post(
-            "/api/register",
-            &json!({"username": 42, "email": "s@example.com", "password": PASSWORD, "password2": PASSWORD}),
-        )
+    let browser = app.browser();
+    let problem = browser.post("/api/register", &json!({"username": 42, "email": "s@example.com", "password": PASSWORD, "password2": PASSWORD}))
         .await
         .problem(422);
     assert!(

@@ -6,10 +6,11 @@ use crate::helpers::TestApp;
 #[tokio::test]
 async fn health_and_readiness() {
     let app = TestApp::spawn().await;
-    let health = app.get("/healthz").await;
+    let browser = app.browser();
+    let health = browser.get("/healthz").await;
     health.assert_status(200);
     assert_eq!(health.json()["status"], "ok");
-    let ready = app.get("/readyz").await;
+    let ready = browser.get("/readyz").await;
     ready.assert_status(200);
     assert_eq!(ready.json()["status"], "ready");
 }
@@ -17,7 +18,8 @@ async fn health_and_readiness() {
 #[tokio::test]
 async fn the_contract_is_served_byte_for_byte() {
     let app = TestApp::spawn().await;
-    let response = app.get("/api/openapi.yaml").await;
+    let browser = app.browser();
+    let response = browser.get("/api/openapi.yaml").await;
     response.assert_status(200);
     let on_disk = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).unwrap();
     assert!(

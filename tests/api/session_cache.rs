@@ -28,18 +28,18 @@ fn unheard(conn: &mut PgConnection, sql: &str) {
 #[tokio::test]
 async fn validated_sessions_are_served_from_memory() {
     let app = TestApp::spawn().await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     // The login's own notification (last_login_at changed) may arrive after
     // the first read: let it, then read again.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    app.me_with_token(login.token()).await.assert_status(200);
+    susan.get("/api/me").await.assert_status(200);
     unheard(
         &mut app.db.connect(),
         "UPDATE sessions SET revoked_at = now()",
     );
-    app.me_with_token(login.token()).await.assert_status(200);
+    susan.get("/api/me").await.assert_status(200);
     let cold = app.sibling(|_| {}).await;
-    cold.me_with_token(login.token()).await.problem(401);
+    susan.via(&cold).get("/api/me").await.problem(401);
 }
 
 /// A logout, an ended session or a password change on one instance: at
@@ -48,22 +48,24 @@ async fn validated_sessions_are_served_from_memory() {
 async fn revocations_reach_every_instance_within_a_second() {
     let a = TestApp::spawn().await;
     let b = a.sibling(|_| {}).await;
-    let first = a.device_of_new_user("susan").await;
-    let second = a.device("susan", false).await;
-    let third = a.device("susan", false).await;
-    for login in [&first, &second, &third] {
-        a.me_with_token(login.token()).await.assert_status(200);
-        b.me_with_token(login.token()).await.assert_status(200);
+    let (first, _) = a.logged_in_app("susan").await;
+    let (second, _) = a.app_login("susan", false).await;
+    let (third, _) = a.app_login("susan", false).await;
+    for app in [&first, &second, &third] {
+        app.get("/api/me").await.assert_status(200);
+        app.via(&b).get("/api/me").await.assert_status(200);
     }
 
-    b.logout_with_token(first.token()).await.assert_status(204);
-    b.me_with_token(first.token()).await.problem(401);
-    a.refused_within_a_second(first.token()).await;
-
-    let listed = b
-        .with_token(Method::GET, "/api/sessions", None, third.token())
+    first
+        .via(&b)
+        .request(Method::POST, "/api/logout")
+        .send()
         .await
-        .json();
+        .assert_status(204);
+    first.via(&b).get("/api/me").await.problem(401);
+    first.refused_within_a_second().await;
+
+    let listed = third.via(&b).get("/api/sessions").await.json();
     let second_id = listed
         .as_array()
         .unwrap()
@@ -73,31 +75,26 @@ async fn revocations_reach_every_instance_within_a_second() {
         .as_str()
         .unwrap()
         .to_owned();
-    b.with_token(
-        Method::DELETE,
-        &format!("/api/sessions/{second_id}"),
-        None,
-        third.token(),
-    )
-    .await
-    .assert_status(204);
-    b.me_with_token(second.token()).await.problem(401);
-    a.refused_within_a_second(second.token()).await;
+    third
+        .via(&b)
+        .request(Method::DELETE, &format!("/api/sessions/{second_id}"))
+        .send()
+        .await
+        .assert_status(204);
+    second.via(&b).get("/api/me").await.problem(401);
+    second.refused_within_a_second().await;
 
-    let fourth = a.device("susan", false).await;
-    a.me_with_token(fourth.token()).await.assert_status(200);
+    let (fourth, _) = a.app_login("susan", false).await;
+    fourth.get("/api/me").await.assert_status(200);
     let change = json!({"current_password": PASSWORD, "new_password": "purple monkey dishwasher", "new_password2": "purple monkey dishwasher"});
-    b.with_token(
-        Method::POST,
-        "/api/me/password",
-        Some(&change),
-        third.token(),
-    )
-    .await
-    .assert_status(204);
-    b.me_with_token(fourth.token()).await.problem(401);
-    a.refused_within_a_second(fourth.token()).await;
-    a.me_with_token(third.token()).await.assert_status(200);
+    third
+        .via(&b)
+        .post("/api/me/password", &change)
+        .await
+        .assert_status(204);
+    fourth.via(&b).get("/api/me").await.problem(401);
+    fourth.refused_within_a_second().await;
+    third.get("/api/me").await.assert_status(200);
 }
 
 /// Deactivation and deletion by plain SQL (the command line's are tested
@@ -106,18 +103,18 @@ async fn revocations_reach_every_instance_within_a_second() {
 async fn deactivation_and_deletion_in_sql_reach_every_instance() {
     let a = TestApp::spawn().await;
     let b = a.sibling(|_| {}).await;
-    let susan = a.device_of_new_user("susan").await;
-    let bob = a.device_of_new_user("bob").await;
+    let (susan, _) = a.logged_in_app("susan").await;
+    let (bob, _) = a.logged_in_app("bob").await;
     for app in [&a, &b] {
-        app.me_with_token(susan.token()).await.assert_status(200);
-        app.me_with_token(bob.token()).await.assert_status(200);
+        susan.via(app).get("/api/me").await.assert_status(200);
+        bob.via(app).get("/api/me").await.assert_status(200);
     }
     a.db.execute("UPDATE users SET is_active = false WHERE username = 'susan'");
-    a.refused_within_a_second(susan.token()).await;
-    b.refused_within_a_second(susan.token()).await;
+    susan.refused_within_a_second().await;
+    susan.via(&b).refused_within_a_second().await;
     a.db.execute("DELETE FROM users WHERE username = 'bob'");
-    a.refused_within_a_second(bob.token()).await;
-    b.refused_within_a_second(bob.token()).await;
+    bob.refused_within_a_second().await;
+    bob.via(&b).refused_within_a_second().await;
 }
 
 /// While its listener is down the instance may miss notifications, so it
@@ -125,9 +122,9 @@ async fn deactivation_and_deletion_in_sql_reach_every_instance() {
 #[tokio::test]
 async fn nothing_is_served_from_memory_while_the_listener_is_down() {
     let app = TestApp::spawn().await;
-    let login = app.device_of_new_user("susan").await;
+    let (susan, _) = app.logged_in_app("susan").await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    app.me_with_token(login.token()).await.assert_status(200);
+    susan.get("/api/me").await.assert_status(200);
     // The listener's connection ends and cannot come back; the pool keeps
     // the connections it has, and so does the test.
     let mut inside = app.db.connect();
@@ -135,9 +132,9 @@ async fn nothing_is_served_from_memory_while_the_listener_is_down() {
     app.db.terminate("authd-listener");
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Read while deaf: from the database, and not kept.
-    app.me_with_token(login.token()).await.assert_status(200);
+    susan.get("/api/me").await.assert_status(200);
     unheard(&mut inside, "UPDATE sessions SET revoked_at = now()");
-    app.me_with_token(login.token()).await.problem(401);
+    susan.get("/api/me").await.problem(401);
     app.db.allow_connections(true);
 }
 
@@ -150,18 +147,34 @@ async fn two_instances_share_accounts_sessions_and_counts() {
     a.register("susan", "susan@example.com")
         .await
         .assert_status(201);
-    let login = b.login("susan", false).await.login_body();
-    let cookie = b.cookie("authd_session").unwrap();
-    a.me_with_token(login.token()).await.assert_status(200);
-    a.me_with_cookie(&cookie).await.assert_status(200);
-    a.logout_with_token(login.token()).await.assert_status(204);
-    b.refused_within_a_second(login.token()).await;
-    b.me_with_cookie(&cookie).await.problem(401);
+    let browser = b.browser();
+    let login = browser.login("susan", false).await.login_body();
+    let cookie = browser.cookie("authd_session").unwrap();
+    let susan = a.bearer(login.token());
+    susan.get("/api/me").await.assert_status(200);
+    a.with_session_cookie(&cookie)
+        .get("/api/me")
+        .await
+        .assert_status(200);
+    susan
+        .request(Method::POST, "/api/logout")
+        .send()
+        .await
+        .assert_status(204);
+    susan.via(&b).refused_within_a_second().await;
+    b.with_session_cookie(&cookie)
+        .get("/api/me")
+        .await
+        .problem(401);
 
-    let (_, browser) = a.new_browser();
+    let browser = a.browser();
     let wrong = json!({"username": "susan", "password": "wrong-guess-123"});
-    a.attempt_login(&browser, &wrong).await.problem(401);
-    b.attempt_login(&browser, &wrong).await.problem(401);
+    browser.post("/api/login", &wrong).await.problem(401);
+    browser
+        .via(&b)
+        .post("/api/login", &wrong)
+        .await
+        .problem(401);
     let right = json!({"username": "susan", "password": PASSWORD});
-    a.attempt_login(&browser, &right).await.problem(429);
+    browser.post("/api/login", &right).await.problem(429);
 }

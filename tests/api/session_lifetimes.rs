@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use diesel::prelude::*;
+use reqwest::Method;
 
 use crate::helpers::{TestApp, secs};
 
@@ -15,33 +16,39 @@ async fn sessions_and_tokens_expire() {
         s.sessions.remember_ttl = secs(3);
     })
     .await;
+    let browser = app.browser();
     app.user("susan").await;
-    let plain = app.login("susan", false).await.login_body();
-    let (_, phone) = app.new_browser();
-    let remembered = app.login_from(&phone, "susan", true).await.login_body();
-    app.get("/api/me").await.assert_status(200);
+    let plain = browser.login("susan", false).await.login_body();
+    let phone = app.browser();
+    let remembered = phone.login("susan", true).await.login_body();
+    browser.get("/api/me").await.assert_status(200);
 
     tokio::time::sleep(Duration::from_millis(2200)).await;
-    app.get("/api/me").await.problem(401);
-    app.me_with_token(plain.token()).await.problem(401);
-    app.me_from(&phone).await.assert_status(200);
+    browser.get("/api/me").await.problem(401);
+    app.bearer(plain.token()).get("/api/me").await.problem(401);
+    phone.get("/api/me").await.assert_status(200);
 
     tokio::time::sleep(Duration::from_millis(1000)).await;
-    app.me_from(&phone).await.problem(401);
-    app.me_with_token(remembered.token()).await.problem(401);
+    phone.get("/api/me").await.problem(401);
+    app.bearer(remembered.token())
+        .get("/api/me")
+        .await
+        .problem(401);
 }
 
 #[tokio::test]
 async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
     let app = TestApp::spawn_with(|s| s.sessions.idle_ttl = secs(2)).await;
+    let browser = app.browser();
     app.user("susan").await;
-    let plain = app.login("susan", false).await.login_body();
-    let (_, phone) = app.new_browser();
-    let remembered = app.login_from(&phone, "susan", true).await.login_body();
+    let plain = browser.login("susan", false).await.login_body();
+    let phone = app.browser();
+    let remembered = phone.login("susan", true).await.login_body();
     tokio::time::sleep(Duration::from_millis(2500)).await;
-    app.get("/api/me").await.problem(401);
-    app.me_with_token(plain.token()).await.problem(401);
-    app.me_with_token(remembered.token())
+    browser.get("/api/me").await.problem(401);
+    app.bearer(plain.token()).get("/api/me").await.problem(401);
+    app.bearer(remembered.token())
+        .get("/api/me")
         .await
         .assert_status(200);
 }
@@ -51,21 +58,24 @@ async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
 #[tokio::test]
 async fn a_session_in_use_outlives_a_short_idle_timeout() {
     let app = TestApp::spawn_with(|s| s.sessions.idle_ttl = secs(3)).await;
-    let login = app.logged_in("susan").await;
+    let (browser, login) = app.logged_in_browser("susan").await;
     for _ in 0..5 {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        app.get("/api/me").await.assert_status(200);
-        app.me_with_token(login.token()).await.assert_status(200);
+        browser.get("/api/me").await.assert_status(200);
+        app.bearer(login.token())
+            .get("/api/me")
+            .await
+            .assert_status(200);
     }
     tokio::time::sleep(Duration::from_millis(3500)).await;
-    app.get("/api/me").await.problem(401);
+    browser.get("/api/me").await.problem(401);
 }
 
 #[tokio::test]
 async fn last_seen_is_written_at_most_once_a_minute() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let token = login.token();
+    let (_, login) = app.logged_in_browser("susan").await;
+    let susan = app.bearer(login.token());
     use authd::schema::sessions::dsl::*;
     let seen = |app: &TestApp| -> chrono::DateTime<chrono::Utc> {
         sessions
@@ -75,7 +85,7 @@ async fn last_seen_is_written_at_most_once_a_minute() {
     };
     let at_login = seen(&app);
     for _ in 0..3 {
-        app.me_with_token(token).await.assert_status(200);
+        susan.get("/api/me").await.assert_status(200);
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(seen(&app), at_login, "no write within the minute");
@@ -86,7 +96,7 @@ async fn last_seen_is_written_at_most_once_a_minute() {
     );
     let stale = seen(&app);
     tokio::time::sleep(Duration::from_millis(100)).await;
-    app.me_with_token(token).await.assert_status(200);
+    susan.get("/api/me").await.assert_status(200);
     // Written off the request path, in the next batch (within a second).
     let deadline = std::time::Instant::now() + Duration::from_secs(3);
     while seen(&app) <= stale + chrono::TimeDelta::seconds(80) {
@@ -101,10 +111,13 @@ async fn last_seen_is_written_at_most_once_a_minute() {
 #[tokio::test]
 async fn sessions_survive_a_server_restart_with_the_same_key() {
     let mut app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (browser, login) = app.logged_in_browser("susan").await;
     app.restart_with(|_| {}).await;
-    app.get("/api/me").await.assert_status(200);
-    app.me_with_token(login.token()).await.assert_status(200);
+    browser.get("/api/me").await.assert_status(200);
+    app.bearer(login.token())
+        .get("/api/me")
+        .await
+        .assert_status(200);
 }
 
 /// Deactivation ends every session for good, by whatever path it is made
@@ -113,10 +126,9 @@ async fn sessions_survive_a_server_restart_with_the_same_key() {
 #[tokio::test]
 async fn deactivation_revokes_sessions_and_reactivation_does_not_revive_them() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let cookie = app.cookie("authd_session").unwrap();
-    let (_, phone) = app.new_browser();
-    let phone = app.login_from(&phone, "susan", true).await.login_body();
+    let (browser, login) = app.logged_in_browser("susan").await;
+    let cookie = browser.cookie("authd_session").unwrap();
+    let (phone, _) = app.app_login("susan", true).await;
 
     app.db
         .execute("UPDATE users SET is_active = false WHERE username = 'susan'");
@@ -134,14 +146,14 @@ async fn deactivation_revokes_sessions_and_reactivation_does_not_revive_them() {
         .execute("UPDATE users SET is_active = true WHERE username = 'susan'");
 
     // Plain SQL reaches the cache through the database's notification.
-    app.refused_within_a_second(login.token()).await;
-    app.me_with_cookie(&cookie).await.problem(401);
-    app.me_with_token(phone.token()).await.problem(401);
-    // A fresh login works again.
-    let (_, browser) = app.new_browser();
-    app.login_from(&browser, "susan", false)
+    app.bearer(login.token()).refused_within_a_second().await;
+    app.with_session_cookie(&cookie)
+        .get("/api/me")
         .await
-        .assert_status(200);
+        .problem(401);
+    phone.get("/api/me").await.problem(401);
+    // A fresh login works again.
+    app.browser().login("susan", false).await.assert_status(200);
 }
 
 /// Sessions that ended long ago are purged in the background.
@@ -152,8 +164,10 @@ async fn ended_sessions_are_purged_in_the_background() {
         s.retention.purge_interval = secs(1);
     })
     .await;
-    let login = app.logged_in("susan").await;
-    app.logout_with_token(login.token())
+    let (susan, _) = app.logged_in_app("susan").await;
+    susan
+        .request(Method::POST, "/api/logout")
+        .send()
         .await
         .assert_status(204);
     app.db

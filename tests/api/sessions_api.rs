@@ -12,11 +12,11 @@ use crate::helpers::TestApp;
 async fn the_list_shows_every_device_and_which_is_this_one() {
     let app = TestApp::spawn().await;
     app.user("other").await;
-    app.device("other", false).await;
-    let laptop = app.logged_in("susan").await;
-    let phone = app.device("susan", true).await;
+    app.app_login("other", false).await;
+    let (browser, laptop) = app.logged_in_browser("susan").await;
+    let (phone, _) = app.app_login("susan", true).await;
 
-    let from_laptop = app.get("/api/sessions").await;
+    let from_laptop = browser.get("/api/sessions").await;
     from_laptop.assert_status(200);
     let list = from_laptop.json();
     let list = list.as_array().unwrap();
@@ -30,16 +30,13 @@ async fn the_list_shows_every_device_and_which_is_this_one() {
             assert!(session[field].is_string(), "{field}: {session}");
         }
     }
-    let from_phone = app
-        .with_token(Method::GET, "/api/sessions", None, phone.token())
-        .await
-        .json();
+    let from_phone = phone.get("/api/sessions").await.json();
     assert_eq!(from_phone[0]["current"], true);
     assert_eq!(from_phone[1]["current"], false);
     assert_eq!(from_phone[0]["id"], list[0]["id"]);
 
     // GET /api/me names the same session.
-    let me = app.get("/api/me").await.json();
+    let me = browser.get("/api/me").await.json();
     assert_eq!(me["session"]["id"], list[1]["id"]);
     assert_eq!(me["session"]["remember"], false);
     assert_eq!(me["session"]["expires_at"], laptop["expires_at"]);
@@ -52,27 +49,20 @@ async fn the_list_shows_every_device_and_which_is_this_one() {
 async fn a_device_is_ended_from_another_and_strangers_get_404() {
     let app = TestApp::spawn().await;
     app.user("mallory").await;
-    let laptop = app.logged_in("susan").await;
-    let phone = app.device("susan", true).await;
-    let list = app.get("/api/sessions").await.json();
+    let (browser, _) = app.logged_in_browser("susan").await;
+    let (phone, _) = app.app_login("susan", true).await;
+    let list = browser.get("/api/sessions").await.json();
     let phone_id = session_id(&list, false);
 
     let end = |id: String| {
-        let csrf = laptop.csrf().to_owned();
-        let app = &app;
-        async move {
-            app.request(
-                Method::DELETE,
-                &format!("/api/sessions/{id}"),
-                None,
-                &[("x-csrf-token", &csrf)],
-            )
-            .await
-        }
+        browser
+            .request(Method::DELETE, &format!("/api/sessions/{id}"))
+            .csrf()
+            .send()
     };
     end(phone_id.clone()).await.assert_status(204);
-    app.me_with_token(phone.token()).await.problem(401);
-    app.get("/api/me").await.assert_status(200);
+    phone.get("/api/me").await.problem(401);
+    browser.get("/api/me").await.assert_status(200);
     end(phone_id).await.problem(404);
     end("0".repeat(32)).await.problem(404);
     end("not-even-hex".into()).await.problem(404);
@@ -81,32 +71,26 @@ async fn a_device_is_ended_from_another_and_strangers_get_404() {
     end(format!("{}%00", "a".repeat(31))).await.problem(404);
     end("A".repeat(32)).await.problem(404);
 
-    let mallory = app.device("mallory", false).await;
-    let susan_now = session_id(&app.get("/api/sessions").await.json(), true);
-    app.with_token(
-        Method::DELETE,
-        &format!("/api/sessions/{susan_now}"),
-        None,
-        mallory.token(),
-    )
-    .await
-    .problem(404);
-    app.get("/api/me").await.assert_status(200);
+    let (mallory, _) = app.app_login("mallory", false).await;
+    let susan_now = session_id(&browser.get("/api/sessions").await.json(), true);
+    mallory
+        .request(Method::DELETE, &format!("/api/sessions/{susan_now}"))
+        .send()
+        .await
+        .problem(404);
+    browser.get("/api/me").await.assert_status(200);
 }
 
 /// Ending the session making the request is a logout, cookies and all.
 #[tokio::test]
 async fn ending_the_current_session_logs_out() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
-    let id = session_id(&app.get("/api/sessions").await.json(), true);
-    let response = app
-        .request(
-            Method::DELETE,
-            &format!("/api/sessions/{id}"),
-            None,
-            &[("x-csrf-token", login.csrf())],
-        )
+    let (browser, login) = app.logged_in_browser("susan").await;
+    let id = session_id(&browser.get("/api/sessions").await.json(), true);
+    let response = browser
+        .request(Method::DELETE, &format!("/api/sessions/{id}"))
+        .csrf()
+        .send()
         .await;
     response.assert_status(204);
     assert!(
@@ -115,8 +99,8 @@ async fn ending_the_current_session_logs_out() {
             .unwrap()
             .contains("Max-Age=0")
     );
-    app.get("/api/me").await.problem(401);
-    app.me_with_token(login.token()).await.problem(401);
+    browser.get("/api/me").await.problem(401);
+    app.bearer(login.token()).get("/api/me").await.problem(401);
 }
 
 /// The id of the session whose `current` is `current`.

@@ -11,7 +11,7 @@ use authd::services::throttle::Throttle;
 use authd::services::throttle::postgres::PostgresStore;
 use serde_json::Value;
 
-use crate::contract::{SPEC, validator};
+use crate::helpers::contract::{SPEC, validator};
 
 #[test]
 fn the_spec_is_a_valid_openapi_3_1_document() {

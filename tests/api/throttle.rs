@@ -4,17 +4,13 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, TestResponse, secs, use_redis};
+use crate::helpers::{Actor, PASSWORD, TestApp, TestResponse, secs, use_redis};
 use authd::configuration::Bucket;
 
-async fn attempt(
-    app: &TestApp,
-    from: &reqwest::Client,
-    username: &str,
-    password: &str,
-) -> TestResponse {
+/// A login attempt by `from` (a browser, say) at the instance `app`.
+async fn attempt(app: &TestApp, from: &Actor, username: &str, password: &str) -> TestResponse {
     let body = json!({"username": username, "password": password});
-    app.attempt_login(from, &body).await
+    from.via(app).post("/api/login", &body).await
 }
 
 fn retry_after(response: &TestResponse) -> u64 {
@@ -55,24 +51,20 @@ async fn failures_per_identifier_and_ip_are_throttled_before_the_password_check(
         .assert_status(200);
     // A forwarding header from an untrusted peer is ignored, not believed.
     let spoofed = json!({"username": "susan", "password": PASSWORD});
-    app.request_with(
-        &attacker,
-        Method::POST,
-        "/api/login",
-        Some(&spoofed),
-        &[("x-forwarded-for", "198.51.100.77")],
-    )
-    .await
-    .problem(429);
-    app.request_with(
-        &attacker,
-        Method::POST,
-        "/api/login",
-        Some(&spoofed),
-        &[("forwarded", "for=198.51.100.77")],
-    )
-    .await
-    .problem(429);
+    attacker
+        .request(Method::POST, "/api/login")
+        .json(&spoofed)
+        .header("x-forwarded-for", "198.51.100.77")
+        .send()
+        .await
+        .problem(429);
+    attacker
+        .request(Method::POST, "/api/login")
+        .json(&spoofed)
+        .header("forwarded", "for=198.51.100.77")
+        .send()
+        .await
+        .problem(429);
 }
 
 #[tokio::test]
@@ -99,7 +91,7 @@ async fn a_success_resets_the_identifiers_count() {
     // Two failures and a success, three times: six failures in all, never
     // three in a row, so never refused.
     for _ in 0..3 {
-        let (_, browser) = app.new_browser();
+        let browser = app.browser();
         for _ in 0..2 {
             attempt(&app, &browser, "susan", "wrong-password")
                 .await
@@ -124,34 +116,27 @@ async fn behind_a_trusted_proxy_the_forwarded_client_is_counted() {
     let wrong = json!({"username": "susan", "password": "wrong-password"});
     let right = json!({"username": "susan", "password": PASSWORD});
     for _ in 0..2 {
-        app.request_with(
-            &proxy,
-            Method::POST,
-            "/api/login",
-            Some(&wrong),
-            &from("198.51.100.1"),
-        )
-        .await
-        .problem(401);
+        proxy
+            .request(Method::POST, "/api/login")
+            .json(&wrong)
+            .headers(&from("198.51.100.1"))
+            .send()
+            .await
+            .problem(401);
     }
-    app.request_with(
-        &proxy,
-        Method::POST,
-        "/api/login",
-        Some(&right),
-        &from("198.51.100.1"),
-    )
-    .await
-    .problem(429);
+    proxy
+        .request(Method::POST, "/api/login")
+        .json(&right)
+        .headers(&from("198.51.100.1"))
+        .send()
+        .await
+        .problem(429);
     let other = app.browser_at("127.0.0.7");
-    let response = app
-        .request_with(
-            &other,
-            Method::POST,
-            "/api/login",
-            Some(&right),
-            &from("198.51.100.2"),
-        )
+    let response = other
+        .request(Method::POST, "/api/login")
+        .json(&right)
+        .headers(&from("198.51.100.2"))
+        .send()
         .await;
     response.assert_status(200);
 
@@ -167,15 +152,13 @@ async fn registration_is_throttled_per_ip() {
     let (a, b) = (app.browser_at("127.0.0.8"), app.browser_at("127.0.0.9"));
     let body = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "password2": PASSWORD});
     for name in ["one", "two"] {
-        app.request_with(&a, Method::POST, "/api/register", Some(&body(name)), &[])
+        a.post("/api/register", &body(name))
             .await
             .assert_status(201);
     }
-    let refused = app
-        .request_with(&a, Method::POST, "/api/register", Some(&body("three")), &[])
-        .await;
+    let refused = a.post("/api/register", &body("three")).await;
     retry_after(&refused);
-    app.request_with(&b, Method::POST, "/api/register", Some(&body("three")), &[])
+    b.post("/api/register", &body("three"))
         .await
         .assert_status(201);
 }
@@ -266,7 +249,11 @@ async fn only_the_configured_forwarding_header_is_believed() {
         recorded.unwrap().addr().to_string()
     };
 
-    app.request_with(&proxy, Method::POST, "/api/login", Some(&login), &headers)
+    proxy
+        .request(Method::POST, "/api/login")
+        .json(&login)
+        .headers(&headers)
+        .send()
         .await
         .assert_status(200);
     assert_eq!(
@@ -278,7 +265,11 @@ async fn only_the_configured_forwarding_header_is_believed() {
     app.restart_with(|s| s.http.client_ip_header = ClientIpHeader::Forwarded)
         .await;
     let proxy = app.browser_at("127.0.0.6");
-    app.request_with(&proxy, Method::POST, "/api/login", Some(&login), &headers)
+    proxy
+        .request(Method::POST, "/api/login")
+        .json(&login)
+        .headers(&headers)
+        .send()
         .await
         .assert_status(200);
     assert_eq!(newest_ip(&app), "203.0.113.66", "Forwarded when configured");
@@ -290,7 +281,7 @@ async fn only_the_configured_forwarding_header_is_believed() {
 async fn failures_count_per_account_whatever_the_spelling() {
     let app = limited_app(3, 100).await;
     app.user("victim").await;
-    let (_, from) = app.new_browser();
+    let from = app.browser();
     for spelling in ["victim", "VICTIM@EXAMPLE.COM", " victim@example.com "] {
         attempt(&app, &from, spelling, "wrong-password")
             .await
@@ -331,7 +322,7 @@ async fn instances_with_rotated_keys_share_one_count() {
         })
         .await;
     first.user("susan").await;
-    let (_, from) = first.new_browser();
+    let from = first.browser();
     attempt(&first, &from, "susan", "wrong-password")
         .await
         .problem(401);

@@ -23,7 +23,7 @@ fn sign(claims: &Claims, algorithm: Algorithm, kid: Option<&str>, key: &Encoding
 #[tokio::test]
 async fn tampered_and_foreign_tokens_are_401_never_500() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (_, login) = app.logged_in_browser("susan").await;
     let token = login.token().to_owned();
     let keys = TokenKeys::derive(&app.settings.secrets.key, None);
     let key = keys.current();
@@ -87,25 +87,30 @@ async fn tampered_and_foreign_tokens_are_401_never_500() {
     changed("non-numeric user", &|c| c.sub = "susan".into());
     changed("unknown session", &|c| c.sid = "no-such-session".into());
     for (name, bad) in &variants {
-        let response = app.me_with_token(bad).await;
+        let response = app.bearer(bad).get("/api/me").await;
         assert_eq!(response.status, 401, "{name}");
         response.problem(401);
     }
     for header in ["Basic dXNlcjpwYXNz", "Bearer", "Token abc", token.as_str()] {
-        app.bare(Method::GET, "/api/me", None, &[("authorization", header)])
+        app.anonymous()
+            .request(Method::GET, "/api/me")
+            .header("authorization", header)
+            .send()
             .await
             .problem(401);
     }
-    app.me_with_token(&token).await.assert_status(200);
+    app.bearer(&token).get("/api/me").await.assert_status(200);
 }
 
 #[tokio::test]
 async fn tokens_are_never_taken_from_the_url() {
     let app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (_, login) = app.logged_in_browser("susan").await;
     let token = login.token();
     for query in ["access_token", "token", "authorization", "jwt"] {
-        app.bare(Method::GET, &format!("/api/me?{query}={token}"), None, &[])
+        app.anonymous()
+            .request(Method::GET, &format!("/api/me?{query}={token}"))
+            .send()
             .await
             .problem(401);
     }
@@ -114,7 +119,7 @@ async fn tokens_are_never_taken_from_the_url() {
 #[tokio::test]
 async fn the_previous_key_still_works_during_a_rotation() {
     let mut app = TestApp::spawn().await;
-    let login = app.logged_in("susan").await;
+    let (browser, login) = app.logged_in_browser("susan").await;
     let old_token = login.token().to_owned();
     let old_key = app.settings.secrets.key.clone();
     let old_kid = TokenKeys::derive(&old_key, None).current().kid.clone();
@@ -125,19 +130,28 @@ async fn the_previous_key_still_works_during_a_rotation() {
     })
     .await;
     // The old cookie and the old token are still accepted...
-    app.get("/api/me").await.assert_status(200);
-    app.me_with_token(&old_token).await.assert_status(200);
+    browser.get("/api/me").await.assert_status(200);
+    app.bearer(&old_token)
+        .get("/api/me")
+        .await
+        .assert_status(200);
     // ...while new ones are signed with the new key.
-    let (_, phone) = app.new_browser();
-    let fresh = app.login_from(&phone, "susan", false).await.login_body();
+    let phone = app.browser();
+    let fresh = phone.login("susan", false).await.login_body();
     let header = jsonwebtoken::decode_header(fresh.token()).unwrap();
     assert_ne!(header.kid.as_deref(), Some(old_kid.as_str()));
-    app.me_with_token(fresh.token()).await.assert_status(200);
+    app.bearer(fresh.token())
+        .get("/api/me")
+        .await
+        .assert_status(200);
 
     // Once the old key is retired, what it signed is dead.
     app.restart_with(|settings| settings.secrets.previous = None)
         .await;
-    app.get("/api/me").await.problem(401);
-    app.me_with_token(&old_token).await.problem(401);
-    app.me_with_token(fresh.token()).await.assert_status(200);
+    browser.get("/api/me").await.problem(401);
+    app.bearer(&old_token).get("/api/me").await.problem(401);
+    app.bearer(fresh.token())
+        .get("/api/me")
+        .await
+        .assert_status(200);
 }

@@ -3,13 +3,18 @@
 //! mail it accepts in a Maildir that the tests read as a mail client would.
 //! It can be stopped and started again on the same port: a mail server
 //! outage.
+//!
+//! aiosmtpd stores a mail before it answers 250, so once
+//! [`TestApp::deliver_pending_mail`](super::TestApp::deliver_pending_mail)
+//! returns, what it sent is here to read. Only mail sent by another process
+//! (the built binary) has to be waited for.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::helpers::{eventually, free_port};
+use super::{eventually, free_port};
 
 pub struct MailSink {
     pub port: u16,
@@ -121,27 +126,30 @@ impl MailSink {
             .collect()
     }
 
-    /// Waits until at least `count` mails have arrived; all of them.
+    /// The mails with this subject to `to`, asserting there are at least
+    /// `count` of them.
+    #[track_caller]
+    pub fn expect_mails(&self, to: &str, subject: &str, count: usize) -> Vec<ReceivedMail> {
+        let mails = self.mails();
+        let found: Vec<_> = mails
+            .iter()
+            .filter(|mail| mail.to == to && mail.subject == subject)
+            .cloned()
+            .collect();
+        assert!(
+            found.len() >= count,
+            "{count} mail(s) expected; received {mails:#?}"
+        );
+        found
+    }
+
+    /// Waits until at least `count` mails have arrived (sent by another
+    /// process); all of them.
     pub async fn wait_for(&self, count: usize) -> Vec<ReceivedMail> {
-        self.wait_until(count, |_| true).await
-    }
-
-    /// Waits for at least `count` mails with this subject to `to`; them.
-    pub async fn wait_for_mails(&self, to: &str, subject: &str, count: usize) -> Vec<ReceivedMail> {
-        self.wait_until(count, |mail| mail.to == to && mail.subject == subject)
-            .await
-    }
-
-    async fn wait_until(
-        &self,
-        count: usize,
-        wanted: impl Fn(&ReceivedMail) -> bool,
-    ) -> Vec<ReceivedMail> {
         eventually(&format!("{count} mail(s) expected"), || {
             let mails = self.mails();
-            let found: Vec<_> = mails.iter().filter(|mail| wanted(mail)).cloned().collect();
-            if found.len() >= count {
-                Ok(found)
+            if mails.len() >= count {
+                Ok(mails)
             } else {
                 Err(format!("received {mails:#?}"))
             }

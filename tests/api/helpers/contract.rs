@@ -3,17 +3,18 @@
 //! and its body's schema. A field, status or header added to the code but
 //! not to the contract fails the suite.
 
-use std::sync::{Arc, LazyLock};
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{TestResponse, VALIDATORS};
+use super::TestResponse;
 
 const SPEC_URI: &str = "urn:authd:openapi";
 
 pub static SPEC: LazyLock<Value> = LazyLock::new(|| {
-    let text = include_str!("../../openapi.yaml");
+    let text = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml"));
     serde_norway::from_str(text).expect("openapi.yaml is valid YAML")
 });
 
@@ -37,6 +38,10 @@ fn resolve(pointer: String) -> (String, &'static Value) {
         None => (pointer, value),
     }
 }
+
+/// Compiled validators, by the pointer of their schema in the spec.
+static VALIDATORS: LazyLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
 
 pub fn validator(pointer: &str) -> Arc<jsonschema::Validator> {
     let mut cache = VALIDATORS.lock().unwrap();

@@ -1,0 +1,67 @@
+//! The test harness. Each test gets its own Postgres database (cloned from
+//! a migrated template, then dropped: [`database`]), the real application
+//! on a random port started through the same code as `main` ([`app`]), and
+//! actors that talk to it over HTTP, an anonymous client, browsers and apps
+//! with a bearer token, through one request path that checks every response
+//! against openapi.yaml ([`actors`], [`response`], [`contract`]). Mail is
+//! delivered when a test says so, to a real SMTP server ([`mail_sink`]);
+//! time moves when a test says so. The built binary runs as a child process
+//! where a test needs one ([`process`]).
+
+mod actors;
+mod app;
+pub mod contract;
+mod database;
+pub mod mail_sink;
+mod process;
+mod response;
+
+use std::time::{Duration, Instant};
+
+use authd::configuration::Period;
+
+pub use actors::{Actor, Server};
+pub use app::{TestApp, start, test_settings, use_redis};
+pub use database::TestDatabase;
+pub use process::Process;
+pub use response::{Login, TestResponse};
+
+/// The password of every user the harness makes.
+pub const PASSWORD: &str = "correct-horse-battery";
+
+/// A configured span of `seconds`.
+pub fn secs(seconds: u32) -> Period {
+    Period::from_secs(seconds).expect("a valid period")
+}
+
+/// A loopback port nothing listens on (the OS's pick, released at once).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Polls `check` every 50 ms until it gives a value, for at most 15
+/// seconds; then fails, saying what was awaited and what `check` last saw.
+/// For what a test cannot bring about itself: another process's log or
+/// mail, a server healing.
+pub async fn eventually<T>(what: &str, mut check: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        match check() {
+            Ok(value) => return value,
+            Err(seen) => assert!(Instant::now() < deadline, "{what}: {seen}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// 24 random hex digits: names no other test or run will pick.
+fn random_hex() -> String {
+    use rand::RngCore;
+    let mut bytes = [0u8; 12];
+    rand::rng().fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
