@@ -23,12 +23,13 @@ async fn sessions_and_tokens_expire() {
     let remembered = phone.login("susan", true).await.login_body();
     browser.get("/api/me").await.assert_status(200);
 
-    tokio::time::sleep(Duration::from_millis(2200)).await;
+    // Past the plain session's lifetime, within the remembered one's.
+    app.advance(Duration::from_millis(2200));
     browser.get("/api/me").await.problem(401);
     app.bearer(plain.token()).get("/api/me").await.problem(401);
     phone.get("/api/me").await.assert_status(200);
 
-    tokio::time::sleep(Duration::from_millis(1000)).await;
+    app.advance(Duration::from_millis(1000));
     phone.get("/api/me").await.problem(401);
     app.bearer(remembered.token())
         .get("/api/me")
@@ -44,7 +45,7 @@ async fn idle_plain_sessions_end_but_remembered_ones_do_not() {
     let plain = browser.login("susan", false).await.login_body();
     let phone = app.browser();
     let remembered = phone.login("susan", true).await.login_body();
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    app.advance(Duration::from_millis(2500));
     browser.get("/api/me").await.problem(401);
     app.bearer(plain.token()).get("/api/me").await.problem(401);
     app.bearer(remembered.token())
@@ -60,14 +61,16 @@ async fn a_session_in_use_outlives_a_short_idle_timeout() {
     let app = TestApp::spawn_with(|s| s.sessions.idle_ttl = secs(3)).await;
     let (browser, login) = app.logged_in_browser("susan").await;
     for _ in 0..5 {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        app.advance(Duration::from_secs(1));
         browser.get("/api/me").await.assert_status(200);
         app.bearer(login.token())
             .get("/api/me")
             .await
             .assert_status(200);
+        // What the background flush writes within the second.
+        app.flush_activity().await;
     }
-    tokio::time::sleep(Duration::from_millis(3500)).await;
+    app.advance(Duration::from_millis(3500));
     browser.get("/api/me").await.problem(401);
 }
 
@@ -87,25 +90,19 @@ async fn last_seen_is_written_at_most_once_a_minute() {
     for _ in 0..3 {
         susan.get("/api/me").await.assert_status(200);
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Whatever was noted is written now, as the background flush would.
+    app.flush_activity().await;
     assert_eq!(seen(&app), at_login, "no write within the minute");
-    // As if a minute had passed: the row is set back, and touching
-    // expires_at tells the instance (which caches the session) to re-read it.
-    app.db.execute(
-        "UPDATE sessions SET last_seen_at = now() - interval '90 seconds', expires_at = expires_at",
-    );
+    // A minute and a half later.
+    app.advance(Duration::from_secs(90));
     let stale = seen(&app);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     susan.get("/api/me").await.assert_status(200);
-    // Written off the request path, in the next batch (within a second).
-    let deadline = std::time::Instant::now() + Duration::from_secs(3);
-    while seen(&app) <= stale + chrono::TimeDelta::seconds(80) {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "activity after a minute is noted"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    // Written off the request path, in the next batch.
+    app.flush_activity().await;
+    assert!(
+        seen(&app) > stale + chrono::TimeDelta::seconds(80),
+        "activity after a minute is noted"
+    );
 }
 
 #[tokio::test]

@@ -12,6 +12,7 @@ use authd::clock::Clock;
 use authd::configuration::{Bucket, SecretKey, Settings};
 use authd::services::mail::Worker;
 use authd::services::mail::outbox::Outcome;
+use authd::services::sessions::Sessions;
 use authd::startup::{Application, MailDelivery};
 
 use super::{Server, TestDatabase, random_hex, secs};
@@ -58,6 +59,7 @@ pub struct Instance {
     pub metrics: Option<String>,
     handle: ServerHandle,
     clock: Clock,
+    sessions: Sessions,
     /// Its mail worker, which delivers only when asked (none when account
     /// recovery is off).
     mail: Option<Worker>,
@@ -85,6 +87,7 @@ pub async fn start(settings: Settings) -> Instance {
             .map(|port| format!("http://127.0.0.1:{port}/metrics")),
         handle: application.handle(),
         clock: application.clock().clone(),
+        sessions: application.sessions().clone(),
         mail: application.mail().cloned(),
     };
     tokio::spawn(application.run_until_stopped());
@@ -206,5 +209,11 @@ impl TestApp {
             .await
             .expect("the mail worker ran")
             .expect("the outbox could be read")
+    }
+
+    /// Writes the session activity noted so far (`last_seen_at`), as the
+    /// background flush does at most a second later.
+    pub async fn flush_activity(&self) {
+        self.instance.sessions.flush_activity().await;
     }
 }
