@@ -112,6 +112,9 @@ fn waiting_on_locks(db: &TestDatabase) -> i64 {
     .unwrap()
 }
 
+/// How many registrations are acknowledged before the storm's crash.
+const STORM: usize = 24;
+
 /// Killed with SIGKILL in a storm of registrations and logins: after a
 /// restart every user that got a 201 exists and can log in, and no user or
 /// session is half made (each has the audit event written with it).
@@ -161,9 +164,17 @@ async fn a_crash_in_a_storm_loses_no_acknowledged_account() {
         });
     }
     drop(sender);
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    process.kill();
+    // Killed in full storm: once a few dozen registrations are
+    // acknowledged, with more of them and of the logins in flight.
     let mut acknowledged = Vec::new();
+    while acknowledged.len() < STORM {
+        let name = tokio::time::timeout(Duration::from_secs(15), receiver.recv())
+            .await
+            .expect("the storm registers users")
+            .expect("the storm is still on");
+        acknowledged.push(name);
+    }
+    process.kill();
     while let Some(name) = receiver.recv().await {
         acknowledged.push(name);
     }
