@@ -158,7 +158,7 @@ async fn a_wrong_method_is_405_with_allow() {
 async fn stalled_requests_are_cut_off_after_the_client_timeout() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let app = TestApp::spawn_with(|s| s.http.client_timeout = secs(2)).await;
+    let app = TestApp::spawn_with(|s| s.http.client_timeout = secs(1)).await;
     let address = app.address().trim_start_matches("http://").to_owned();
     let stalled = |request: &'static [u8]| {
         let address = address.clone();
