@@ -42,6 +42,7 @@ async fn metrics_are_served_on_their_own_listener_only() {
         .await
         .problem(405);
 
+    // Not the API: openapi.yaml does not describe this listener.
     let scraped = reqwest::get(app.metrics_url()).await.unwrap();
     assert_eq!(scraped.status(), 200);
     assert!(

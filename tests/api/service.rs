@@ -48,7 +48,7 @@ async fn the_server_creates_its_database_and_migrates_it() {
     })
     .await
     .unwrap();
-    let db = crate::helpers::TestDatabase { name };
+    let db = crate::helpers::TestDatabase::named(name);
     let count: i64 = {
         use diesel::prelude::*;
         authd::schema::users::table

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use actix_web::test as actix_test;
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{PASSWORD, Process, TestDatabase, test_settings};
@@ -48,9 +49,7 @@ async fn failed_starts_and_shutdowns_exit_cleanly_every_time() {
     assert_eq!(running.terminate().code(), Some(0));
     for _ in 0..5 {
         let mut process = Process::start(&db, &[]).await;
-        reqwest::get(format!("{}/readyz", process.address))
-            .await
-            .unwrap();
+        process.server().anonymous().get("/readyz").await;
         let status = process.terminate();
         assert_eq!(status.code(), Some(0), "a shutdown: {status:?}");
     }
@@ -63,25 +62,27 @@ async fn failed_starts_and_shutdowns_exit_cleanly_every_time() {
 async fn shutdown_finishes_the_requests_in_flight() {
     let db = TestDatabase::create();
     let mut process = Process::start(&db, &[("BCRYPT_COST", "13"), ("RUST_LOG", "info")]).await;
-    let balancer = reqwest::Client::new();
-    let readyz = format!("{}/readyz", process.address);
-    let ready = balancer.get(&readyz).send().await.unwrap();
-    assert_eq!(ready.status(), 200);
-    let url = format!("{}/api/register", process.address);
+    // One client, so one connection kept open, as a load balancer's.
+    let balancer = process.server().anonymous();
+    let ready = balancer.get("/readyz").await;
+    assert_eq!(ready.status, 200);
     let body = json!({"username": "susan", "email": "susan@example.com", "password": PASSWORD, "password2": PASSWORD});
+    let registration = process
+        .server()
+        .anonymous()
+        .request(Method::POST, "/api/register")
+        .json(&body);
     let in_flight = tokio::spawn(async move {
-        reqwest::Client::new()
-            .post(url)
-            .json(&body)
-            .send()
+        registration
+            .try_send()
             .await
-            .map(|response| response.status().as_u16())
+            .map(|response| response.status.as_u16())
     });
     tokio::time::sleep(Duration::from_millis(200)).await;
     process.send_term();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let draining = balancer.get(&readyz).send().await.unwrap();
-    assert_eq!(draining.status(), 503);
+    let draining = balancer.get("/readyz").await;
+    assert_eq!(draining.status, 503);
     assert_eq!(in_flight.await.unwrap().unwrap(), 201);
     let status = tokio::task::spawn_blocking(move || {
         let status = process.child.wait().unwrap();
