@@ -109,8 +109,7 @@ async fn tokens_are_never_taken_from_the_url() {
     let token = login.token();
     for query in ["access_token", "token", "authorization", "jwt"] {
         app.anonymous()
-            .request(Method::GET, &format!("/api/me?{query}={token}"))
-            .send()
+            .get(&format!("/api/me?{query}={token}"))
             .await
             .problem(401);
     }
