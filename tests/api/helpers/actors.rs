@@ -13,7 +13,13 @@
 //!
 //! Every actor sends its requests through [`Actor::request`] (`get` and
 //! `post` are short for it), and every response is checked against
-//! openapi.yaml before the test sees it.
+//! openapi.yaml before the test sees it. A browser's unsafe request sends
+//! its CSRF token when asked ([`Request::csrf`]); [`Actor::via`] sends the
+//! same client to another instance.
+//!
+//! For the usual start, [`Server::logged_in_browser`] and
+//! [`Server::logged_in_app`] register a user and log it in, and
+//! [`Server::app_login`] logs an existing one in from another device.
 
 use std::net::IpAddr;
 use std::sync::{Arc, RwLock};
