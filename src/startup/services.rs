@@ -27,6 +27,7 @@ use crate::services::recovery::Recovery;
 use crate::services::retention::Retention;
 use crate::services::sessions::{Lifetimes, Sessions};
 use crate::services::throttle::Throttle;
+use crate::services::throttle::in_flight::InFlight;
 use crate::services::throttle::postgres::PostgresStore;
 use crate::services::throttle::redis::RedisStore;
 
@@ -133,6 +134,7 @@ impl Services {
             throttle,
             sessions: sessions.clone(),
             limits: settings.throttle.clone(),
+            in_flight: InFlight::new(settings.throttle.login_in_flight_per_ip),
             clock: clock.clone(),
         };
         let recovery = Recovery::new(
