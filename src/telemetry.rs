@@ -21,9 +21,29 @@ pub struct Logging {
     _writer: Option<WorkerGuard>,
 }
 
+/// actix's HTTP/1 dispatcher logs every malformed request it refuses (a
+/// bad header byte, both Content-Length and Transfer-Encoding, an obsolete
+/// line fold) at ERROR: anyone could write ERROR lines, and client errors
+/// are not faults. Its lines are off unless `RUST_LOG` names the target
+/// (`RUST_LOG=info,actix_http::h1::dispatcher=trace` shows them again).
+const MALFORMED_REQUESTS: &str = "actix_http::h1::dispatcher";
+
+/// `RUST_LOG`'s filter, or `default`, with the dispatcher's lines off
+/// unless asked for.
+fn filter(default: &str) -> EnvFilter {
+    let given = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let quiet = format!("{default},{MALFORMED_REQUESTS}=off");
+    let directives = match &given {
+        Some(given) if given.contains(MALFORMED_REQUESTS) => given.clone(),
+        Some(given) if !given.trim().is_empty() => format!("{given},{MALFORMED_REQUESTS}=off"),
+        _ => quiet.clone(),
+    };
+    EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(quiet))
+}
+
 /// For the server: `info` by default, on stdout.
 pub fn init(format: LogFormat) -> Logging {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter("info");
     let colour = std::io::stdout().is_terminal();
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
@@ -38,7 +58,7 @@ pub fn init(format: LogFormat) -> Logging {
 /// For commands other than `serve`: only warnings and errors by default,
 /// and on stderr, so that stdout holds the command's answer.
 pub fn init_for_commands(format: LogFormat) -> Logging {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = filter("warn");
     let colour = std::io::stderr().is_terminal();
     install(filter, format, colour, std::io::stderr);
     Logging { _writer: None }
