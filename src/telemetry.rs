@@ -97,6 +97,102 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder (a test's) may be in place; the handle still renders.
         let _ = metrics::set_global_recorder(recorder);
+        describe_and_zero();
         handle
     })
+}
+
+/// Every metric authd records, with its help text, each counter and gauge
+/// present from the start at zero (for every label value it can take), so
+/// that a dashboard or an alert on a rate sees it before its first event.
+fn describe_and_zero() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "authd_http_requests_total",
+        "Requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        "authd_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a request, by method and route template"
+    );
+    let counters: [(&'static str, &'static str, &'static str, &[&'static str]); 3] = [
+        (
+            "authd_logins_total",
+            "Login attempts, by outcome",
+            "outcome",
+            &["success", "failure", "throttled", "inactive", "unverified"],
+        ),
+        (
+            "authd_registrations_total",
+            "Registration attempts, by outcome",
+            "outcome",
+            &["created", "invalid", "throttled"],
+        ),
+        (
+            "authd_session_cache_total",
+            "Session checks answered from memory (hit) or the database (miss)",
+            "result",
+            &["hit", "miss"],
+        ),
+    ];
+    for (name, help, label, values) in counters {
+        describe_counter!(name, help);
+        for value in values {
+            metrics::counter!(name, label => *value).absolute(0);
+        }
+    }
+    for (name, help) in [
+        (
+            "authd_sessions_created_total",
+            "Sessions started by this instance",
+        ),
+        (
+            "authd_sessions_revoked_total",
+            "Sessions ended by this instance",
+        ),
+    ] {
+        describe_counter!(name, help);
+        metrics::counter!(name).absolute(0);
+    }
+    describe_counter!(
+        "authd_mails_total",
+        "Mails handled by this instance's worker, by kind and outcome"
+    );
+    for kind in ["reset", "verify"] {
+        for outcome in ["sent", "retry", "skipped", "dropped"] {
+            metrics::counter!("authd_mails_total", "kind" => kind, "outcome" => outcome)
+                .absolute(0);
+        }
+    }
+    for (name, help) in [
+        (
+            "authd_db_pool_max_connections",
+            "The pool's size (DB_POOL_SIZE)",
+        ),
+        ("authd_db_pool_connections", "Database connections open"),
+        (
+            "authd_db_pool_idle_connections",
+            "Database connections idle",
+        ),
+        (
+            "authd_db_pool_waiting",
+            "Requests waiting for a database connection",
+        ),
+        (
+            "authd_blocking_tasks",
+            "Database calls queued or running on the blocking pool",
+        ),
+        (
+            "authd_hash_queue_depth",
+            "Password hashes waiting for a hashing thread",
+        ),
+        (
+            "authd_mail_outbox_depth",
+            "Mails waiting in the outbox, all instances', read at each scrape",
+        ),
+    ] {
+        describe_gauge!(name, help);
+        metrics::gauge!(name).set(0.0);
+    }
 }
