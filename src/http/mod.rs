@@ -106,6 +106,7 @@ pub fn app(
                 .service(web::resource("/login").route(web::post().to(routes::login)))
                 .service(web::resource("/logout").route(web::post().to(routes::logout)))
                 .service(readable("/openapi.yaml", routes::openapi, public))
+                .service(readable("/auth/check", routes::auth_check, public))
                 .service(
                     readable("/me", routes::me, protected)
                         .route(protected(web::patch().to(routes::update_me)))
