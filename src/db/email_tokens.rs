@@ -33,7 +33,6 @@ pub struct EmailToken {
     pub user_id: UserId,
     /// The address the token was mailed to.
     pub email: String,
-    pub expires_at: DateTime<Utc>,
 }
 
 /// A token to store (by its digest): whose, for what, mailed where, asked

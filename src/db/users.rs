@@ -55,12 +55,6 @@ pub struct Taken {
     pub email: bool,
 }
 
-impl Taken {
-    pub fn any(&self) -> bool {
-        self.username || self.email
-    }
-}
-
 /// Which of the given values another account uses (any but `except`).
 /// Case-insensitive: `Susan` is taken once `susan` exists.
 pub fn taken(

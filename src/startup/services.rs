@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::crypto::derive_key;
 use crate::db::{self, PgPool, PoolOptions};
-use crate::http::Parts;
+use crate::http::HttpParts;
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::auth::origin::OriginPolicy;
@@ -166,10 +166,10 @@ impl Services {
     }
 
     /// The HTTP layer's parts: the services and the policies of HTTP.
-    pub fn parts(&self, settings: &Settings) -> Parts {
+    pub fn parts(&self, settings: &Settings) -> HttpParts {
         let secrets = &settings.secrets;
         let http = &settings.http;
-        Parts {
+        HttpParts {
             accounts: web::Data::new(self.accounts.clone()),
             login: web::Data::new(self.login.clone()),
             recovery: web::Data::new(self.recovery.clone()),

@@ -46,7 +46,7 @@ impl FromRequest for Authenticated {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Absent only if a handler is mounted outside the protected scope.
+        // Absent only if a handler's route is not wrapped in login_required.
         ready(
             request
                 .extensions()

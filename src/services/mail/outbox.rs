@@ -230,6 +230,8 @@ impl Worker {
 
     /// Delivers every mail due now, one after another, and what became of
     /// each; a mail put back for a later attempt ends the round. Blocks.
+    /// For tests that deliver mail at a moment of their choosing.
+    #[cfg(feature = "internals")]
     pub fn deliver_due(&self) -> Result<Vec<Outcome>, DbError> {
         let mut outcomes = Vec::new();
         while let Some(outcome) = self.deliver_next()? {
