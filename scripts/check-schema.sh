@@ -3,8 +3,20 @@
 # the migrations (with the options in diesel.toml): the schema is generated,
 # never edited by hand. Regenerate it with:
 #   diesel migration run --database-url postgres://postgres@127.0.0.1:5432/<scratch db>
+#
+# Needs the Diesel CLI and builds it where missing (cargo install, Postgres
+# only: a couple of minutes, once); nothing else needs it. The Postgres it
+# runs against, and libpq to build it with, come from scripts/test-deps.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if [ -z "${SCHEMA_CHECK_POSTGRES:-}" ]; then
+    scripts/test-deps.sh
+fi
+if ! diesel --version >/dev/null 2>&1; then
+    echo "check-schema: building the Diesel CLI (Postgres only; a couple of minutes, once)"
+    cargo install diesel_cli --version "^2.3" --no-default-features --features postgres --locked
+fi
 
 POSTGRES=${SCHEMA_CHECK_POSTGRES:-postgres://postgres@127.0.0.1:5432}
 database="authd_schema_check_$$"

@@ -10,8 +10,20 @@
 #                                            the generated logins with 429)
 #
 # Further arguments go to `st run` (for example --max-examples 50).
+#
+# Installs where missing: curl and python3-venv (Debian packages, as root),
+# schemathesis (pinned, into the venv) and, to run authd locally, what
+# scripts/test-deps.sh lists (Postgres running, aiosmtpd for its mail).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/deps.sh
+. scripts/lib/deps.sh
+
+# Debian package   probe (a command name, or a shell test)
+need_packages contract-test <<'TABLE'
+curl               curl
+python3-venv       python3 -c 'import ensurepip, venv'
+TABLE
 
 SCHEMATHESIS_VERSION=4.32.5
 VENV=${CONTRACT_VENV:-.venv-contract}
@@ -62,6 +74,7 @@ cleanup() {
 trap cleanup EXIT
 
 if [ -z "$url" ]; then
+    scripts/test-deps.sh
     cargo build --locked --quiet --bin authd
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     database="authd_contract_$$"

@@ -27,6 +27,7 @@ diesel::table! {
         email -> Text,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+        requested_by -> Nullable<Text>,
     }
 }
 
@@ -41,6 +42,7 @@ diesel::table! {
         attempts -> Int4,
         next_attempt_at -> Timestamptz,
         last_error -> Nullable<Text>,
+        requested_by -> Nullable<Text>,
     }
 }
 

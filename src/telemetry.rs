@@ -21,9 +21,29 @@ pub struct Logging {
     _writer: Option<WorkerGuard>,
 }
 
+/// actix's HTTP/1 dispatcher logs every malformed request it refuses (a
+/// bad header byte, both Content-Length and Transfer-Encoding, an obsolete
+/// line fold) at ERROR: anyone could write ERROR lines, and client errors
+/// are not faults. Its lines are off unless `RUST_LOG` names the target
+/// (`RUST_LOG=info,actix_http::h1::dispatcher=trace` shows them again).
+const MALFORMED_REQUESTS: &str = "actix_http::h1::dispatcher";
+
+/// `RUST_LOG`'s filter, or `default`, with the dispatcher's lines off
+/// unless asked for.
+fn filter(default: &str) -> EnvFilter {
+    let given = std::env::var(EnvFilter::DEFAULT_ENV).ok();
+    let quiet = format!("{default},{MALFORMED_REQUESTS}=off");
+    let directives = match &given {
+        Some(given) if given.contains(MALFORMED_REQUESTS) => given.clone(),
+        Some(given) if !given.trim().is_empty() => format!("{given},{MALFORMED_REQUESTS}=off"),
+        _ => quiet.clone(),
+    };
+    EnvFilter::try_new(&directives).unwrap_or_else(|_| EnvFilter::new(quiet))
+}
+
 /// For the server: `info` by default, on stdout.
 pub fn init(format: LogFormat) -> Logging {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = filter("info");
     let colour = std::io::stdout().is_terminal();
     let (writer, guard) = NonBlockingBuilder::default()
         .lossy(false)
@@ -38,7 +58,7 @@ pub fn init(format: LogFormat) -> Logging {
 /// For commands other than `serve`: only warnings and errors by default,
 /// and on stderr, so that stdout holds the command's answer.
 pub fn init_for_commands(format: LogFormat) -> Logging {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = filter("warn");
     let colour = std::io::stderr().is_terminal();
     install(filter, format, colour, std::io::stderr);
     Logging { _writer: None }
@@ -77,6 +97,102 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder (a test's) may be in place; the handle still renders.
         let _ = metrics::set_global_recorder(recorder);
+        describe_and_zero();
         handle
     })
+}
+
+/// Every metric authd records, with its help text, each counter and gauge
+/// present from the start at zero (for every label value it can take), so
+/// that a dashboard or an alert on a rate sees it before its first event.
+fn describe_and_zero() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "authd_http_requests_total",
+        "Requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        "authd_http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time to answer a request, by method and route template"
+    );
+    let counters: [(&'static str, &'static str, &'static str, &[&'static str]); 3] = [
+        (
+            "authd_logins_total",
+            "Login attempts, by outcome",
+            "outcome",
+            &["success", "failure", "throttled", "inactive", "unverified"],
+        ),
+        (
+            "authd_registrations_total",
+            "Registration attempts, by outcome",
+            "outcome",
+            &["created", "invalid", "throttled"],
+        ),
+        (
+            "authd_session_cache_total",
+            "Session checks answered from memory (hit) or the database (miss)",
+            "result",
+            &["hit", "miss"],
+        ),
+    ];
+    for (name, help, label, values) in counters {
+        describe_counter!(name, help);
+        for value in values {
+            metrics::counter!(name, label => *value).absolute(0);
+        }
+    }
+    for (name, help) in [
+        (
+            "authd_sessions_created_total",
+            "Sessions started by this instance",
+        ),
+        (
+            "authd_sessions_revoked_total",
+            "Sessions ended by this instance",
+        ),
+    ] {
+        describe_counter!(name, help);
+        metrics::counter!(name).absolute(0);
+    }
+    describe_counter!(
+        "authd_mails_total",
+        "Mails handled by this instance's worker, by kind and outcome"
+    );
+    for kind in ["reset", "verify"] {
+        for outcome in ["sent", "retry", "skipped", "dropped"] {
+            metrics::counter!("authd_mails_total", "kind" => kind, "outcome" => outcome)
+                .absolute(0);
+        }
+    }
+    for (name, help) in [
+        (
+            "authd_db_pool_max_connections",
+            "The pool's size (DB_POOL_SIZE)",
+        ),
+        ("authd_db_pool_connections", "Database connections open"),
+        (
+            "authd_db_pool_idle_connections",
+            "Database connections idle",
+        ),
+        (
+            "authd_db_pool_waiting",
+            "Requests waiting for a database connection",
+        ),
+        (
+            "authd_blocking_tasks",
+            "Database calls queued or running on the blocking pool",
+        ),
+        (
+            "authd_hash_queue_depth",
+            "Password hashes waiting for a hashing thread",
+        ),
+        (
+            "authd_mail_outbox_depth",
+            "Mails waiting in the outbox, all instances', read at each scrape",
+        ),
+    ] {
+        describe_gauge!(name, help);
+        metrics::gauge!(name).set(0.0);
+    }
 }

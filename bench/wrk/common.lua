@@ -44,4 +44,12 @@ function common.done(summary, latency, requests)
     table.concat(parts, ",")))
 end
 
+-- A client address for a request, as the trusted proxy in front of authd
+-- would pass it (bench/run sets TRUSTED_PROXIES to loopback): spread over
+-- 4096 addresses, so that the per-client caps (LOGIN_IN_FLIGHT_PER_IP, the
+-- throttle) see many clients, as a real deployment does.
+function common.client()
+  return string.format("10.77.%d.%d", math.random(0, 15), math.random(1, 254))
+end
+
 return common

@@ -14,7 +14,8 @@ end
 function request()
   next_one = next_one % #users + 1
   local body = '{"username":"' .. users[next_one] .. '","password":"bench-password"}'
-  return wrk.format("POST", "/api/login", {["Content-Type"] = "application/json"}, body)
+  local headers = {["Content-Type"] = "application/json", ["X-Forwarded-For"] = common.client()}
+  return wrk.format("POST", "/api/login", headers, body)
 end
 
 function response(status)

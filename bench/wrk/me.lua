@@ -1,5 +1,6 @@
--- GET /api/me over many sessions: `wrk ... -s me.lua -- FILE bearer|cookie`
--- (FILE holds one token or sealed cookie a line).
+-- GET /api/me (or another PATH) over many sessions:
+-- `wrk ... -s me.lua -- FILE bearer|cookie [PATH]` (FILE holds one token or
+-- sealed cookie a line).
 package.path = package.path .. ";" .. debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "?.lua"
 local common = require("common")
 
@@ -9,6 +10,7 @@ done = common.done
 function init(args)
   credentials = common.lines(args[1])
   mode = args[2]
+  path = args[3] or "/api/me"
   statuses = {}
   next_one = (id or 1) * 7919 % #credentials
 end
@@ -21,7 +23,7 @@ function request()
   else
     headers["Authorization"] = "Bearer " .. credentials[next_one]
   end
-  return wrk.format("GET", "/api/me", headers)
+  return wrk.format("GET", path, headers)
 end
 
 function response(status)

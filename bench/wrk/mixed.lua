@@ -21,7 +21,8 @@ function request()
   if roll == 0 then
     local user = users[n % #users + 1]
     local body = '{"username":"' .. user .. '","password":"bench-password"}'
-    return wrk.format("POST", "/api/login", {["Content-Type"] = "application/json"}, body)
+    local headers = {["Content-Type"] = "application/json", ["X-Forwarded-For"] = common.client()}
+    return wrk.format("POST", "/api/login", headers, body)
   elseif roll == 10 and #fresh > 0 then
     local token = table.remove(fresh)
     return wrk.format("POST", "/api/logout", {["Authorization"] = "Bearer " .. token})

@@ -17,7 +17,8 @@ function request()
   local body = string.format(
     '{"username":"%s","email":"%s@example.com","password":"purple monkey dishwasher","password2":"purple monkey dishwasher"}',
     name, name)
-  return wrk.format("POST", "/api/register", {["Content-Type"] = "application/json"}, body)
+  local headers = {["Content-Type"] = "application/json", ["X-Forwarded-For"] = common.client()}
+  return wrk.format("POST", "/api/register", headers, body)
 end
 
 function response(status)

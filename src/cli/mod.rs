@@ -26,7 +26,9 @@ use crate::telemetry;
     long_about = "User accounts and login sessions as a JSON API.\n\n\
         Without a command, runs the server. Configuration comes from the \
         environment (and a .env file); see the README.\n\n\
-        Exit codes: 0 done, 1 refused or not found, 2 usage or configuration."
+        Exit codes: 0 done, 1 refused or not found, 2 usage or configuration.\n\n\
+        A username that begins with `-` (accounts made before authd refused \
+        them) goes after `--`, as in `authd user show -- -olduser`."
 )]
 pub struct Cli {
     #[command(subcommand)]

@@ -12,8 +12,15 @@ pub enum SessionCommand {
     /// List a user's live sessions, newest first
     List { username: String },
     /// End one of a user's sessions (by the id `session list` shows), or all
-    #[command(group(clap::ArgGroup::new("which").required(true).args(["all", "session_id"])))]
+    #[command(
+        group(clap::ArgGroup::new("which").required(true).args(["all", "session_id"])),
+        override_usage = "authd session revoke <USERNAME> <SESSION_ID>\n       \
+                          authd session revoke --all <USERNAME>",
+        after_help = "Options come first, then `--` when a username begins with `-`: \
+                      authd session revoke --all -- -olduser"
+    )]
     Revoke {
+        /// The account, as `user list` shows it
         username: String,
         /// The session's id, as `session list` shows it
         session_id: Option<String>,

@@ -17,20 +17,29 @@ pub enum Bucket {
     LoginIp,
     /// Registration attempts per client address.
     Registration,
-    /// Recovery mails (resets, new confirmation links) per address, whether
-    /// or not it has an account.
+    /// Recovery mails (resets, new confirmation links) per address (or,
+    /// asked for while logged in, per account) and client network, whether
+    /// or not the address has an account.
     RecoveryAddress,
+    /// Recovery mails per address, from every client together: a larger
+    /// cap, so that others' requests cannot use up the owner's.
+    RecoveryAddressTotal,
     /// Recovery mails per client address.
     RecoveryIp,
+    /// Confirmation links mailed because a login was refused for an
+    /// unverified address, per account.
+    LoginVerificationMail,
 }
 
 impl Bucket {
-    pub const ALL: [Self; 5] = [
+    pub const ALL: [Self; 7] = [
         Self::LoginAccount,
         Self::LoginIp,
         Self::Registration,
         Self::RecoveryAddress,
+        Self::RecoveryAddressTotal,
         Self::RecoveryIp,
+        Self::LoginVerificationMail,
     ];
 
     /// Its name in the store: changing one forgets its counts.
@@ -39,29 +48,38 @@ impl Bucket {
             Self::LoginAccount => "login_account",
             Self::LoginIp => "login_ip",
             Self::Registration => "register_ip",
-            Self::RecoveryAddress => "recovery_address",
+            Self::RecoveryAddress => "recovery_address_client",
+            Self::RecoveryAddressTotal => "recovery_address",
             Self::RecoveryIp => "recovery_ip",
+            Self::LoginVerificationMail => "login_verification_mail",
         }
     }
 
-    /// The setting of its limit, and the default.
-    fn limit_setting(self) -> (&'static str, u32) {
+    /// The setting of its limit (none: a fixed policy), and the default.
+    fn limit_setting(self) -> (Option<&'static str>, u32) {
         match self {
-            Self::LoginAccount => ("LOGIN_FAILURES_PER_IDENTIFIER", 10),
-            Self::LoginIp => ("LOGIN_FAILURES_PER_IP", 100),
-            Self::Registration => ("REGISTRATIONS_PER_IP", 20),
-            Self::RecoveryAddress => ("RECOVERY_MAILS_PER_ADDRESS", 5),
-            Self::RecoveryIp => ("RECOVERY_MAILS_PER_IP", 20),
+            Self::LoginAccount => (Some("LOGIN_FAILURES_PER_IDENTIFIER"), 10),
+            Self::LoginIp => (Some("LOGIN_FAILURES_PER_IP"), 100),
+            Self::Registration => (Some("REGISTRATIONS_PER_IP"), 20),
+            Self::RecoveryAddress => (Some("RECOVERY_MAILS_PER_ADDRESS"), 5),
+            Self::RecoveryAddressTotal => (Some("RECOVERY_MAILS_PER_ADDRESS_TOTAL"), 20),
+            Self::RecoveryIp => (Some("RECOVERY_MAILS_PER_IP"), 20),
+            Self::LoginVerificationMail => (None, 1),
         }
     }
 
-    /// The setting of its window, and the default; buckets of one action
-    /// share theirs.
-    fn window_setting(self) -> (&'static str, Period) {
+    /// The setting of its window (none: a fixed policy), and the default;
+    /// buckets of one action share theirs.
+    fn window_setting(self) -> (Option<&'static str>, Period) {
         match self {
-            Self::LoginAccount | Self::LoginIp => ("LOGIN_FAILURE_WINDOW", seconds(15 * MINUTE)),
-            Self::Registration => ("REGISTRATION_WINDOW", seconds(HOUR)),
-            Self::RecoveryAddress | Self::RecoveryIp => ("RECOVERY_WINDOW", seconds(HOUR)),
+            Self::LoginAccount | Self::LoginIp => {
+                (Some("LOGIN_FAILURE_WINDOW"), seconds(15 * MINUTE))
+            }
+            Self::Registration => (Some("REGISTRATION_WINDOW"), seconds(HOUR)),
+            Self::RecoveryAddress | Self::RecoveryAddressTotal | Self::RecoveryIp => {
+                (Some("RECOVERY_WINDOW"), seconds(HOUR))
+            }
+            Self::LoginVerificationMail => (None, seconds(10 * MINUTE)),
         }
     }
 }
@@ -82,6 +100,9 @@ pub struct ThrottleSettings {
     pub redis_url: Option<SecretString>,
     /// What every Redis key authd writes starts with.
     pub redis_prefix: String,
+    /// Password checks (logins, registrations, a current password asked
+    /// again) one client may have in flight at once on an instance.
+    pub login_in_flight_per_ip: u32,
 }
 
 impl ThrottleSettings {
@@ -91,13 +112,16 @@ impl ThrottleSettings {
             window: bucket.window_setting().1,
         });
         for (bucket, limit) in Bucket::ALL.into_iter().zip(&mut limits) {
-            let (variable, default) = bucket.limit_setting();
-            limit.limit = env.parse(variable, default, parse_limit)?;
-            let (variable, default) = bucket.window_setting();
-            limit.window = env.period(variable, default)?;
+            if let (Some(variable), default) = bucket.limit_setting() {
+                limit.limit = env.parse(variable, default, parse_limit)?;
+            }
+            if let (Some(variable), default) = bucket.window_setting() {
+                limit.window = env.period(variable, default)?;
+            }
         }
         Ok(Self {
             limits,
+            login_in_flight_per_ip: env.parse("LOGIN_IN_FLIGHT_PER_IP", 4, parse_limit)?,
             redis_url: env.parse("REDIS_URL", None, |v| match url::Url::parse(v) {
                 Ok(url) if matches!(url.scheme(), "redis" | "rediss") => Ok(Some(v.into())),
                 _ => Err("must be a redis:// or rediss:// URL".into()),

@@ -33,32 +33,59 @@ pub struct EmailToken {
     pub user_id: UserId,
     /// The address the token was mailed to.
     pub email: String,
+}
+
+/// A token to store (by its digest): whose, for what, mailed where, asked
+/// for from which client network, and when it was made and expires.
+pub struct NewToken<'a> {
+    pub user_id: UserId,
+    pub purpose: Purpose,
+    pub email: &'a str,
+    pub requested_by: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
 
-/// Stores a token by its digest, and deletes the user's other tokens of
-/// that purpose: the newest link is the only one that works.
+/// Which of the user's earlier tokens of the same purpose a new one voids.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Supersede {
+    /// None: each works until it expires or is used.
+    Nothing,
+    /// Those asked for from the same client network (or, for one asked for
+    /// by no client, those asked for by no client).
+    SameRequester,
+    /// All of them: the newest is the only one that works.
+    All,
+}
+
+/// Stores a token by its digest, after deleting the earlier ones it
+/// supersedes.
 pub fn issue(
     conn: &mut PgConnection,
     digest: &[u8],
-    user_id: UserId,
-    purpose: Purpose,
-    email: &str,
-    expires_at: DateTime<Utc>,
+    new: &NewToken<'_>,
+    supersede: Supersede,
 ) -> QueryResult<()> {
-    diesel::delete(
-        email_tokens::table
-            .filter(email_tokens::user_id.eq(user_id))
-            .filter(email_tokens::purpose.eq(purpose.as_str())),
-    )
-    .execute(conn)?;
+    let earlier = email_tokens::table
+        .filter(email_tokens::user_id.eq(new.user_id))
+        .filter(email_tokens::purpose.eq(new.purpose.as_str()));
+    match supersede {
+        Supersede::Nothing => 0,
+        Supersede::SameRequester => diesel::delete(
+            earlier.filter(email_tokens::requested_by.is_not_distinct_from(new.requested_by)),
+        )
+        .execute(conn)?,
+        Supersede::All => diesel::delete(earlier).execute(conn)?,
+    };
     diesel::insert_into(email_tokens::table)
         .values((
             email_tokens::token_hash.eq(digest),
-            email_tokens::user_id.eq(user_id),
-            email_tokens::purpose.eq(purpose.as_str()),
-            email_tokens::email.eq(email),
-            email_tokens::expires_at.eq(expires_at),
+            email_tokens::user_id.eq(new.user_id),
+            email_tokens::purpose.eq(new.purpose.as_str()),
+            email_tokens::email.eq(new.email),
+            email_tokens::requested_by.eq(new.requested_by),
+            email_tokens::created_at.eq(new.created_at),
+            email_tokens::expires_at.eq(new.expires_at),
         ))
         .execute(conn)
         .map(drop)
@@ -99,9 +126,15 @@ pub fn consume(
     .optional()
 }
 
-/// Voids every token of the user (a new password or address).
-pub fn void_all_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<usize> {
-    diesel::delete(email_tokens::table.filter(email_tokens::user_id.eq(user_id))).execute(conn)
+/// Voids every token of `purpose` the user has (reset links, when the
+/// password changes; confirmation links, once the address is confirmed).
+pub fn void_of(conn: &mut PgConnection, user_id: UserId, purpose: Purpose) -> QueryResult<usize> {
+    diesel::delete(
+        email_tokens::table
+            .filter(email_tokens::user_id.eq(user_id))
+            .filter(email_tokens::purpose.eq(purpose.as_str())),
+    )
+    .execute(conn)
 }
 
 /// Deletes up to `batch` tokens that expired before `until`.

@@ -19,6 +19,8 @@ pub struct QueuedMail {
     /// password reset).
     pub user_id: Option<UserId>,
     pub address: String,
+    /// The client network that asked for it, if a client did.
+    pub requested_by: Option<String>,
     pub expires_at: DateTime<Utc>,
     /// Attempts before this one.
     pub attempts: i32,
@@ -30,6 +32,7 @@ pub fn enqueue(
     kind: &str,
     user_id: Option<UserId>,
     address: &str,
+    requested_by: Option<&str>,
     expires_at: DateTime<Utc>,
 ) -> QueryResult<()> {
     diesel::insert_into(mail_outbox::table)
@@ -37,6 +40,7 @@ pub fn enqueue(
             mail_outbox::kind.eq(kind),
             mail_outbox::user_id.eq(user_id),
             mail_outbox::address.eq(address),
+            mail_outbox::requested_by.eq(requested_by),
             mail_outbox::expires_at.eq(expires_at),
         ))
         .execute(conn)

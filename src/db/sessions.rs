@@ -153,19 +153,24 @@ pub fn revoke(
 }
 
 /// Notes activity for many sessions in one statement; a session already
-/// seen later keeps its time.
+/// seen later keeps its time. A plain session that had been idle for
+/// `idle` before the activity was noted (the database ended it meanwhile,
+/// whatever an instance's cache thought) is not brought back.
 pub fn touch_many(
     conn: &mut PgConnection,
     seen: &[(SessionToken, DateTime<Utc>)],
+    idle: std::time::Duration,
 ) -> QueryResult<usize> {
     let (ids, times): (Vec<&str>, Vec<DateTime<Utc>>) =
         seen.iter().map(|(token, at)| (token.expose(), *at)).unzip();
     diesel::sql_query(
         "UPDATE sessions SET last_seen_at = seen.at \
          FROM unnest($1::text[], $2::timestamptz[]) AS seen(id, at) \
-         WHERE sessions.id = seen.id AND sessions.last_seen_at < seen.at",
+         WHERE sessions.id = seen.id AND sessions.last_seen_at < seen.at \
+         AND (sessions.remember OR sessions.last_seen_at > seen.at - make_interval(secs => $3))",
     )
     .bind::<diesel::sql_types::Array<diesel::sql_types::Text>, _>(ids)
     .bind::<diesel::sql_types::Array<diesel::sql_types::Timestamptz>, _>(times)
+    .bind::<diesel::sql_types::Double, _>(idle.as_secs_f64())
     .execute(conn)
 }

@@ -55,12 +55,6 @@ pub struct Taken {
     pub email: bool,
 }
 
-impl Taken {
-    pub fn any(&self) -> bool {
-        self.username || self.email
-    }
-}
-
 /// Which of the given values another account uses (any but `except`).
 /// Case-insensitive: `Susan` is taken once `susan` exists.
 pub fn taken(
@@ -175,10 +169,11 @@ pub fn list(conn: &mut PgConnection) -> QueryResult<Vec<User>> {
         .load(conn)
 }
 
-/// Sets a new password. Every link mailed before stops working, and no
-/// password reset still queued for the account's address goes out: both
+/// Sets a new password. Every reset link mailed before stops working, and
+/// no password reset still queued for the account's address goes out: both
 /// were asked for before this password existed. (Not a trigger: one
-/// cannot tell this from [`replace_hash`], which must void nothing.)
+/// cannot tell this from [`replace_hash`], which must void nothing.) A
+/// confirmation link still confirms the address it was mailed to.
 pub fn set_password_hash(
     conn: &mut PgConnection,
     id: UserId,
@@ -188,7 +183,7 @@ pub fn set_password_hash(
         .set(users::password_hash.eq(hash))
         .returning(users::email)
         .get_result(conn)?;
-    email_tokens::void_all_of(conn, id)?;
+    email_tokens::void_of(conn, id, email_tokens::Purpose::Reset)?;
     mail_outbox::drop_resets_for(conn, &email)?;
     Ok(())
 }
@@ -274,6 +269,22 @@ pub fn record_login(conn: &mut PgConnection, id: UserId, at: DateTime<Utc>) -> Q
         .set(users::last_login_at.eq(at))
         .execute(conn)
         .map(drop)
+}
+
+/// Whether the account may still log in, and with which hash: its row
+/// locked until the caller's transaction ends, so that a change of
+/// password, a deactivation or a deletion waits for the login being
+/// decided, or the login sees it. `None` when the account is gone.
+pub fn lock_credential(
+    conn: &mut PgConnection,
+    id: UserId,
+) -> QueryResult<Option<(bool, PasswordHash)>> {
+    users::table
+        .find(id)
+        .select((users::is_active, users::password_hash))
+        .for_no_key_update()
+        .first(conn)
+        .optional()
 }
 
 /// Swaps the hash, unless another login already did.

@@ -25,10 +25,6 @@ impl LoginName {
         &self.lowered
     }
 
-    pub fn email(&self) -> Option<&Email> {
-        self.email.as_ref()
-    }
-
     /// One spelling per account name: the normal form of an address, or
     /// the lowered text.
     pub fn canonical(&self) -> &str {

@@ -11,11 +11,14 @@ pub struct Username(String);
 impl Username {
     pub fn parse(value: &str) -> Result<Self, &'static str> {
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-');
-        if (MIN_LEN..=MAX_LEN).contains(&value.len()) && value.chars().all(allowed) {
+        // A leading '-' reads as an option on a command line (`authd user
+        // deactivate --help`), and a leading '.' as a hidden name.
+        let plain_start = !value.starts_with(['-', '.']);
+        if (MIN_LEN..=MAX_LEN).contains(&value.len()) && value.chars().all(allowed) && plain_start {
             Ok(Self(value.to_owned()))
         } else {
             Err(
-                "Username must be 3 to 32 characters long and use only letters, digits, '_', '.' and '-'.",
+                "Username must be 3 to 32 characters long, use only letters, digits, '_', '.' and '-', and not begin with '-' or '.'.",
             )
         }
     }
@@ -42,7 +45,15 @@ mod tests {
 
     #[test]
     fn accepts_the_allowed_alphabet_and_lengths() {
-        for good in ["abc", "susan", "Susan_01", "a.b-c", &"x".repeat(32)] {
+        for good in [
+            "abc",
+            "susan",
+            "Susan_01",
+            "a.b-c",
+            "_x-",
+            "9.9",
+            &"x".repeat(32),
+        ] {
             assert_eq!(Username::parse(good).unwrap().as_str(), good);
         }
     }
@@ -52,6 +63,9 @@ mod tests {
         for bad in [
             "",
             "ab",
+            "--help",
+            "-rf",
+            ".hidden",
             &"x".repeat(33),
             "su san",
             "süsan",

@@ -41,6 +41,10 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("authentication required")]
     Unauthenticated,
+    /// [`Unauthenticated`](Self::Unauthenticated) on a route that needs a
+    /// login, with where to log in (and come back).
+    #[error("authentication required")]
+    LoginRequired { login_url: String },
     #[error("the account is disabled")]
     InactiveAccount,
     /// `REQUIRE_VERIFIED_EMAIL`: `sent` when a new link is on its way.
@@ -162,7 +166,7 @@ impl ApiError {
                 "Invalid username or password".into(),
                 bearer_challenge(),
             ),
-            Self::Unauthenticated => (
+            Self::Unauthenticated | Self::LoginRequired { .. } => (
                 S::UNAUTHORIZED,
                 "unauthenticated",
                 "Authentication required",
@@ -378,6 +382,8 @@ struct ProblemBody<'a> {
     detail: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     errors: Option<&'a FieldErrors>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    login_url: Option<&'a str>,
 }
 
 fn problem_response(
@@ -386,6 +392,7 @@ fn problem_response(
     title: &str,
     detail: &str,
     errors: Option<&FieldErrors>,
+    login_url: Option<&str>,
 ) -> HttpResponse {
     let body = ProblemBody {
         kind: format!("urn:authd:problem:{kind}"),
@@ -393,6 +400,7 @@ fn problem_response(
         status: status.as_u16(),
         detail,
         errors,
+        login_url,
     };
     HttpResponse::build(status)
         .content_type(PROBLEM_JSON)
@@ -406,9 +414,10 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let problem = self.problem();
-        let errors = match self {
-            Self::Validation(errors) => Some(errors),
-            _ => None,
+        let (errors, login_url) = match self {
+            Self::Validation(errors) => (Some(errors), None),
+            Self::LoginRequired { login_url } => (None, Some(login_url.as_str())),
+            _ => (None, None),
         };
         let mut response = problem_response(
             problem.status,
@@ -416,6 +425,7 @@ impl ResponseError for ApiError {
             problem.title,
             &problem.detail,
             errors,
+            login_url,
         );
         if let Some((name, value)) = problem.header {
             response.headers_mut().insert(name, value);
@@ -453,7 +463,7 @@ pub fn problem_for_framework_error<B>(
         _ => title,
     };
     let kind = title.to_ascii_lowercase().replace(' ', "-");
-    let mut new = problem_response(status, &kind, title, detail, None);
+    let mut new = problem_response(status, &kind, title, detail, None, None);
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             new.headers_mut().append(name.clone(), value.clone());

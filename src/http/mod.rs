@@ -15,14 +15,13 @@ pub mod security_headers;
 use actix_identity::IdentityMiddleware;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceFactory, ServiceRequest, ServiceResponse};
-use actix_web::http::header;
-use actix_web::middleware::{DefaultHeaders, ErrorHandlers, from_fn};
+use actix_web::middleware::{ErrorHandlers, from_fn};
 use actix_web::{App, FromRequest, Handler, Resource, Responder, Route, web};
 
 use crate::db::PgPool;
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::{CookiePolicy, accept_previous_key, persist_remembered};
-use crate::http::auth::middleware::protected;
+use crate::http::auth::middleware::login_required;
 use crate::http::auth::origin::{OriginPolicy, refuse_foreign_origins};
 use crate::http::client::TrustedProxies;
 use crate::http::cors::{cors, preflight_headers};
@@ -36,9 +35,10 @@ use crate::services::recovery::Recovery;
 
 /// What the HTTP layer is built from. Each part is registered as app data
 /// of its own, so a handler, extractor or middleware asks for exactly the
-/// part it uses.
+/// part it uses. [`HttpParts::app`] makes an actix-web `App` of them (one per
+/// server worker).
 #[derive(Clone)]
-pub struct Parts {
+pub struct HttpParts {
     pub accounts: web::Data<Accounts>,
     pub login: web::Data<Login>,
     pub recovery: web::Data<Recovery>,
@@ -51,11 +51,31 @@ pub struct Parts {
     pub pool: web::Data<PgPool>,
 }
 
-/// The whole HTTP surface: middleware and routes. A new route is a line in
-/// the `/api` scope below, a handler in [`routes`], and an operation in
-/// `openapi.yaml`.
-pub fn app(
-    parts: Parts,
+impl HttpParts {
+    /// The whole HTTP surface: middleware and routes. A new route is a
+    /// line in `app` below, a handler in `routes`, and an operation in
+    /// `openapi.yaml`. `routes` adds an embedding application's own (none
+    /// for `authd serve`): they get the same error format, origin and CSRF
+    /// checks, and headers as authd's.
+    pub fn app<R: FnOnce(&mut web::ServiceConfig)>(
+        &self,
+        routes: R,
+    ) -> App<
+        impl ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<impl MessageBody + use<R>>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + use<R>,
+    > {
+        app(self.clone(), routes)
+    }
+}
+
+fn app(
+    parts: HttpParts,
+    routes: impl FnOnce(&mut web::ServiceConfig),
 ) -> App<
     impl ServiceFactory<
         ServiceRequest,
@@ -99,40 +119,34 @@ pub fn app(
         .wrap(from_fn(security_headers))
         .service(readable("/healthz", routes::healthz, public))
         .service(readable("/readyz", routes::readyz, public))
+        .service(web::resource("/api/register").route(web::post().to(routes::register)))
+        .service(web::resource("/api/login").route(web::post().to(routes::login)))
+        .service(web::resource("/api/logout").route(web::post().to(routes::logout)))
+        .service(readable("/api/openapi.yaml", routes::openapi, public))
+        .service(readable("/api/auth/check", routes::auth_check, public))
         .service(
-            web::scope("/api")
-                .wrap(DefaultHeaders::new().add((header::CACHE_CONTROL, "no-store")))
-                .service(web::resource("/register").route(web::post().to(routes::register)))
-                .service(web::resource("/login").route(web::post().to(routes::login)))
-                .service(web::resource("/logout").route(web::post().to(routes::logout)))
-                .service(readable("/openapi.yaml", routes::openapi, public))
-                .service(
-                    readable("/me", routes::me, protected)
-                        .route(protected(web::patch().to(routes::update_me)))
-                        .route(protected(web::delete().to(routes::delete_me))),
-                )
-                .service(
-                    web::resource("/me/password")
-                        .route(protected(web::post().to(routes::change_password))),
-                )
-                .service(readable("/sessions", routes::list_sessions, protected))
-                .service(
-                    web::resource("/sessions/{id}")
-                        .route(protected(web::delete().to(routes::end_session))),
-                )
-                .service(
-                    web::resource("/password/forgot")
-                        .route(web::post().to(routes::forgot_password)),
-                )
-                .service(
-                    web::resource("/password/reset").route(web::post().to(routes::reset_password)),
-                )
-                .service(web::resource("/email/verify").route(web::post().to(routes::verify_email)))
-                .service(
-                    web::resource("/email/verify/resend")
-                        .route(protected(web::post().to(routes::resend_verification))),
-                ),
+            readable("/api/me", routes::me, login_required)
+                .route(login_required(web::patch().to(routes::update_me)))
+                .route(login_required(web::delete().to(routes::delete_me))),
         )
+        .service(
+            web::resource("/api/me/password")
+                .route(login_required(web::post().to(routes::change_password))),
+        )
+        .service(readable("/api/sessions", routes::list_sessions, login_required))
+        .service(
+            web::resource("/api/sessions/{id}")
+                .route(login_required(web::delete().to(routes::end_session))),
+        )
+        .service(web::resource("/api/password/forgot").route(web::post().to(routes::forgot_password)))
+        .service(web::resource("/api/password/reset").route(web::post().to(routes::reset_password)))
+        .service(web::resource("/api/email/verify").route(web::post().to(routes::verify_email)))
+        .service(
+            web::resource("/api/email/verify/resend")
+                .route(login_required(web::post().to(routes::resend_verification))),
+        )
+        // The embedding application's routes, behind the same middleware.
+        .configure(routes)
         .default_service(web::to(routes::not_found))
 }
 

@@ -2,6 +2,8 @@
 //! current password asked again before a change to the account, so that
 //! neither is a side door for guessing the other.
 
+use std::time::Duration;
+
 use secrecy::SecretString;
 
 use crate::configuration::Bucket;
@@ -11,6 +13,9 @@ use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
 use crate::services::passwords::HashError;
 use crate::services::throttle::{Blocked, Counter, ThrottleError, client_key};
+
+/// How long a client with too many checks in flight is told to wait.
+pub const IN_FLIGHT_RETRY: Duration = Duration::from_secs(1);
 
 /// What a password check under the throttle found.
 pub enum Verdict {
@@ -60,6 +65,11 @@ impl Core {
         candidate: SecretString,
         hash: Option<PasswordHash>,
     ) -> Result<Verdict, E> {
+        let Some(_slot) = self.in_flight.enter(client_key(client.ip)) else {
+            return Ok(Verdict::Blocked(Blocked {
+                retry_after: IN_FLIGHT_RETRY,
+            }));
+        };
         let counters = self.password_counters(subject, client);
         let attempt = match self.throttle.begin(&counters).await? {
             Ok(attempt) => attempt,

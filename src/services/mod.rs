@@ -14,12 +14,15 @@ pub mod retention;
 pub mod sessions;
 pub mod throttle;
 
+use std::sync::Arc;
+
 use crate::clock::Clock;
 use crate::configuration::ThrottleSettings;
 use crate::db::PgPool;
 use crate::services::passwords::PasswordHasher;
 use crate::services::sessions::Sessions;
 use crate::services::throttle::Throttle;
+use crate::services::throttle::in_flight::InFlight;
 
 /// What the services that act on accounts share: the database, password
 /// hashing, the throttle and its limits, the sessions, and the time.
@@ -30,5 +33,7 @@ pub struct Core {
     pub throttle: Throttle,
     pub sessions: Sessions,
     pub limits: ThrottleSettings,
+    /// The cap on each client's password checks in flight.
+    pub in_flight: Arc<InFlight>,
     pub clock: Clock,
 }

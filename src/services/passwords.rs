@@ -136,7 +136,7 @@ impl PasswordHasher {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
+    use std::time::{Duration, Instant};
 
     use secrecy::SecretString;
 
@@ -144,21 +144,31 @@ mod tests {
     use crate::domain::PasswordHash;
 
     /// A hash older than the configured cost still takes a verify's time.
+    /// Each is timed at its fastest of five, so that a busy machine (other
+    /// tests hash too) cannot make one look quicker than it is.
     #[tokio::test]
     async fn an_old_cheap_hash_takes_as_long_as_a_current_one() {
         let hasher = PasswordHasher::start(10, 1).unwrap();
         let current = PasswordHash::new(bcrypt::hash("correct horse", 10).unwrap());
         let old = PasswordHash::new(bcrypt::hash("correct horse", 4).unwrap());
         let candidate = || SecretString::from("correct horse".to_owned());
-        let started = Instant::now();
-        assert!(hasher.verify(candidate(), Some(current)).await.unwrap());
-        let current_took = started.elapsed();
-        let started = Instant::now();
-        assert!(hasher.verify(candidate(), Some(old)).await.unwrap());
+        let mut fastest = [Duration::MAX; 2];
+        for _ in 0..5 {
+            for (hash, fastest) in [&current, &old].into_iter().zip(&mut fastest) {
+                let started = Instant::now();
+                assert!(
+                    hasher
+                        .verify(candidate(), Some(hash.clone()))
+                        .await
+                        .unwrap()
+                );
+                *fastest = (*fastest).min(started.elapsed());
+            }
+        }
+        let [current_took, old_took] = fastest;
         assert!(
-            started.elapsed() * 2 >= current_took,
-            "{:?} against {current_took:?}",
-            started.elapsed()
+            old_took * 2 >= current_took,
+            "{old_took:?} against {current_took:?}"
         );
     }
 }

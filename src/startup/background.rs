@@ -23,8 +23,9 @@ const MAIL_STOP_WAIT: Duration = Duration::from_secs(3);
 pub enum MailDelivery {
     /// By the worker's own thread, as it is queued: what `authd serve` does.
     Background,
-    /// Only when asked ([`Application::mail`](crate::startup::Application::mail)):
-    /// for tests that deliver mail at a moment of their choosing.
+    /// Only when asked (`Authd::mail`): for tests that deliver mail at a
+    /// moment of their choosing.
+    #[cfg(feature = "internals")]
     OnDemand,
 }
 
@@ -88,6 +89,7 @@ impl Background {
                 MailDelivery::Background => {
                     self.mail = Some(worker.start().context("cannot start the mail worker")?);
                 }
+                #[cfg(feature = "internals")]
                 MailDelivery::OnDemand => self.worker = Some(worker),
             }
         }
@@ -107,6 +109,7 @@ impl Background {
     }
 
     /// The mail worker, when mail is delivered on demand.
+    #[cfg(feature = "internals")]
     pub fn mail(&self) -> Option<&Worker> {
         self.worker.as_ref()
     }

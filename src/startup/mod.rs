@@ -8,22 +8,99 @@ pub mod background;
 pub mod services;
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::dev::{Server, ServerHandle};
 use actix_web::{HttpServer, web};
 use anyhow::Context;
 
+#[cfg(feature = "internals")]
 use crate::clock::Clock;
 use crate::configuration::{Environment, Settings};
 use crate::db::{self, PgPool};
-use crate::http;
+use crate::http::HttpParts;
 use crate::http::routes::Draining;
+#[cfg(feature = "internals")]
 use crate::services::mail::Worker;
+#[cfg(feature = "internals")]
 use crate::services::sessions::Sessions;
 
 pub use background::{Background, MailDelivery};
 pub use services::Services;
+
+/// An embedding application's routes, added to authd's in every worker.
+pub type Routes = Arc<dyn Fn(&mut web::ServiceConfig) + Send + Sync>;
+
+/// authd, started: its services on a prepared database, and what runs
+/// beside them (the invalidation listener, the mail worker, the purge).
+/// What an application that embeds authd holds; [`Authd::http`] gives the
+/// parts to build each server worker's `App` from.
+pub struct Authd {
+    services: Services,
+    background: Background,
+    http: HttpParts,
+    db_timeout: Duration,
+}
+
+impl Authd {
+    /// Creates and migrates the database, starts the services and their
+    /// background work: what `authd serve` does before it listens.
+    pub async fn start(settings: &Settings) -> anyhow::Result<Self> {
+        Self::start_with(settings, MailDelivery::Background).await
+    }
+
+    async fn start_with(settings: &Settings, delivery: MailDelivery) -> anyhow::Result<Self> {
+        let db_timeout = settings.database.timeout.std();
+        let services = Services::start(settings, 1).await?;
+        warn_without_statement_timeout(settings, &services.pool).await;
+        let background = match Background::start(settings, &services, delivery).await {
+            Ok(background) => background,
+            Err(error) => {
+                services.close(db_timeout).await;
+                return Err(error);
+            }
+        };
+        Ok(Self {
+            http: services.parts(settings),
+            services,
+            background,
+            db_timeout,
+        })
+    }
+
+    /// What each server worker's `App` is made of:
+    /// `authd.http().app(|routes| { routes.service(…); })` gives authd's
+    /// routes and middleware with the application's routes behind them.
+    pub fn http(&self) -> &HttpParts {
+        &self.http
+    }
+
+    /// The time the services go by (for authd's tests).
+    #[cfg(feature = "internals")]
+    pub fn clock(&self) -> &Clock {
+        &self.services.clock
+    }
+
+    /// The sessions service, whose activity a test can flush at once.
+    #[cfg(feature = "internals")]
+    pub fn sessions(&self) -> &Sessions {
+        &self.services.sessions
+    }
+
+    /// The mail worker, when started with [`MailDelivery::OnDemand`].
+    #[cfg(feature = "internals")]
+    pub fn mail(&self) -> Option<&Worker> {
+        self.background.mail()
+    }
+
+    /// Stops what runs beside the services, then waits for the pool to
+    /// settle, so that the process can exit cleanly.
+    pub async fn stop(self) {
+        self.background.stop().await;
+        self.services.close(self.db_timeout).await;
+    }
+}
 
 /// The server, and what it needs to shut down in order.
 pub struct Application {
@@ -32,18 +109,40 @@ pub struct Application {
     server: Server,
     metrics: Option<Server>,
     draining: web::Data<Draining>,
-    services: Services,
-    background: Background,
-    db_timeout: Duration,
+    authd: Authd,
     shutdown_timeout: Duration,
 }
 
-impl Application {
-    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with(settings, MailDelivery::Background).await
+/// How to build an [`Application`]: its settings, and optionally routes of
+/// an embedding application's own and when mail is delivered.
+pub struct Builder {
+    settings: Settings,
+    routes: Routes,
+    delivery: MailDelivery,
+}
+
+impl Builder {
+    /// Adds the application's routes, served beside authd's with the same
+    /// middleware (protect one with [`login_required`](crate::login_required)).
+    pub fn routes(mut self, routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+        self.routes = Arc::new(routes);
+        self
     }
 
-    pub async fn build_with(settings: Settings, delivery: MailDelivery) -> anyhow::Result<Self> {
+    /// When mail is delivered: by a thread of its own (the default), or when
+    /// a test asks.
+    #[cfg(feature = "internals")]
+    pub fn mail_delivery(mut self, delivery: MailDelivery) -> Self {
+        self.delivery = delivery;
+        self
+    }
+
+    pub async fn build(self) -> anyhow::Result<Application> {
+        let Self {
+            settings,
+            routes,
+            delivery,
+        } = self;
         warn_about_settings(&settings);
         // Bound first: a port in use stops the start before any connection
         // to the database is opened.
@@ -58,37 +157,44 @@ impl Application {
             ),
             None => None,
         };
-        let db_timeout = settings.database.timeout.std();
-        let services = Services::start(&settings, 1).await?;
-        warn_without_statement_timeout(&settings, &services.pool).await;
-        let background = match Background::start(&settings, &services, delivery).await {
-            Ok(background) => background,
-            Err(error) => {
-                services.close(db_timeout).await;
-                return Err(error);
-            }
-        };
-        let (server, metrics, draining) = match serve(&settings, &services, socket, metrics_socket)
-        {
+        let authd = Authd::start_with(&settings, delivery).await?;
+        let (server, metrics) = match serve(&settings, &authd, routes, socket, metrics_socket) {
             Ok(served) => served,
             Err(error) => {
-                background.stop().await;
-                services.close(db_timeout).await;
+                authd.stop().await;
                 return Err(error);
             }
         };
         tracing::info!(address = %bind.ip(), port, "authd listening");
-        Ok(Self {
+        Ok(Application {
             port,
             metrics_port: metrics.as_ref().map(|(_, port)| *port),
             server,
             metrics: metrics.map(|(server, _)| server),
-            draining,
-            services,
-            background,
-            db_timeout,
+            draining: authd.http.draining.clone(),
+            authd,
             shutdown_timeout: settings.http.shutdown_timeout.std(),
         })
+    }
+}
+
+impl Application {
+    /// What `authd serve` runs.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::builder(settings).build().await
+    }
+
+    #[cfg(feature = "internals")]
+    pub async fn build_with(settings: Settings, delivery: MailDelivery) -> anyhow::Result<Self> {
+        Self::builder(settings).mail_delivery(delivery).build().await
+    }
+
+    pub fn builder(settings: Settings) -> Builder {
+        Builder {
+            settings,
+            routes: Arc::new(|_| {}),
+            delivery: MailDelivery::Background,
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -104,19 +210,9 @@ impl Application {
         self.server.handle()
     }
 
-    /// The time the services go by.
-    pub fn clock(&self) -> &Clock {
-        &self.services.clock
-    }
-
-    /// The sessions service (its activity can be flushed at once).
-    pub fn sessions(&self) -> &Sessions {
-        &self.services.sessions
-    }
-
-    /// The mail worker, when built with [`MailDelivery::OnDemand`].
-    pub fn mail(&self) -> Option<&Worker> {
-        self.background.mail()
+    /// authd's services, started.
+    pub fn authd(&self) -> &Authd {
+        &self.authd
     }
 
     /// Begins a graceful shutdown on SIGTERM or SIGINT: `/readyz` answers
@@ -159,8 +255,7 @@ impl Application {
             Some(metrics) => futures_util::future::join(self.server, metrics).await.0,
             None => self.server.await,
         };
-        self.background.stop().await;
-        self.services.close(self.db_timeout).await;
+        self.authd.stop().await;
         tracing::info!("stopped");
         served
     }
@@ -230,19 +325,22 @@ fn warn_about_mail(settings: &Settings) {
     }
 }
 
-type Served = (Server, Option<(Server, u16)>, web::Data<Draining>);
+type Served = (Server, Option<(Server, u16)>);
 
 /// The HTTP server (and the metrics one) on their bound sockets.
 fn serve(
     settings: &Settings,
-    services: &Services,
+    authd: &Authd,
+    routes: Routes,
     socket: TcpListener,
     metrics_socket: Option<TcpListener>,
 ) -> anyhow::Result<Served> {
-    let parts = services.parts(settings);
-    let draining = parts.draining.clone();
+    let parts = authd.http.clone();
     let shutdown_timeout = settings.http.shutdown_timeout.std().as_secs().max(1);
-    let server = HttpServer::new(move || http::app(parts.clone()))
+    let server = HttpServer::new(move || {
+        let routes = routes.clone();
+        parts.app(move |config| routes(config))
+    })
         // A head that has not arrived in time gets 408 from actix itself;
         // a body, from the JSON extractor.
         .client_request_timeout(settings.http.client_timeout.std())
@@ -256,8 +354,8 @@ fn serve(
         Some(socket) => {
             crate::telemetry::metrics();
             let port = socket.local_addr()?.port();
-            let pool = web::Data::new(services.pool.clone());
-            let server = HttpServer::new(move || http::metrics::app(pool.clone()))
+            let pool = web::Data::new(authd.services.pool.clone());
+            let server = HttpServer::new(move || crate::http::metrics::app(pool.clone()))
                 .workers(1)
                 .shutdown_timeout(shutdown_timeout)
                 .disable_signals()
@@ -267,5 +365,5 @@ fn serve(
         }
         None => None,
     };
-    Ok((server, metrics, draining))
+    Ok((server, metrics))
 }

@@ -11,7 +11,7 @@ use crate::clock::Clock;
 use crate::configuration::Settings;
 use crate::crypto::derive_key;
 use crate::db::{self, PgPool, PoolOptions};
-use crate::http::Parts;
+use crate::http::HttpParts;
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::auth::origin::OriginPolicy;
@@ -27,6 +27,7 @@ use crate::services::recovery::Recovery;
 use crate::services::retention::Retention;
 use crate::services::sessions::{Lifetimes, Sessions};
 use crate::services::throttle::Throttle;
+use crate::services::throttle::in_flight::InFlight;
 use crate::services::throttle::postgres::PostgresStore;
 use crate::services::throttle::redis::RedisStore;
 
@@ -133,6 +134,7 @@ impl Services {
             throttle,
             sessions: sessions.clone(),
             limits: settings.throttle.clone(),
+            in_flight: InFlight::new(settings.throttle.login_in_flight_per_ip),
             clock: clock.clone(),
         };
         let recovery = Recovery::new(
@@ -164,10 +166,10 @@ impl Services {
     }
 
     /// The HTTP layer's parts: the services and the policies of HTTP.
-    pub fn parts(&self, settings: &Settings) -> Parts {
+    pub fn parts(&self, settings: &Settings) -> HttpParts {
         let secrets = &settings.secrets;
         let http = &settings.http;
-        Parts {
+        HttpParts {
             accounts: web::Data::new(self.accounts.clone()),
             login: web::Data::new(self.login.clone()),
             recovery: web::Data::new(self.recovery.clone()),

@@ -364,7 +364,7 @@ impl PgBouncer {
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("pgbouncer (scripts/ensure-deps.sh installs it)");
+            .expect("pgbouncer (scripts/test-deps.sh installs it)");
         let deadline = Instant::now() + Duration::from_secs(10);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             assert!(Instant::now() < deadline, "pgbouncer did not start");

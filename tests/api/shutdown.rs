@@ -161,7 +161,7 @@ async fn readyz_is_503_once_shutdown_begins() {
     )
     .parts(&settings);
     parts.draining.begin();
-    let app = actix_test::init_service(authd::http::app(parts)).await;
+    let app = actix_test::init_service(parts.app(|_| {})).await;
     let response = actix_test::call_service(
         &app,
         actix_test::TestRequest::get().uri("/readyz").to_request(),

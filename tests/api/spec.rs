@@ -131,6 +131,34 @@ fn every_example_matches_its_schema() {
     );
 }
 
+/// `Me` spells out the `User` fields again (generated clients cannot follow
+/// a `$ref` into another schema's properties): they must stay the same.
+#[test]
+fn me_repeats_the_user_fields_exactly() {
+    let schemas = &SPEC["components"]["schemas"];
+    let user = schemas["User"]["properties"].as_object().unwrap();
+    let me = schemas["Me"]["properties"].as_object().unwrap();
+    for (name, schema) in user {
+        assert_eq!(
+            me.get(name),
+            Some(schema),
+            "Me.{name} differs from User.{name}"
+        );
+    }
+    let required = |schema: &Value| -> BTreeSet<String> {
+        schema["required"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|name| name.as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert!(
+        required(&schemas["User"]).is_subset(&required(&schemas["Me"])),
+        "Me must require every field User requires"
+    );
+}
+
 #[test]
 fn every_operation_is_named_summarised_and_illustrated() {
     for (path, item) in SPEC["paths"].as_object().unwrap() {
@@ -202,7 +230,7 @@ async fn the_served_routes_are_exactly_the_documented_ones() {
     .parts(&settings);
     let report: Arc<Mutex<Vec<IntrospectionReportItem>>> = Arc::default();
     let sink = report.clone();
-    let app = authd::http::app(parts).wrap_fn(move |request, service| {
+    let app = parts.app(|_| {}).wrap_fn(move |request, service| {
         if let Some(tree) = request.app_data::<web::Data<IntrospectionTree>>() {
             *sink.lock().unwrap() = Vec::from(&tree.root);
         }

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use actix_web::cookie::{Cookie, CookieJar, Key};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use authd::configuration::SecretKey;
-use authd::crypto::{derive_key, random_token};
+use authd::crypto::derive_key;
 use authd::db::sessions::{self, Session};
+use authd::domain::{CsrfToken, SessionId, SessionToken, UserId};
 use authd::http::auth::token::TokenKeys;
 use chrono::{TimeDelta, Utc};
 use diesel::prelude::*;
@@ -117,7 +118,7 @@ fn seed(url: &str, secret: &str, users: usize, sessions: usize, dir: &str) {
         .execute(&mut conn)
         .unwrap();
     }
-    let ids: Vec<i64> = authd::schema::users::table
+    let ids: Vec<UserId> = authd::schema::users::table
         .select(authd::schema::users::id)
         .order(authd::schema::users::id)
         .limit(i64::try_from(users).unwrap())
@@ -136,7 +137,7 @@ fn seed(url: &str, secret: &str, users: usize, sessions: usize, dir: &str) {
     let mut rows = Vec::with_capacity(sessions);
     for n in 0..sessions {
         let session = Session {
-            id: random_token(),
+            token: SessionToken::generate(),
             user_id: ids[n % ids.len()],
             created_at: now,
             last_seen_at: now,
@@ -144,14 +145,14 @@ fn seed(url: &str, secret: &str, users: usize, sessions: usize, dir: &str) {
             remember: true,
             user_agent: Some("authd-bench".into()),
             ip: None,
-            csrf_token: random_token(),
+            csrf_token: CsrfToken::generate(),
             revoked_at: None,
-            public_id: format!("{n:032x}"),
+            id: SessionId::parse(&format!("{n:032x}")).unwrap(),
         };
         token_lines.push_str(&tokens.issue(&session).unwrap());
         token_lines.push('\n');
         // As actix-identity and actix-session store it: a JSON map, sealed.
-        let state = serde_json::json!({ "actix_identity.user_id": serde_json::to_string(&session.id).unwrap() });
+        let state = serde_json::json!({ "actix_identity.user_id": serde_json::to_string(session.token.expose()).unwrap() });
         let mut jar = CookieJar::new();
         jar.private_mut(&cookie_key)
             .add(Cookie::new("authd_session", state.to_string()));

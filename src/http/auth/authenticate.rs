@@ -46,7 +46,7 @@ impl FromRequest for Authenticated {
     type Future = Ready<Result<Self, ApiError>>;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        // Absent only if a handler is mounted outside the protected scope.
+        // Absent only if a handler's route is not wrapped in login_required.
         ready(
             request
                 .extensions()
@@ -82,6 +82,18 @@ impl Auth {
         &self,
         request: &HttpRequest,
     ) -> Result<Option<Authenticated>, ApiError> {
+        self.authenticate_as(request, !request.method().is_safe())
+            .await
+    }
+
+    /// [`Auth::authenticate`] for a request that stands for another, whose
+    /// method (`unsafe_method`) decides whether a cookie needs its CSRF
+    /// token: a forward-auth check on behalf of a proxied request.
+    pub async fn authenticate_as(
+        &self,
+        request: &HttpRequest,
+        unsafe_method: bool,
+    ) -> Result<Option<Authenticated>, ApiError> {
         // A token that fails verification still hides the cookie: the
         // request is anonymous, not silently authenticated another way.
         let claimed = match request.headers().get(AUTHORIZATION).and_then(bearer_token) {
@@ -89,7 +101,7 @@ impl Auth {
             None => self.cookie(request),
         };
         match claimed {
-            Some(claimed) => self.check(request, claimed).await,
+            Some(claimed) => self.check(request, claimed, unsafe_method).await,
             None => Ok(None),
         }
     }
@@ -113,7 +125,8 @@ impl Auth {
             if found.iter().any(|f| f.session.token == claimed.token) {
                 continue;
             }
-            if let Some(authenticated) = self.check(request, claimed).await? {
+            let unsafe_method = !request.method().is_safe();
+            if let Some(authenticated) = self.check(request, claimed, unsafe_method).await? {
                 found.push(authenticated);
             }
         }
@@ -124,6 +137,7 @@ impl Auth {
         &self,
         request: &HttpRequest,
         claimed: Claimed,
+        unsafe_method: bool,
     ) -> Result<Option<Authenticated>, ApiError> {
         let Some(live) = self.sessions.validate(claimed.token).await? else {
             return Ok(None);
@@ -131,7 +145,7 @@ impl Auth {
         if claimed.user_id.is_some_and(|id| id != live.user.id) {
             return Ok(None);
         }
-        if claimed.via == Via::Cookie && !request.method().is_safe() {
+        if claimed.via == Via::Cookie && unsafe_method {
             let sent = request
                 .headers()
                 .get(CSRF_HEADER)

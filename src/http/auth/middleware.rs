@@ -1,8 +1,10 @@
-//! `login_required`, by placement: a route mounted with [`protected`] needs
-//! a live session and does no check of its own; its handler takes the user
+//! `login_required`, by placement: a route wrapped with [`login_required`]
+//! needs a live session and does no check of its own; its handler takes the user
 //! and session from the
 //! [`Authenticated`](crate::http::auth::authenticate::Authenticated)
-//! extractor.
+//! extractor. A request without one gets `401` with a `login_url`: the
+//! login route, with `next` set to where it was going (Flask-Login's
+//! redirect to `login_view`, as JSON).
 
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -13,15 +15,36 @@ use actix_web::{HttpMessage, Route, web};
 use crate::http::auth::authenticate::Auth;
 use crate::http::error::ApiError;
 
-/// Puts [`login_required`] between a route's method match and its handler.
-/// Wrapping routes rather than their scope keeps HTTP's order of checks: an
-/// unknown path is 404 and a wrong method is 405 with `Allow`, for anonymous
-/// callers too, before any 401.
-pub fn protected(route: Route) -> Route {
-    route.wrap(from_fn(login_required))
+/// Flask-Login's `@login_required`, for an actix-web route: only a request
+/// that a live session presents (by cookie or bearer token, with its CSRF
+/// token when a cookie carries an unsafe request) reaches the handler,
+/// which reads the caller with the
+/// [`Authenticated`](crate::http::auth::authenticate::Authenticated)
+/// extractor; any other gets `401` with a `login_url`.
+///
+/// ```ignore
+/// web::resource("/api/index").route(authd::login_required(web::get().to(index)))
+/// ```
+///
+/// It wraps the route rather than its resource or scope, which keeps
+/// HTTP's order of checks: an unknown path is 404 and a wrong method is 405
+/// with `Allow`, for anonymous callers too, before any 401.
+pub fn login_required(route: Route) -> Route {
+    route.wrap(from_fn(require_login))
 }
 
-pub async fn login_required(
+/// Where a refused request should log in: the login route, with `next` set
+/// to its path and query, percent-encoded.
+fn login_url(request: &ServiceRequest) -> String {
+    let target = match request.query_string() {
+        "" => request.path().to_owned(),
+        query => format!("{}?{query}", request.path()),
+    };
+    let next: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+    format!("/api/login?next={next}")
+}
+
+async fn require_login(
     request: ServiceRequest,
     next: Next<impl MessageBody>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, actix_web::Error> {
@@ -45,9 +68,12 @@ pub async fn login_required(
             request.extensions_mut().insert(authenticated);
             Ok(next.call(request).await?.map_into_left_body())
         }
-        Ok(None) => Ok(request
-            .error_response(ApiError::Unauthenticated)
-            .map_into_right_body()),
+        Ok(None) => {
+            let login_url = login_url(&request);
+            Ok(request
+                .error_response(ApiError::LoginRequired { login_url })
+                .map_into_right_body())
+        }
         Err(error) => Ok(request.error_response(error).map_into_right_body()),
     }
 }

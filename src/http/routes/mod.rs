@@ -1,6 +1,7 @@
 //! HTTP handlers: thin adapters from requests to the services, and back to
 //! JSON. One file per resource; the route table is in [`crate::http::app`].
 
+mod auth_check;
 mod health;
 mod login;
 mod logout;
@@ -11,6 +12,7 @@ mod recovery;
 mod register;
 mod sessions;
 
+pub use auth_check::auth_check;
 pub use health::{Draining, healthz, readyz};
 pub use login::login;
 pub use logout::logout;

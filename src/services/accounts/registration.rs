@@ -10,7 +10,8 @@ use crate::db::{self};
 use crate::domain::{Client, Email, FieldErrors, Owner, Password, Username, parse_field};
 use crate::services::accounts::{AccountError, Accounts, Refused, note_taken, written};
 use crate::services::audit::{self, Event, Record};
-use crate::services::throttle::{Counter, client_key};
+use crate::services::credentials::IN_FLIGHT_RETRY;
+use crate::services::throttle::{Blocked, Counter, client_key};
 
 /// A registration as typed: the fields that parsed, and messages for those
 /// that did not.
@@ -56,19 +57,26 @@ impl Accounts {
         account: NewAccount,
         client: &Client,
     ) -> Result<User, AccountError> {
-        let counter = Counter::new(
-            Bucket::Registration,
-            client_key(client.ip),
-            &self.core.limits,
-        );
+        let key = client_key(client.ip);
         let typed = account.submitted_username.as_deref();
-        if let Err(blocked) = self.core.throttle.hit(&[counter]).await? {
+        // A registration hashes a password: it takes its place among the
+        // client's checks in flight.
+        let slot = self.core.in_flight.enter(key.clone());
+        let counter = Counter::new(Bucket::Registration, key, &self.core.limits);
+        let hit = match slot {
+            Some(_) => self.core.throttle.hit(&[counter]).await?,
+            None => Err(Blocked {
+                retry_after: IN_FLIGHT_RETRY,
+            }),
+        };
+        if let Err(blocked) = hit {
             registration_outcome("throttled");
             let event = Record::new(Event::RegisterThrottled, None, typed, client);
             audit::record(&self.core.pool, event).await;
             return Err(AccountError::Throttled(blocked));
         }
         let created = self.create(account, client).await;
+        drop(slot);
         match &created {
             Ok(_) => registration_outcome("created"),
             Err(AccountError::Invalid(_)) => registration_outcome("invalid"),

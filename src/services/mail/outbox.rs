@@ -82,18 +82,19 @@ pub struct Outbox {
 
 impl Outbox {
     /// Queues a mail of `kind` to `address` (for `user_id`, when it is
-    /// about an account), in the caller's transaction; it is dropped if not
-    /// delivered by `expires_at`. Call [`Outbox::wake`] once the
+    /// about an account; asked for from the client network `requested_by`,
+    /// when a client asked), in the caller's transaction; it is dropped if
+    /// not delivered by `expires_at`. Call [`Outbox::wake`] once the
     /// transaction has committed.
     pub fn queue(
         &self,
         conn: &mut PgConnection,
         kind: MailKind,
-        user_id: Option<UserId>,
-        address: &str,
+        (user_id, address): (Option<UserId>, &str),
+        requested_by: Option<&str>,
         expires_at: DateTime<Utc>,
     ) -> QueryResult<()> {
-        mail_outbox::enqueue(conn, kind.0, user_id, address, expires_at)
+        mail_outbox::enqueue(conn, kind.0, user_id, address, requested_by, expires_at)
     }
 
     /// Tells this instance's worker that mail is waiting.
@@ -229,6 +230,8 @@ impl Worker {
 
     /// Delivers every mail due now, one after another, and what became of
     /// each; a mail put back for a later attempt ends the round. Blocks.
+    /// For tests that deliver mail at a moment of their choosing.
+    #[cfg(feature = "internals")]
     pub fn deliver_due(&self) -> Result<Vec<Outcome>, DbError> {
         let mut outcomes = Vec::new();
         while let Some(outcome) = self.deliver_next()? {

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
+use lettre::Address;
 use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, Message};
 use lettre::{SmtpTransport, Transport as _};
@@ -98,10 +99,16 @@ impl Mailer {
 
     /// Sends the mail; on success, what the server answered. Blocks.
     pub fn send(&self, mail: &Mail) -> Result<String, MailError> {
-        let to: Mailbox = mail
+        // The recipient is built from its two parts, never parsed as a
+        // header: a mailbox parser decodes what it recognises (an encoded
+        // word), and the envelope must go to the address as stored.
+        let (user, domain) = mail
             .to
-            .parse()
-            .map_err(|error| MailError::Address(format!("{error}")))?;
+            .rsplit_once('@')
+            .ok_or_else(|| MailError::Address(format!("no @ in {}", mail.to)))?;
+        let to = Address::new(user, domain)
+            .map(|address| Mailbox::new(None, address))
+            .map_err(|error| MailError::Address(error.to_string()))?;
         let message = Message::builder()
             .from(self.from.clone())
             .to(to)

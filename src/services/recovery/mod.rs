@@ -83,19 +83,39 @@ impl Recovery {
         ]
     }
 
-    /// What a recovery mail counts against: mails per address (typed, not
-    /// looked up, so a limit says nothing about an account) and per client.
-    fn mail_counters(&self, address: &str, client: &Client) -> [Counter; 2] {
-        let limits = &self.core.limits;
+    /// What a reset asked for by address counts against: mails per
+    /// (address, client network), per address from everyone (a larger cap,
+    /// so that others' requests alone cannot use up the owner's), and per
+    /// client. The address is typed, not looked up: a limit says nothing
+    /// about whether it has an account.
+    fn reset_counters(&self, address: &str, client: &Client) -> [Counter; 3] {
+        let (limits, address) = (&self.core.limits, self.core.throttle.text_key(address));
+        let network = client.network().unwrap_or_else(|| "unknown".into());
         [
             Counter::new(
                 Bucket::RecoveryAddress,
-                self.core.throttle.text_key(address),
+                format!("{address}|{network}"),
                 limits,
             ),
+            Counter::new(Bucket::RecoveryAddressTotal, address, limits),
             Counter::new(Bucket::RecoveryIp, client_key(client.ip), limits),
         ]
     }
+
+    /// What a mail asked for by a logged-in owner counts against: mails per
+    /// account, which nobody else's requests touch, and per client.
+    fn owner_counters(&self, user: &User, client: &Client) -> [Counter; 2] {
+        let limits = &self.core.limits;
+        [
+            Counter::new(Bucket::RecoveryAddress, account_key(user), limits),
+            Counter::new(Bucket::RecoveryIp, client_key(client.ip), limits),
+        ]
+    }
+}
+
+/// How the throttle names an account's own mails.
+fn account_key(user: &User) -> String {
+    format!("user:{}", user.id)
 }
 
 /// Uses a live token up, its owner's row locked first: the order every

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, QueryResult};
 
 use crate::configuration::Period;
-use crate::db::email_tokens::Purpose;
+use crate::db::email_tokens::{NewToken, Purpose, Supersede};
 use crate::db::mail_outbox::QueuedMail;
 use crate::db::users::{self, User};
 use crate::db::{self, sessions};
@@ -30,18 +30,19 @@ impl Recovery {
     #[tracing::instrument(skip_all)]
     pub async fn request_reset(&self, email: Email, client: &Client) -> Result<(), RecoveryError> {
         self.available()?;
-        let counters = self.mail_counters(email.as_str(), client);
+        let counters = self.reset_counters(email.as_str(), client);
         let event = |kind| Record::new(kind, None, Some(email.as_str()), client);
         if let Err(blocked) = self.core.throttle.hit(&counters).await? {
             audit::record(&self.core.pool, event(Event::RecoveryThrottled)).await;
             return Err(RecoveryError::Throttled(blocked));
         }
         let (outbox, event) = (self.outbox.clone(), event(Event::PasswordResetRequested));
-        let address = email.as_str().to_owned();
+        let (address, requested_by) = (email.as_str().to_owned(), client.network());
         let expires_at = self.core.clock.now() + self.settings.reset_ttl.delta();
         let (_, event) = db::run(&self.core.pool, move |conn| {
             let queue = |conn: &mut PgConnection| {
-                outbox.queue(conn, RESET_MAIL, None, &address, expires_at)
+                let to = (None, address.as_str());
+                outbox.queue(conn, RESET_MAIL, to, requested_by.as_deref(), expires_at)
             };
             event.with(conn, queue, |_| true)
         })
@@ -113,15 +114,24 @@ impl Recovery {
     }
 
     /// A reset link for support staff to hand over, instead of a mail: it
-    /// supersedes the user's earlier reset links, and is audited.
+    /// supersedes every earlier reset link of the user, and is audited.
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn reset_link(&self, user: &User, client: &Client) -> Result<String, RecoveryError> {
         let (id, email, ttl) = (user.id, user.email.clone(), self.settings.reset_ttl);
         let event = Record::new(Event::ResetLinkIssued, Some(id), None, client);
         let now = self.core.clock.now();
         let (token, event) = db::run(&self.core.pool, move |conn| {
-            let issue =
-                |conn: &mut PgConnection| tokens::issue(conn, id, &email, Purpose::Reset, ttl, now);
+            let issue = |conn: &mut PgConnection| {
+                let new = NewToken {
+                    user_id: id,
+                    purpose: Purpose::Reset,
+                    email: &email,
+                    requested_by: None,
+                    created_at: now,
+                    expires_at: now + ttl.delta(),
+                };
+                tokens::issue(conn, &new, Supersede::All)
+            };
             event.with(conn, issue, |_| true)
         })
         .await?;
@@ -139,7 +149,9 @@ impl Recovery {
 }
 
 /// Makes a queued reset mail: to the active account with the address
-/// asked for, with a new link.
+/// asked for, with a new link. It supersedes the links asked for from the
+/// same client network only: a flood of requests from elsewhere cannot
+/// void the link the account's owner is about to use.
 pub struct ResetMail {
     links: Links,
     path: String,
@@ -160,7 +172,15 @@ impl Composer for ResetMail {
         else {
             return Ok(None);
         };
-        let token = tokens::issue(conn, user.id, &user.email, Purpose::Reset, self.ttl, now)?;
+        let new = NewToken {
+            user_id: user.id,
+            purpose: Purpose::Reset,
+            email: &user.email,
+            requested_by: queued.requested_by.as_deref(),
+            created_at: now,
+            expires_at: now + self.ttl.delta(),
+        };
+        let token = tokens::issue(conn, &new, Supersede::SameRequester)?;
         let link = self.links.page(&self.path, &token);
         Ok(Some(Mail {
             to: user.email,

@@ -1,34 +1,21 @@
 //! The tokens in mailed links: 256 random bits, stored as a SHA-256 digest
 //! only, bound to one purpose and one address, usable once.
 
-use chrono::{DateTime, Utc};
 use diesel::{PgConnection, QueryResult};
 
-use crate::configuration::Period;
 use crate::crypto::{random_token, sha256};
-use crate::db::email_tokens::{self, Purpose};
-use crate::domain::UserId;
+use crate::db::email_tokens::{self, NewToken, Supersede};
 
-/// Makes a token for `user_id` that `email` will receive, valid for `ttl`;
-/// it supersedes the user's earlier tokens of that purpose. Only its digest
-/// is stored: the token itself exists in the mail (or the printed link).
+/// Makes the token `new` describes, voiding the earlier ones it
+/// supersedes. Only its digest is stored: the token itself exists in the
+/// mail (or the printed link).
 pub fn issue(
     conn: &mut PgConnection,
-    user_id: UserId,
-    email: &str,
-    purpose: Purpose,
-    ttl: Period,
-    now: DateTime<Utc>,
+    new: &NewToken<'_>,
+    supersede: Supersede,
 ) -> QueryResult<String> {
     let token = random_token();
-    email_tokens::issue(
-        conn,
-        &sha256(token.as_bytes()),
-        user_id,
-        purpose,
-        email,
-        now + ttl.delta(),
-    )?;
+    email_tokens::issue(conn, &sha256(token.as_bytes()), new, supersede)?;
     Ok(token)
 }
 

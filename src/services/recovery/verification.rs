@@ -4,15 +4,19 @@
 use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, QueryResult};
 
+use crate::configuration::Bucket;
 use crate::configuration::Period;
-use crate::db::email_tokens::Purpose;
+use crate::db::email_tokens::{self, NewToken, Purpose, Supersede};
 use crate::db::mail_outbox::QueuedMail;
 use crate::db::users::{self, User};
 use crate::db::{self};
 use crate::domain::{Client, UserId};
 use crate::services::audit::{self, Event, Record};
 use crate::services::mail::{Composer, Links, Mail, spoken};
-use crate::services::recovery::{Recovery, RecoveryError, VERIFY_MAIL, consume, tokens};
+use crate::services::recovery::{
+    Recovery, RecoveryError, VERIFY_MAIL, account_key, consume, tokens,
+};
+use crate::services::throttle::Counter;
 
 impl Recovery {
     /// Queues a confirmation mail for `address`, the new or first address of
@@ -28,8 +32,8 @@ impl Recovery {
             return Ok(());
         }
         let expires_at = self.core.clock.now() + self.settings.verify_ttl.delta();
-        self.outbox
-            .queue(conn, VERIFY_MAIL, Some(user_id), address, expires_at)
+        let to = (Some(user_id), address);
+        self.outbox.queue(conn, VERIFY_MAIL, to, None, expires_at)
     }
 
     /// Tells the mail worker that a mail queued in a committed transaction
@@ -39,8 +43,9 @@ impl Recovery {
     }
 
     /// Marks the address a verification link went to as verified, using
-    /// the link up. A link for an address the account no longer has was
-    /// voided when the address changed.
+    /// the link up (and the account's other confirmation links with it). A
+    /// link for an address the account no longer has was voided when the
+    /// address changed.
     #[tracing::instrument(skip_all)]
     pub async fn verify_email(&self, token: &str, client: &Client) -> Result<(), RecoveryError> {
         self.available()?;
@@ -55,11 +60,11 @@ impl Recovery {
                     return Ok(None);
                 }
                 let event = Record::new(Event::EmailVerified, Some(token.user_id), None, &client);
-                let (_, event) = event.with(
-                    conn,
-                    |conn| users::mark_email_verified(conn, token.user_id, &token.email, now),
-                    |changed| *changed,
-                )?;
+                let verify = |conn: &mut PgConnection| {
+                    email_tokens::void_of(conn, token.user_id, Purpose::Verify)?;
+                    users::mark_email_verified(conn, token.user_id, &token.email, now)
+                };
+                let (_, event) = event.with(conn, verify, |changed| *changed)?;
                 Ok::<_, diesel::result::Error>(Some((token.user_id, event)))
             })
         })
@@ -74,8 +79,31 @@ impl Recovery {
         Ok(())
     }
 
-    /// Queues a new verification mail for the user's address, throttled as
-    /// every recovery mail is.
+    /// Mails a new confirmation link to the user whose login was refused
+    /// for an unverified address, at most once per
+    /// [`Bucket::LoginVerificationMail`]'s window (ten minutes): true when
+    /// one is on its way.
+    pub async fn remail_on_refused_login(
+        &self,
+        user: &User,
+        client: &Client,
+    ) -> Result<bool, RecoveryError> {
+        let key = account_key(user);
+        let counter = Counter::new(Bucket::LoginVerificationMail, key, &self.core.limits);
+        if self.core.throttle.hit(&[counter]).await?.is_err() {
+            return Ok(false);
+        }
+        match self.resend_verification(user, client).await {
+            Ok(()) => Ok(true),
+            Err(RecoveryError::Throttled(_)) => Ok(false),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Queues a new confirmation mail for the user's address, throttled
+    /// per account (others' requests for the address do not count) and per
+    /// client. Earlier links keep working: asking again never voids the
+    /// link in a mail still on its way.
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn resend_verification(
         &self,
@@ -86,7 +114,7 @@ impl Recovery {
         if user.email_verified_at.is_some() {
             return Err(RecoveryError::AlreadyVerified);
         }
-        let counters = self.mail_counters(&user.email, client);
+        let counters = self.owner_counters(user, client);
         if let Err(blocked) = self.core.throttle.hit(&counters).await? {
             let event = Record::new(Event::RecoveryThrottled, Some(user.id), None, client);
             audit::record(&self.core.pool, event).await;
@@ -111,7 +139,8 @@ impl Recovery {
 }
 
 /// Makes a queued confirmation mail: to the address still to be verified
-/// of the account it was queued for, with a new link.
+/// of the account it was queued for, with a new link beside any earlier
+/// ones.
 pub struct VerifyMail {
     links: Links,
     path: String,
@@ -134,7 +163,15 @@ impl Composer for VerifyMail {
         }) else {
             return Ok(None);
         };
-        let token = tokens::issue(conn, user.id, &user.email, Purpose::Verify, self.ttl, now)?;
+        let new = NewToken {
+            user_id: user.id,
+            purpose: Purpose::Verify,
+            email: &user.email,
+            requested_by: None,
+            created_at: now,
+            expires_at: now + self.ttl.delta(),
+        };
+        let token = tokens::issue(conn, &new, Supersede::Nothing)?;
         let link = self.links.page(&self.path, &token);
         Ok(Some(Mail {
             to: user.email,

@@ -6,6 +6,7 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
+use crate::configuration::Period;
 use crate::db::{self, PgPool};
 use crate::domain::SessionToken;
 
@@ -24,7 +25,7 @@ impl Activity {
     }
 
     /// Writes what was noted; on failure it is noted again for next time.
-    pub async fn flush(&self, pool: &PgPool) {
+    pub async fn flush(&self, pool: &PgPool, idle: Period) {
         let seen: Vec<(SessionToken, DateTime<Utc>)> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
                 .into_iter()
@@ -33,7 +34,11 @@ impl Activity {
             return;
         }
         let batch = seen.clone();
-        if let Err(error) = db::run(pool, move |conn| db::sessions::touch_many(conn, &batch)).await
+        let idle = idle.std();
+        if let Err(error) = db::run(pool, move |conn| {
+            db::sessions::touch_many(conn, &batch, idle)
+        })
+        .await
         {
             tracing::warn!(%error, sessions = seen.len(), "could not note session activity; will retry");
             let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);

@@ -30,8 +30,11 @@ const TTL: Duration = Duration::from_secs(600);
 /// Past this many sessions the cache starts over.
 const CAPACITY: usize = 100_000;
 /// The cache is not used when its listener last proved itself alive
-/// longer ago than this (it does every [`HEARTBEAT`](super::listener::HEARTBEAT)).
-const FRESH: Duration = Duration::from_secs(2);
+/// longer ago than this (it does every
+/// [`HEARTBEAT`](super::listener::HEARTBEAT)): a connection that stalls
+/// without failing stops vouching for the cache within this, so a
+/// revocation it does not pass on is still seen within a second.
+const FRESH: Duration = Duration::from_millis(800);
 
 struct Cached {
     live: Arc<LiveSession>,
@@ -154,8 +157,17 @@ impl SessionCache {
         self.forget(Invalidation::All);
     }
 
-    /// The listener has proved its connection alive.
+    /// The listener has proved its connection alive. After a gap longer
+    /// than [`FRESH`] (a connection that stalled and resumed) the cache
+    /// starts empty, as after a reconnection: what it holds was not vouched
+    /// for meanwhile.
     pub(super) fn beat(&self) {
+        let since = self
+            .now_ms()
+            .saturating_sub(self.last_beat.load(Ordering::Acquire));
+        if Duration::from_millis(since) >= FRESH {
+            self.forget(Invalidation::All);
+        }
         self.last_beat.store(self.now_ms(), Ordering::Release);
     }
 }

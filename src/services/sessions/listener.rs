@@ -15,7 +15,7 @@ use crate::db::{self, notifications};
 use crate::services::sessions::cache::SessionCache;
 
 /// The listener proves itself alive at least this often.
-pub const HEARTBEAT: Duration = Duration::from_millis(500);
+pub const HEARTBEAT: Duration = Duration::from_millis(250);
 /// How often the listener looks for notifications.
 const POLL: Duration = Duration::from_millis(10);
 
@@ -98,14 +98,14 @@ fn listen(url: &str, cache: &SessionCache, stop: &AtomicBool) {
 fn relay(conn: &mut PgConnection, cache: &SessionCache, stop: &AtomicBool) -> Option<String> {
     let mut last_ping = Instant::now();
     while !stop.load(Ordering::Acquire) {
-        match notifications::received(conn) {
-            Ok(invalidations) => invalidations
-                .into_iter()
-                .for_each(|invalidation| cache.forget(invalidation)),
-            Err(error) => return Some(error.to_string()),
+        if let Err(error) = apply(conn, cache) {
+            return Some(error.to_string());
         }
         if last_ping.elapsed() >= HEARTBEAT {
-            if let Err(error) = notifications::ping(conn) {
+            // What arrived while the ping waited (a stalled connection that
+            // resumed delivers it now) is applied before the beat vouches
+            // for the cache again.
+            if let Err(error) = notifications::ping(conn).and_then(|()| apply(conn, cache)) {
                 return Some(error.to_string());
             }
             last_ping = Instant::now();
@@ -114,4 +114,12 @@ fn relay(conn: &mut PgConnection, cache: &SessionCache, stop: &AtomicBool) -> Op
         std::thread::sleep(POLL);
     }
     None
+}
+
+/// Forgets what the notifications received so far name.
+fn apply(conn: &mut PgConnection, cache: &SessionCache) -> diesel::QueryResult<()> {
+    notifications::received(conn)?
+        .into_iter()
+        .for_each(|invalidation| cache.forget(invalidation));
+    Ok(())
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use diesel::PgConnection;
+use diesel::{PgConnection, QueryResult};
 
 use crate::clock::Clock;
 use crate::configuration::Period;
@@ -127,7 +127,7 @@ impl Sessions {
 
     /// Writes the activity noted since the last flush.
     pub async fn flush_activity(&self) {
-        self.activity.flush(&self.pool).await;
+        self.activity.flush(&self.pool, self.lifetimes.idle).await;
     }
 
     /// How often activity should be flushed for the database never to be a
@@ -144,15 +144,20 @@ impl Sessions {
     }
 
     /// Starts a fresh session for `user_id` (never reusing an id: no session
-    /// fixation), records the login time, and stores `event` with it.
-    #[tracing::instrument(skip(self, client, event), fields(user_id = %user_id))]
-    pub async fn start(
+    /// fixation), records the login time, and stores `event` with it, if
+    /// `admit` agrees, in the same transaction: it is where a login checks
+    /// that what it verified still holds at the moment the session is made
+    /// (see [`Login`](crate::services::login::Login)). Its refusal comes back
+    /// as `Ok(Err(..))`, with nothing written.
+    #[tracing::instrument(skip(self, client, event, admit), fields(user_id = %user_id))]
+    pub async fn start<R: Send + 'static>(
         &self,
         user_id: UserId,
         remember: bool,
         client: Client,
         event: Record,
-    ) -> Result<Session, DbError> {
+        admit: impl FnOnce(&mut PgConnection) -> QueryResult<Result<(), R>> + Send + 'static,
+    ) -> Result<Result<Session, R>, DbError> {
         let now = self.clock.now();
         let row = Session {
             token: SessionToken::generate(),
@@ -167,20 +172,26 @@ impl Sessions {
             revoked_at: None,
             id: SessionId::generate(),
         };
-        let (session, event) = db::run(&self.pool, move |conn| {
+        let (started, event) = db::run(&self.pool, move |conn| {
             let start = |conn: &mut PgConnection| {
+                if let Err(refused) = admit(conn)? {
+                    return Ok(Err(refused));
+                }
                 sessions::insert(conn, &row)?;
                 users::record_login(conn, user_id, now)?;
-                Ok(row)
+                Ok(Ok(row))
             };
-            event.with(conn, start, |_| true)
+            event.with(conn, start, Result::is_ok)
         })
         .await?;
+        let Ok(session) = started else {
+            return Ok(started);
+        };
         event.iter().for_each(Record::log);
         metrics::counter!("authd_sessions_created_total").increment(1);
         // The login changed the user (last_login_at) of any cached session.
         self.forget_user(user_id);
-        Ok(session)
+        Ok(Ok(session))
     }
 
     /// The live session this credential names, and its user, or `None`

@@ -17,6 +17,7 @@
 //! [`Counter`] at its call site; the policy of what to count (per account,
 //! per client address) belongs to that caller.
 
+pub mod in_flight;
 pub mod postgres;
 pub mod redis;
 

@@ -34,6 +34,7 @@ pub fn test_settings(database_url: String) -> Settings {
     settings.throttle.set_limit(Bucket::LoginAccount, 1000);
     settings.throttle.set_limit(Bucket::LoginIp, 1000);
     settings.throttle.set_limit(Bucket::Registration, 1000);
+    settings.throttle.login_in_flight_per_ip = 1000;
     settings
 }
 

@@ -1,5 +1,5 @@
 //! A real SMTP server for the tests: aiosmtpd (Debian's python3-aiosmtpd,
-//! installed by scripts/ensure-deps.sh) on a loopback port, storing every
+//! installed by scripts/test-deps.sh) on a loopback port, storing every
 //! mail it accepts in a Maildir that the tests read as a mail client would.
 //! It can be stopped and started again on the same port: a mail server
 //! outage.
@@ -62,7 +62,7 @@ fn python() -> &'static str {
                 .status()
                 .is_ok_and(|status| status.success())
         })
-        .expect("aiosmtpd is not installed: run scripts/ensure-deps.sh (python3-aiosmtpd)")
+        .expect("aiosmtpd is not installed: run scripts/test-deps.sh (python3-aiosmtpd)")
 }
 
 impl MailSink {
