@@ -87,9 +87,9 @@ pub async fn start(settings: Settings) -> Instance {
             .metrics_port()
             .map(|port| format!("http://127.0.0.1:{port}/metrics")),
         handle: application.handle(),
-        clock: application.clock().clone(),
-        sessions: application.sessions().clone(),
-        mail: application.mail().cloned(),
+        clock: application.authd().clock().clone(),
+        sessions: application.authd().sessions().clone(),
+        mail: application.authd().mail().cloned(),
     };
     tokio::spawn(application.run_until_stopped());
     instance
