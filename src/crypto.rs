@@ -3,6 +3,8 @@
 //! knows about HTTP, the database or accounts.
 
 use base64::Engine;
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -43,6 +45,30 @@ pub fn sha256(value: &[u8]) -> [u8; 32] {
     Sha256::digest(value).into()
 }
 
+/// The random nonce that leads every sealed value.
+const NONCE_BYTES: usize = 24;
+
+/// `plaintext` encrypted and authenticated under `key` (XChaCha20-Poly1305,
+/// a random nonce in front): for secrets the service must read back.
+pub fn seal(key: &[u8; 32], plaintext: &[u8]) -> Vec<u8> {
+    let mut nonce = [0u8; NONCE_BYTES];
+    rand::rng().fill_bytes(&mut nonce);
+    let sealed = XChaCha20Poly1305::new(key.into())
+        .encrypt(&XNonce::from(nonce), plaintext)
+        .unwrap_or_else(|_| unreachable!("encryption fails only past 256 GiB"));
+    [nonce.as_slice(), &sealed].concat()
+}
+
+/// What [`seal`] sealed under `key`; `None` for another key, or for bytes
+/// that were changed.
+pub fn open(key: &[u8; 32], sealed: &[u8]) -> Option<Vec<u8>> {
+    let (nonce, ciphertext) = sealed.split_at_checked(NONCE_BYTES)?;
+    let nonce: [u8; NONCE_BYTES] = nonce.try_into().ok()?;
+    XChaCha20Poly1305::new(key.into())
+        .decrypt(&XNonce::from(nonce), ciphertext)
+        .ok()
+}
+
 pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|byte| format!("{byte:02x}")).collect()
 }
@@ -64,6 +90,17 @@ mod tests {
         assert_eq!(a, derive_key::<32>(b"secret one", "label a"));
         assert_ne!(a, derive_key::<32>(b"secret one", "label b"));
         assert_ne!(a, derive_key::<32>(b"secret two", "label a"));
+    }
+
+    #[test]
+    fn sealed_values_open_only_with_their_key_and_unchanged() {
+        let sealed = seal(&[1; 32], b"totp secret");
+        assert_eq!(open(&[1; 32], &sealed).as_deref(), Some(&b"totp secret"[..]));
+        assert_eq!(open(&[2; 32], &sealed), None);
+        let mut changed = sealed.clone();
+        *changed.last_mut().unwrap() ^= 1;
+        assert_eq!(open(&[1; 32], &changed), None);
+        assert_ne!(seal(&[1; 32], b"totp secret"), sealed, "a fresh nonce each time");
     }
 
     #[test]

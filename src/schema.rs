@@ -47,6 +47,29 @@ diesel::table! {
 }
 
 diesel::table! {
+    mfa_challenges (token_hash) {
+        token_hash -> Bytea,
+        user_id -> Int8,
+        purpose -> Text,
+        remember -> Bool,
+        next -> Text,
+        ip -> Nullable<Inet>,
+        failures -> Int4,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    recovery_codes (user_id, digest) {
+        user_id -> Int8,
+        digest -> Bytea,
+        used_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     sessions (id) {
         id -> Text,
         user_id -> Int8,
@@ -59,6 +82,7 @@ diesel::table! {
         csrf_token -> Text,
         revoked_at -> Nullable<Timestamptz>,
         public_id -> Text,
+        amr -> Array<Text>,
     }
 }
 
@@ -81,6 +105,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    totp_factors (user_id) {
+        user_id -> Int8,
+        secret -> Bytea,
+        confirmed_at -> Nullable<Timestamptz>,
+        last_step -> Int8,
+        created_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         username -> Text,
@@ -90,20 +124,28 @@ diesel::table! {
         created_at -> Timestamptz,
         last_login_at -> Nullable<Timestamptz>,
         email_verified_at -> Nullable<Timestamptz>,
+        totp_enabled -> Bool,
+        recovery_codes_left -> Int4,
     }
 }
 
 diesel::joinable!(auth_events -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
+diesel::joinable!(mfa_challenges -> users (user_id));
+diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(totp_factors -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     auth_events,
     data_migrations,
     email_tokens,
     mail_outbox,
+    mfa_challenges,
+    recovery_codes,
     sessions,
     shared_secrets,
     throttle_hits,
+    totp_factors,
     users,
 );

@@ -7,6 +7,7 @@ mod database;
 mod env;
 mod http;
 mod mail;
+mod mfa;
 mod passwords;
 mod recovery;
 mod secrets;
@@ -19,6 +20,7 @@ pub use database::{DatabaseSettings, database_name};
 pub use env::{Period, parse_period};
 pub use http::{ClientIpHeader, HttpSettings};
 pub use mail::MailSettings;
+pub use mfa::MfaSettings;
 pub use passwords::PasswordSettings;
 pub use recovery::RecoverySettings;
 pub use secrets::{MIN_SECRET_KEY_BYTES, SecretKey, SecretSettings};
@@ -52,6 +54,7 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub mail: MailSettings,
     pub recovery: RecoverySettings,
+    pub mfa: MfaSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -110,6 +113,7 @@ impl Settings {
             retention: RetentionSettings::read(&env)?,
             mail,
             recovery,
+            mfa: MfaSettings::read(&env)?,
         })
     }
 }

@@ -28,6 +28,8 @@ pub struct Session {
     /// The handle the owner sees and ends it by (the `public_id` column).
     #[diesel(column_name = public_id)]
     pub id: SessionId,
+    /// How it was made: the methods its login used (RFC 8176 names).
+    pub amr: Vec<String>,
 }
 
 pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {

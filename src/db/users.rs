@@ -30,6 +30,12 @@ pub struct User {
     /// When the owner proved they read `email`; cleared when it changes.
     #[serde(rename = "email_verified", serialize_with = "is_set")]
     pub email_verified_at: Option<DateTime<Utc>>,
+    /// Whether a second factor is on, and how many recovery codes are left
+    /// (kept by triggers from `totp_factors` and `recovery_codes`).
+    #[serde(skip)]
+    pub totp_enabled: bool,
+    #[serde(skip)]
+    pub recovery_codes_left: i32,
 }
 
 /// Clients see whether the address is verified, not when.

@@ -123,6 +123,31 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// What a login that owes a second step holds in the meantime: 256 random
+/// bits, stored only as a digest, good for one second step.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MfaToken(String);
+redacted!(MfaToken);
+
+impl MfaToken {
+    pub fn generate() -> Self {
+        Self(random_token())
+    }
+
+    pub fn presented(value: String) -> Self {
+        Self(value)
+    }
+
+    /// What is stored of it.
+    pub fn digest(&self) -> [u8; 32] {
+        crate::crypto::sha256(self.0.as_bytes())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
 /// The credential a session cookie or bearer token carries: 256 random
 /// bits. Whoever has it is logged in.
 #[derive(Clone, PartialEq, Eq, Hash, AsExpression, FromSqlRow)]

@@ -1,6 +1,7 @@
 //! Values parsed once at the edge. Holding a `Username`, `Email`,
 //! `Password` or `NextPath` means the rules have already been checked.
 
+mod auth_method;
 mod client;
 mod email;
 mod ids;
@@ -11,9 +12,10 @@ mod username;
 
 use std::collections::BTreeMap;
 
+pub use auth_method::AuthMethod;
 pub use client::Client;
 pub use email::{Email, is_invisible};
-pub use ids::{CsrfToken, PasswordHash, SessionId, SessionToken, UserId};
+pub use ids::{CsrfToken, MfaToken, PasswordHash, SessionId, SessionToken, UserId};
 pub use login_name::LoginName;
 pub use next_path::NextPath;
 pub use password::{MAX_BYTES as PASSWORD_MAX_BYTES, Owner, Password};

@@ -16,7 +16,9 @@ use serde::Serialize;
 use crate::db::DbError;
 use crate::domain::FieldErrors;
 use crate::services::accounts::AccountError;
+use crate::http::json::REQUIRED;
 use crate::services::login::LoginError;
+use crate::services::mfa::MfaError;
 use crate::services::passwords::HashError;
 use crate::services::recovery::RecoveryError;
 use crate::services::throttle::ThrottleError;
@@ -45,6 +47,22 @@ pub enum ApiError {
     /// login, with where to log in (and come back).
     #[error("authentication required")]
     LoginRequired { login_url: String },
+    /// The right password for an account with a second factor: the login
+    /// goes on at `POST /api/login/mfa` with this token.
+    #[error("a second factor is required")]
+    MfaRequired { mfa_token: String },
+    #[error("the second step's token is not valid")]
+    MfaExpired,
+    /// A wrong code at the login's second step.
+    #[error("the code is wrong")]
+    InvalidCode,
+    /// A wrong code confirming a sensitive change (step-up).
+    #[error("the code is wrong")]
+    WrongCode,
+    #[error("a second factor is on already")]
+    MfaAlreadyEnabled,
+    #[error("no second factor is on")]
+    MfaNotEnabled,
     #[error("the account is disabled")]
     InactiveAccount,
     /// `REQUIRE_VERIFIED_EMAIL`: `sent` when a new link is on its way.
@@ -172,6 +190,52 @@ impl ApiError {
                 "Authentication required",
                 "Log in, then send the session cookie or an `Authorization: Bearer` token.".into(),
                 bearer_challenge(),
+            ),
+            Self::MfaRequired { .. } => (
+                S::UNAUTHORIZED,
+                "mfa-required",
+                "Second factor required",
+                "The password is right; send a code from the authenticator app (or a recovery \
+                 code) with `mfa_token` to `POST /api/login/mfa`."
+                    .into(),
+                bearer_challenge(),
+            ),
+            Self::MfaExpired => (
+                S::UNAUTHORIZED,
+                "mfa-expired",
+                "Login expired",
+                "This second step is not valid: it was used, expired or voided. Log in again."
+                    .into(),
+                bearer_challenge(),
+            ),
+            Self::InvalidCode => (
+                S::UNAUTHORIZED,
+                "invalid-code",
+                "Wrong code",
+                "The code is wrong, or was used already. Try the current code.".into(),
+                bearer_challenge(),
+            ),
+            Self::WrongCode => (
+                S::FORBIDDEN,
+                "wrong-code",
+                "Wrong code",
+                "The code from the second factor is wrong, or was used already.".into(),
+                None,
+            ),
+            Self::MfaAlreadyEnabled => (
+                S::CONFLICT,
+                "mfa-already-enabled",
+                "Second factor already on",
+                "This account has a second factor already; turn it off first to enrol another."
+                    .into(),
+                None,
+            ),
+            Self::MfaNotEnabled => (
+                S::CONFLICT,
+                "mfa-not-enabled",
+                "No second factor",
+                "This account has no second factor.".into(),
+                None,
             ),
             Self::InactiveAccount => (
                 S::FORBIDDEN,
@@ -337,6 +401,8 @@ impl From<AccountError> for ApiError {
             AccountError::Invalid(errors) => Self::Validation(errors),
             AccountError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
             AccountError::WrongPassword => Self::WrongPassword,
+            AccountError::CodeRequired => Self::field("code", REQUIRED),
+            AccountError::WrongCode => Self::WrongCode,
             AccountError::Db(error) => error.into(),
             AccountError::Throttle(error) => error.into(),
             AccountError::Hash(error) => error.into(),
@@ -349,12 +415,33 @@ impl From<LoginError> for ApiError {
         match error {
             LoginError::InvalidCredentials { .. } => Self::InvalidCredentials,
             LoginError::Inactive { .. } => Self::InactiveAccount,
+            LoginError::MfaRequired(token) => Self::MfaRequired {
+                mfa_token: token.expose().to_owned(),
+            },
+            LoginError::MfaExpired => Self::MfaExpired,
+            LoginError::InvalidCode => Self::InvalidCode,
             LoginError::Unverified { mailed } => Self::EmailNotVerified { sent: mailed },
             LoginError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
             LoginError::Db(error) => error.into(),
             LoginError::Throttle(error) => error.into(),
             LoginError::Hash(error) => error.into(),
             LoginError::Recovery(error) => error.into(),
+        }
+    }
+}
+
+impl From<MfaError> for ApiError {
+    fn from(error: MfaError) -> Self {
+        match error {
+            MfaError::AlreadyOn => Self::MfaAlreadyEnabled,
+            MfaError::NotOn => Self::MfaNotEnabled,
+            MfaError::NotStarted => Self::field(
+                "code",
+                "No enrolment is pending: start one with POST /api/mfa/totp.",
+            ),
+            MfaError::WrongCode => Self::field("code", "The code is wrong; try the current one."),
+            MfaError::Confirm(error) => AccountError::from(error).into(),
+            MfaError::Db(error) => error.into(),
         }
     }
 }
@@ -384,6 +471,22 @@ struct ProblemBody<'a> {
     errors: Option<&'a FieldErrors>,
     #[serde(skip_serializing_if = "Option::is_none")]
     login_url: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mfa_token: Option<&'a str>,
+    /// What the second step takes, when one is owed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    methods: Option<&'static [&'static str]>,
+}
+
+/// The second factors a login's second step accepts.
+const MFA_METHODS: &[&str] = &["totp", "recovery_code"];
+
+/// The members a problem has beyond the standard ones.
+#[derive(Default)]
+struct Extras<'a> {
+    errors: Option<&'a FieldErrors>,
+    login_url: Option<&'a str>,
+    mfa_token: Option<&'a str>,
 }
 
 fn problem_response(
@@ -391,16 +494,17 @@ fn problem_response(
     kind: &str,
     title: &str,
     detail: &str,
-    errors: Option<&FieldErrors>,
-    login_url: Option<&str>,
+    extras: Extras<'_>,
 ) -> HttpResponse {
     let body = ProblemBody {
         kind: format!("urn:authd:problem:{kind}"),
         title,
         status: status.as_u16(),
         detail,
-        errors,
-        login_url,
+        errors: extras.errors,
+        login_url: extras.login_url,
+        mfa_token: extras.mfa_token,
+        methods: extras.mfa_token.map(|_| MFA_METHODS),
     };
     HttpResponse::build(status)
         .content_type(PROBLEM_JSON)
@@ -414,18 +518,27 @@ impl ResponseError for ApiError {
 
     fn error_response(&self) -> HttpResponse {
         let problem = self.problem();
-        let (errors, login_url) = match self {
-            Self::Validation(errors) => (Some(errors), None),
-            Self::LoginRequired { login_url } => (None, Some(login_url.as_str())),
-            _ => (None, None),
+        let extras = match self {
+            Self::Validation(errors) => Extras {
+                errors: Some(errors),
+                ..Extras::default()
+            },
+            Self::LoginRequired { login_url } => Extras {
+                login_url: Some(login_url),
+                ..Extras::default()
+            },
+            Self::MfaRequired { mfa_token } => Extras {
+                mfa_token: Some(mfa_token),
+                ..Extras::default()
+            },
+            _ => Extras::default(),
         };
         let mut response = problem_response(
             problem.status,
             problem.kind,
             problem.title,
             &problem.detail,
-            errors,
-            login_url,
+            extras,
         );
         if let Some((name, value)) = problem.header {
             response.headers_mut().insert(name, value);
@@ -463,7 +576,7 @@ pub fn problem_for_framework_error<B>(
         _ => title,
     };
     let kind = title.to_ascii_lowercase().replace(' ', "-");
-    let mut new = problem_response(status, &kind, title, detail, None, None);
+    let mut new = problem_response(status, &kind, title, detail, Extras::default());
     for (name, value) in old.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
             new.headers_mut().append(name.clone(), value.clone());

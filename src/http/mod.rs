@@ -31,6 +31,7 @@ use crate::http::request_span::request_span;
 use crate::http::security_headers::security_headers;
 use crate::services::accounts::Accounts;
 use crate::services::login::Login;
+use crate::services::mfa::Mfa;
 use crate::services::recovery::Recovery;
 
 /// What the HTTP layer is built from. Each part is registered as app data
@@ -41,6 +42,7 @@ use crate::services::recovery::Recovery;
 pub struct HttpParts {
     pub accounts: web::Data<Accounts>,
     pub login: web::Data<Login>,
+    pub mfa: web::Data<Mfa>,
     pub recovery: web::Data<Recovery>,
     pub auth: web::Data<Auth>,
     pub cookies: web::Data<CookiePolicy>,
@@ -90,6 +92,7 @@ fn app(
     App::new()
         .app_data(parts.accounts)
         .app_data(parts.login)
+        .app_data(parts.mfa)
         .app_data(parts.recovery)
         .app_data(parts.auth)
         .app_data(parts.cookies)
@@ -121,6 +124,7 @@ fn app(
         .service(readable("/readyz", routes::readyz, public))
         .service(web::resource("/api/register").route(web::post().to(routes::register)))
         .service(web::resource("/api/login").route(web::post().to(routes::login)))
+        .service(web::resource("/api/login/mfa").route(web::post().to(routes::login_second_step)))
         .service(web::resource("/api/logout").route(web::post().to(routes::logout)))
         .service(readable("/api/openapi.yaml", routes::openapi, public))
         .service(readable("/api/auth/check", routes::auth_check, public))
@@ -132,6 +136,19 @@ fn app(
         .service(
             web::resource("/api/me/password")
                 .route(login_required(web::post().to(routes::change_password))),
+        )
+        .service(
+            web::resource("/api/mfa/totp")
+                .route(login_required(web::post().to(routes::start_totp)))
+                .route(login_required(web::delete().to(routes::disable_totp))),
+        )
+        .service(
+            web::resource("/api/mfa/totp/confirm")
+                .route(login_required(web::post().to(routes::confirm_totp))),
+        )
+        .service(
+            web::resource("/api/mfa/recovery-codes")
+                .route(login_required(web::post().to(routes::regenerate_recovery_codes))),
         )
         .service(readable("/api/sessions", routes::list_sessions, login_required))
         .service(

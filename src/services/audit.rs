@@ -1,5 +1,6 @@
 //! The audit trail: every registration, login, failure, throttled attempt,
-//! logout, ended session, account change and recovery step goes to the `auth_events`
+//! logout, ended session, account change, recovery step and second-factor
+//! change goes to the `auth_events`
 //! table and to the structured log.
 //! It records who and from where, never a secret. An event that records a
 //! change is stored in the change's own transaction, so neither can exist
@@ -31,6 +32,12 @@ pub enum Event {
     ResetLinkIssued,
     EmailVerified,
     RecoveryThrottled,
+    MfaEnabled,
+    MfaDisabled,
+    MfaSuccess,
+    MfaFailure,
+    RecoveryCodeUsed,
+    RecoveryCodesRegenerated,
 }
 
 impl Event {
@@ -53,6 +60,12 @@ impl Event {
             Self::ResetLinkIssued => "reset_link_issued",
             Self::EmailVerified => "email_verified",
             Self::RecoveryThrottled => "recovery_throttled",
+            Self::MfaEnabled => "mfa_enabled",
+            Self::MfaDisabled => "mfa_disabled",
+            Self::MfaSuccess => "mfa_success",
+            Self::MfaFailure => "mfa_failure",
+            Self::RecoveryCodeUsed => "recovery_code_used",
+            Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
         }
     }
 }

@@ -1,16 +1,18 @@
-//! Logging in: a password for a new session, under the login throttle, with
-//! the audit trail of whatever happened.
+//! Logging in: a password for a new session (or, for an account with a
+//! second factor, for a challenge that a code then turns into a session),
+//! under the login throttle, with the audit trail of whatever happened.
 
-use diesel::PgConnection;
+use diesel::{Connection, PgConnection};
 use secrecy::SecretString;
 
+use crate::db::second_factor::{self, ChallengePurpose, NewChallenge};
 use crate::db::sessions::Session;
 use crate::db::users::{self, User};
 use crate::db::{self, DbError};
-use crate::domain::{Client, LoginName, PasswordHash, UserId};
+use crate::domain::{AuthMethod, Client, LoginName, MfaToken, PasswordHash, UserId};
 use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
-use crate::services::credentials::{Verdict, account_subject};
+use crate::services::credentials::{CodeVerdict, Verdict, account_subject};
 use crate::services::passwords::HashError;
 use crate::services::recovery::{Recovery, RecoveryError};
 use crate::services::throttle::{Blocked, ThrottleError};
@@ -27,6 +29,15 @@ pub enum LoginError {
     /// address is not verified yet; `mailed` when a new link is on its way.
     #[error("the address is not verified")]
     Unverified { mailed: bool },
+    /// The right password for an account with a second factor: the login
+    /// goes on with a code and this token.
+    #[error("a second factor is required")]
+    MfaRequired(MfaToken),
+    /// The second step's token is unknown, used, void or expired.
+    #[error("the second step's token is not valid")]
+    MfaExpired,
+    #[error("the code is wrong")]
+    InvalidCode,
     #[error("too many failed logins")]
     Throttled(Blocked),
     #[error(transparent)]
@@ -39,20 +50,47 @@ pub enum LoginError {
     Recovery(#[from] RecoveryError),
 }
 
+/// Wrong codes that void a second step's token.
+const CODES_PER_CHALLENGE: i32 = 5;
+
+/// What a login asked for beyond the password: kept with a challenge for
+/// the second step to honour.
+#[derive(Clone, Debug)]
+pub struct Wanted {
+    pub remember: bool,
+    /// Where to go next, already judged safe.
+    pub next: String,
+}
+
+/// A successful login: the user, the new session, and what was asked.
+pub struct LoggedIn {
+    pub user: User,
+    pub session: Session,
+    pub wanted: Wanted,
+}
+
 #[derive(Clone)]
 pub struct Login {
     core: Core,
     /// For a fresh confirmation link when an unverified address is refused.
     recovery: Recovery,
     require_verified_email: bool,
+    /// How long a second step may wait.
+    challenge_ttl: chrono::TimeDelta,
 }
 
 impl Login {
-    pub fn new(core: Core, recovery: Recovery, require_verified_email: bool) -> Self {
+    pub fn new(
+        core: Core,
+        recovery: Recovery,
+        require_verified_email: bool,
+        challenge_ttl: chrono::TimeDelta,
+    ) -> Self {
         Self {
             core,
             recovery,
             require_verified_email,
+            challenge_ttl,
         }
     }
 
@@ -71,24 +109,31 @@ impl Login {
     /// flight cannot outlive a password change, a reset, a deactivation or
     /// a deletion made meanwhile, by any instance or by plain SQL. A hash
     /// that changed because another login upgraded it is checked again.
+    ///
+    /// For an account with a second factor, the right password makes no
+    /// session: it makes a challenge, answered by [`Login::second_step`].
     #[tracing::instrument(skip_all)]
     pub async fn log_in(
         &self,
         identifier: String,
         password: SecretString,
-        remember: bool,
+        wanted: Wanted,
         client: &Client,
-    ) -> Result<(User, Session), LoginError> {
+    ) -> Result<LoggedIn, LoginError> {
         let mut checks_left = 2;
         loop {
             checks_left -= 1;
             match self
-                .attempt(&identifier, &password, remember, client)
+                .attempt(&identifier, &password, &wanted, client)
                 .await?
             {
                 Attempted::LoggedIn(user, session) => {
                     login_outcome("success");
-                    return Ok((user, *session));
+                    return Ok(LoggedIn {
+                        user,
+                        session: *session,
+                        wanted,
+                    });
                 }
                 Attempted::Refused(error) => return Err(error),
                 Attempted::HashChanged { user_id } if checks_left == 0 => {
@@ -114,7 +159,7 @@ impl Login {
         &self,
         identifier: &str,
         password: &SecretString,
-        remember: bool,
+        wanted: &Wanted,
         client: &Client,
     ) -> Result<Attempted, LoginError> {
         let name = LoginName::parse(identifier);
@@ -130,9 +175,10 @@ impl Login {
         let user_id = found.as_ref().map(|user| user.id);
         // Verify even without an account, so unknown users cost a hash too.
         let hash = found.as_ref().map(|user| user.password_hash.clone());
+        let second_step = found.as_ref().is_some_and(|user| user.totp_enabled);
         let verdict = self
             .core
-            .check_password::<LoginError>(&subject, client, password.clone(), hash)
+            .check_password::<LoginError>(&subject, client, password.clone(), hash, !second_step)
             .await?;
         let refuse = async |kind, user_id, outcome, error| {
             self.refuse(kind, user_id, identifier, client, outcome)
@@ -200,11 +246,21 @@ impl Login {
             }
             Ok(Ok(()))
         };
+        if second_step {
+            return self.challenge(&user, wanted, client, admit).await;
+        }
         let success = Record::new(Event::LoginSuccess, Some(id), Some(identifier), client);
         let started = self
             .core
             .sessions
-            .start(id, remember, client.clone(), success, admit)
+            .start(
+                id,
+                wanted.remember,
+                client.clone(),
+                &[AuthMethod::Password],
+                success,
+                admit,
+            )
             .await?;
         match started {
             Ok(session) => {
@@ -225,6 +281,167 @@ impl Login {
                 refuse(Event::LoginFailure, Some(id), "inactive", error).await
             }
         }
+    }
+
+    /// The second step owed by an account with a factor: a challenge, made
+    /// only if `admit` agrees (as a session would be), for the token that
+    /// [`Login::second_step`] takes.
+    async fn challenge(
+        &self,
+        user: &User,
+        wanted: &Wanted,
+        client: &Client,
+        admit: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<Result<(), Changed>>
+        + Send
+        + 'static,
+    ) -> Result<Attempted, LoginError> {
+        let token = MfaToken::generate();
+        let digest = token.digest();
+        let now = self.core.clock.now();
+        let (user_id, wanted, ip) = (user.id, wanted.clone(), client.ip.map(Into::into));
+        let expires_at = now + self.challenge_ttl;
+        let made = db::run(&self.core.pool, move |conn| {
+            conn.transaction(|conn| {
+                if let Err(changed) = admit(conn)? {
+                    return Ok(Err(changed));
+                }
+                second_factor::insert_challenge(
+                    conn,
+                    &NewChallenge {
+                        token_hash: &digest,
+                        user_id,
+                        purpose: ChallengePurpose::Login.as_str(),
+                        remember: wanted.remember,
+                        next: &wanted.next,
+                        ip,
+                        created_at: now,
+                        expires_at,
+                    },
+                )?;
+                Ok::<_, diesel::result::Error>(Ok(()))
+            })
+        })
+        .await?;
+        match made {
+            Ok(()) => {
+                login_outcome("mfa_required");
+                Ok(Attempted::Refused(LoginError::MfaRequired(token)))
+            }
+            Err(Changed::Hash) => Ok(Attempted::HashChanged { user_id }),
+            Err(Changed::Gone) => {
+                self.refuse(Event::LoginFailure, None, &user.username, client, "failure")
+                    .await;
+                let error = LoginError::InvalidCredentials { user_id: None };
+                Ok(Attempted::Refused(error))
+            }
+            Err(Changed::Inactive) => {
+                self.refuse(Event::LoginFailure, Some(user_id), &user.username, client, "inactive")
+                    .await;
+                Ok(Attempted::Refused(LoginError::Inactive { user_id }))
+            }
+        }
+    }
+
+    /// The second step: a code (TOTP or recovery) for the challenge that
+    /// `token` names, made by this client. Wrong codes count as failed
+    /// logins of the account, and void the challenge at the fifth.
+    #[tracing::instrument(skip_all)]
+    pub async fn second_step(
+        &self,
+        token: MfaToken,
+        code: &str,
+        client: &Client,
+    ) -> Result<LoggedIn, LoginError> {
+        let digest = token.digest();
+        let now = self.core.clock.now();
+        let found = db::run(&self.core.pool, move |conn| {
+            let Some(challenge) = second_factor::find_challenge(conn, &digest, now)? else {
+                return Ok(None);
+            };
+            let user = users::find(conn, challenge.user_id)?;
+            Ok(user.map(|user| (challenge, user)))
+        })
+        .await?;
+        let client_ip: Option<ipnet::IpNet> = client.ip.map(Into::into);
+        let Some((challenge, user)) = found.filter(|(challenge, _)| {
+            challenge.purpose == ChallengePurpose::Login.as_str() && challenge.ip == client_ip
+        }) else {
+            login_outcome("mfa_expired");
+            return Err(LoginError::MfaExpired);
+        };
+        let method = match self
+            .core
+            .check_code::<LoginError>(user.id, client, code)
+            .await?
+        {
+            CodeVerdict::Right(method) => method,
+            CodeVerdict::Wrong => {
+                db::run(&self.core.pool, move |conn| {
+                    second_factor::challenge_failed(conn, &digest, CODES_PER_CHALLENGE)
+                })
+                .await?;
+                self.refuse(Event::MfaFailure, Some(user.id), &user.username, client, "mfa_failure")
+                    .await;
+                return Err(LoginError::InvalidCode);
+            }
+            CodeVerdict::Blocked(blocked) => {
+                self.refuse(Event::LoginThrottled, Some(user.id), &user.username, client, "throttled")
+                    .await;
+                return Err(LoginError::Throttled(blocked));
+            }
+        };
+        let id = user.id;
+        let admit = move |conn: &mut PgConnection| {
+            if !second_factor::consume_challenge(conn, &digest)? {
+                return Ok(Err(Changed::Gone));
+            }
+            match users::lock_credential(conn, id)? {
+                Some((true, _)) => Ok(Ok(())),
+                Some((false, _)) => Ok(Err(Changed::Inactive)),
+                None => Ok(Err(Changed::Gone)),
+            }
+        };
+        let success = Record::new(Event::LoginSuccess, Some(id), Some(&user.username), client);
+        let started = self
+            .core
+            .sessions
+            .start(
+                id,
+                challenge.remember,
+                client.clone(),
+                &[AuthMethod::Password, method],
+                success,
+                admit,
+            )
+            .await?;
+        let session = match started {
+            Ok(session) => session,
+            Err(Changed::Inactive) => {
+                self.refuse(Event::LoginFailure, Some(id), &user.username, client, "inactive")
+                    .await;
+                return Err(LoginError::Inactive { user_id: id });
+            }
+            Err(Changed::Gone | Changed::Hash) => {
+                login_outcome("mfa_expired");
+                return Err(LoginError::MfaExpired);
+            }
+        };
+        let used = match method {
+            AuthMethod::RecoveryCode => Event::RecoveryCodeUsed,
+            _ => Event::MfaSuccess,
+        };
+        audit::record(&self.core.pool, Record::new(used, Some(id), None, client)).await;
+        login_outcome("success");
+        let mut user = user;
+        user.last_login_at = Some(session.created_at);
+        Ok(LoggedIn {
+            user,
+            session,
+            wanted: Wanted {
+                remember: challenge.remember,
+                next: challenge.next,
+            },
+        })
     }
 
     /// Counts and audits a refused login.

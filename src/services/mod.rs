@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod hash_pool;
 pub mod login;
 pub mod mail;
+pub mod mfa;
 pub mod passwords;
 pub mod recovery;
 pub mod retention;
@@ -19,13 +20,15 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::configuration::ThrottleSettings;
 use crate::db::PgPool;
+use crate::services::mfa::Factors;
 use crate::services::passwords::PasswordHasher;
 use crate::services::sessions::Sessions;
 use crate::services::throttle::Throttle;
 use crate::services::throttle::in_flight::InFlight;
 
 /// What the services that act on accounts share: the database, password
-/// hashing, the throttle and its limits, the sessions, and the time.
+/// hashing, the throttle and its limits, the sessions, the second factor's
+/// checks, and the time.
 #[derive(Clone)]
 pub struct Core {
     pub pool: PgPool,
@@ -35,5 +38,6 @@ pub struct Core {
     pub limits: ThrottleSettings,
     /// The cap on each client's password checks in flight.
     pub in_flight: Arc<InFlight>,
+    pub factors: Factors,
     pub clock: Clock,
 }

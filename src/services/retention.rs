@@ -8,7 +8,9 @@ use diesel::{Connection, PgConnection, QueryResult};
 use crate::clock::Clock;
 use crate::configuration::Period;
 use crate::db::locks::{self, Job};
-use crate::db::{self, DbError, PgPool, auth_events, email_tokens, sessions, throttle_hits};
+use crate::db::{
+    self, DbError, PgPool, auth_events, email_tokens, second_factor, sessions, throttle_hits,
+};
 
 /// Rows deleted per statement: small enough not to hold locks for long.
 const BATCH: i64 = 1000;
@@ -20,6 +22,7 @@ pub struct Purged {
     pub auth_events: usize,
     pub throttle_hits: usize,
     pub email_tokens: usize,
+    pub mfa_challenges: usize,
 }
 
 #[derive(Clone)]
@@ -59,6 +62,9 @@ impl Retention {
                         throttle_hits::purge_before(c, now - window, BATCH)
                     })?,
                     email_tokens: batches(conn, |c| email_tokens::purge_expired(c, now, BATCH))?,
+                    mfa_challenges: batches(conn, |c| {
+                        second_factor::purge_expired_challenges(c, now, BATCH)
+                    })?,
                 })
             })();
             match purged {

@@ -22,6 +22,7 @@ use crate::services::Core;
 use crate::services::accounts::Accounts;
 use crate::services::login::Login;
 use crate::services::mail::{Links, Mailer, Outbox};
+use crate::services::mfa::{Factors, Mfa};
 use crate::services::passwords::PasswordHasher;
 use crate::services::recovery::Recovery;
 use crate::services::retention::Retention;
@@ -35,6 +36,7 @@ use crate::services::throttle::redis::RedisStore;
 pub struct Services {
     pub pool: PgPool,
     pub accounts: Accounts,
+    pub mfa: Mfa,
     pub login: Login,
     pub sessions: Sessions,
     pub retention: Retention,
@@ -135,6 +137,12 @@ impl Services {
             sessions: sessions.clone(),
             limits: settings.throttle.clone(),
             in_flight: InFlight::new(settings.throttle.login_in_flight_per_ip),
+            factors: Factors::new(
+                pool.clone(),
+                clock.clone(),
+                &settings.secrets.key,
+                settings.secrets.previous.as_ref(),
+            ),
             clock: clock.clone(),
         };
         let recovery = Recovery::new(
@@ -145,10 +153,12 @@ impl Services {
         );
         Self {
             accounts: Accounts::new(core.clone(), recovery.clone()),
+            mfa: Mfa::new(core.clone(), settings.mfa.issuer.clone()),
             login: Login::new(
                 core,
                 recovery.clone(),
                 settings.recovery.require_verified_email,
+                settings.mfa.token_ttl.delta(),
             ),
             recovery,
             outbox,
@@ -172,6 +182,7 @@ impl Services {
         HttpParts {
             accounts: web::Data::new(self.accounts.clone()),
             login: web::Data::new(self.login.clone()),
+            mfa: web::Data::new(self.mfa.clone()),
             recovery: web::Data::new(self.recovery.clone()),
             auth: web::Data::new(Auth {
                 sessions: self.sessions.clone(),

@@ -1,4 +1,6 @@
-//! `POST /api/login`: a password for a session, as a cookie and a token.
+//! `POST /api/login` and its second step, `POST /api/login/mfa`: a password
+//! (and, for an account with a second factor, a code) for a session, as a
+//! cookie and a token.
 
 use actix_identity::Identity;
 use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
@@ -7,12 +9,12 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use crate::db::users::User;
-use crate::domain::{Client, NextPath};
+use crate::domain::{Client, MfaToken, NextPath, add_error};
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::{CookiePolicy, PersistSessionCookie};
 use crate::http::error::ApiError;
 use crate::http::json::{ApiJson, check, text};
-use crate::services::login::Login;
+use crate::services::login::{LoggedIn, Login, Wanted};
 
 #[derive(Deserialize, Validate)]
 pub struct LoginRequest {
@@ -61,12 +63,71 @@ pub async fn login(
         return Err(ApiError::Validation(errors));
     }
     let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
-    let remember = body.remember_me.unwrap_or(false);
-
-    let (user, session) = login
-        .log_in(body.username, body.password.into(), remember, &client)
+    let wanted = Wanted {
+        remember: body.remember_me.unwrap_or(false),
+        next: next.as_str().to_owned(),
+    };
+    let logged_in = login
+        .log_in(body.username, body.password.into(), wanted, &client)
         .await?;
+    logged_in_response(&request, &auth, &cookies, logged_in)
+}
 
+#[derive(Deserialize, Validate)]
+pub struct SecondStepRequest {
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    mfa_token: String,
+    /// A code from the authenticator app...
+    code: Option<String>,
+    /// ...or one of the recovery codes.
+    recovery_code: Option<String>,
+}
+
+/// `POST /api/login/mfa`: the second step of a login, answered as the
+/// login itself would have been.
+pub async fn login_second_step(
+    request: HttpRequest,
+    login: web::Data<Login>,
+    auth: web::Data<Auth>,
+    cookies: web::Data<CookiePolicy>,
+    client: Client,
+    ApiJson(body): ApiJson<SecondStepRequest>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require_anonymous(&request).await?;
+    let mut errors = check(&body);
+    let code = match (body.code, body.recovery_code) {
+        (Some(code), None) | (None, Some(code)) if !code.is_empty() => Some(code),
+        (Some(_), Some(_)) => {
+            add_error(&mut errors, "code", "Send either code or recovery_code, not both.");
+            None
+        }
+        _ => {
+            add_error(&mut errors, "code", "This field is required.");
+            None
+        }
+    };
+    let (Some(code), true) = (code, errors.is_empty()) else {
+        return Err(ApiError::Validation(errors));
+    };
+    let logged_in = login
+        .second_step(MfaToken::presented(body.mfa_token), &code, &client)
+        .await?;
+    logged_in_response(&request, &auth, &cookies, logged_in)
+}
+
+/// A new session, as the client gets it: a cookie (persistent when
+/// remembered) with its CSRF cookie, and a bearer token in the body.
+fn logged_in_response(
+    request: &HttpRequest,
+    auth: &Auth,
+    cookies: &CookiePolicy,
+    LoggedIn {
+        user,
+        session,
+        wanted,
+    }: LoggedIn,
+) -> Result<HttpResponse, ApiError> {
     // actix-identity renews the cookie session, so no identifier from before
     // the login survives it.
     Identity::login(&request.extensions(), session.token.expose().to_owned())
@@ -76,6 +137,7 @@ pub async fn login(
         .issue(&session)
         .map_err(|error| ApiError::Internal(error.into()))?;
 
+    let remember = wanted.remember;
     let lifetime = auth.sessions.lifetimes().for_login(remember);
     let csrf_token = session.csrf_token.expose();
     let mut response = HttpResponse::Ok();
@@ -93,6 +155,6 @@ pub async fn login(
         expires_at: session.expires_at,
         remember_me: remember,
         csrf_token,
-        next: next.as_str(),
+        next: &wanted.next,
     }))
 }

@@ -24,6 +24,7 @@ struct Me<'a> {
     /// only allowed origins see the response).
     #[serde(skip_serializing_if = "Option::is_none")]
     csrf_token: Option<&'a str>,
+    mfa: SecondFactor,
 }
 
 #[derive(Serialize)]
@@ -32,6 +33,15 @@ struct CurrentSession<'a> {
     id: &'a SessionId,
     expires_at: DateTime<Utc>,
     remember: bool,
+    /// How it was made (`pwd`, `otp`, `recovery`).
+    amr: &'a [String],
+}
+
+/// The account's second factors.
+#[derive(Serialize)]
+struct SecondFactor {
+    totp: bool,
+    recovery_codes_left: i32,
 }
 
 pub async fn me(me: Authenticated) -> HttpResponse {
@@ -41,8 +51,13 @@ pub async fn me(me: Authenticated) -> HttpResponse {
             id: &me.session.id,
             expires_at: me.session.expires_at,
             remember: me.session.remember,
+            amr: &me.session.amr,
         },
         csrf_token: (me.via == Via::Cookie).then_some(me.session.csrf_token.expose()),
+        mfa: SecondFactor {
+            totp: me.user.totp_enabled,
+            recovery_codes_left: me.user.recovery_codes_left,
+        },
     })
 }
 
@@ -53,6 +68,8 @@ pub struct UpdateRequest {
     #[serde(default, deserialize_with = "text")]
     #[validate(length(min = 1, message = "This field is required."))]
     current_password: String,
+    /// For an account with a second factor, when the address changes.
+    code: Option<String>,
 }
 
 impl UpdateRequest {
@@ -83,6 +100,7 @@ impl UpdateRequest {
             email,
             errors,
             current_password: self.current_password.into(),
+            code: self.code,
         })
     }
 }
@@ -105,6 +123,8 @@ pub struct DeleteRequest {
     #[serde(default, deserialize_with = "text")]
     #[validate(length(min = 1, message = "This field is required."))]
     current_password: String,
+    /// For an account with a second factor.
+    code: Option<String>,
 }
 
 /// Deletes the account, confirmed by its password, with every session.
@@ -120,7 +140,7 @@ pub async fn delete_me(
         return Err(ApiError::Validation(errors));
     }
     accounts
-        .delete_account(&me.user, body.current_password.into(), &client)
+        .delete_account(&me.user, body.current_password.into(), body.code, &client)
         .await?;
     Ok(cookies.logged_out())
 }

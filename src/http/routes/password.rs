@@ -27,6 +27,8 @@ pub struct PasswordChangeRequest {
         )
     )]
     new_password2: String,
+    /// For an account with a second factor.
+    code: Option<String>,
 }
 
 /// Changes the password; every other session of the user ends, this one
@@ -58,7 +60,7 @@ pub async fn change_password(
     };
     let current = body.current_password.into();
     accounts
-        .change_password(&me.user, &me.session, current, new, &client)
+        .change_password(&me.user, &me.session, current, body.code, new, &client)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

@@ -22,6 +22,8 @@ pub struct SessionView<'a> {
     user_agent: Option<&'a str>,
     ip: Option<String>,
     current: bool,
+    /// How it was made (`pwd`, `otp`, `recovery`).
+    amr: &'a [String],
 }
 
 impl<'a> SessionView<'a> {
@@ -35,6 +37,7 @@ impl<'a> SessionView<'a> {
             user_agent: session.user_agent.as_deref(),
             ip: session.ip.map(|ip| ip.addr().to_string()),
             current: session.token == current.token,
+            amr: &session.amr,
         }
     }
 }

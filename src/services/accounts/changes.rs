@@ -14,28 +14,32 @@ use crate::services::audit::{Event, Record};
 
 /// A change to an account, as parsed from a request: the username and
 /// address to set (either may stay as it is), what did not parse, and the
-/// current password that confirms it.
+/// current password that confirms it (with a second factor's code, for an
+/// account that has one, when the address changes).
 #[derive(Debug)]
 pub struct ProfileChange {
     pub username: Option<Username>,
     pub email: Option<Email>,
     pub errors: FieldErrors,
     pub current_password: SecretString,
+    pub code: Option<String>,
 }
 
 impl Accounts {
-    /// Changes the password, confirmed by the current one, and ends every
-    /// other session of the user; `keep` (the session asking) stays valid.
+    /// Changes the password, confirmed by the current one (and a code, for
+    /// an account with a second factor), and ends every other session of
+    /// the user; `keep` (the session asking) stays valid.
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn change_password(
         &self,
         user: &User,
         keep: &Session,
         current: SecretString,
+        code: Option<String>,
         new: Password,
         client: &Client,
     ) -> Result<(), AccountError> {
-        self.core.confirm_password(user, current, client).await?;
+        self.core.confirm(user, current, Some(code), client).await?;
         self.set_password(user, new, Some(keep.token.clone()), client)
             .await
     }
@@ -83,12 +87,16 @@ impl Accounts {
             email,
             mut errors,
             current_password,
+            code,
         } = change;
         if !errors.is_empty() {
             return Err(AccountError::Invalid(errors));
         }
+        // A new address is a new way to reset the password: as sensitive
+        // as the password itself.
+        let step_up = email.is_some().then_some(code);
         self.core
-            .confirm_password(user, current_password, client)
+            .confirm(user, current_password, step_up, client)
             .await?;
         let id = user.id;
         let (wanted_username, wanted_email) = (username.clone(), email.clone());
@@ -130,16 +138,18 @@ impl Accounts {
         written(updated, errors)
     }
 
-    /// Deletes the account, confirmed by its password; its sessions go with
-    /// it, so every cookie and token of it stops working at once.
+    /// Deletes the account, confirmed by its password (and a code, for an
+    /// account with a second factor); its sessions go with it, so every
+    /// cookie and token of it stops working at once.
     #[tracing::instrument(skip_all, fields(user_id = %user.id))]
     pub async fn delete_account(
         &self,
         user: &User,
         password: SecretString,
+        code: Option<String>,
         client: &Client,
     ) -> Result<(), AccountError> {
-        self.core.confirm_password(user, password, client).await?;
+        self.core.confirm(user, password, Some(code), client).await?;
         self.delete(user, client).await
     }
 

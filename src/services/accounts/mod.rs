@@ -34,6 +34,12 @@ pub enum AccountError {
     /// The current password, asked to confirm a change, is wrong.
     #[error("the current password is wrong")]
     WrongPassword,
+    /// The account has a second factor and the change needs a code from
+    /// it: none was sent, or a wrong one.
+    #[error("a code from the second factor is required")]
+    CodeRequired,
+    #[error("the code is wrong")]
+    WrongCode,
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -49,6 +55,9 @@ impl From<ConfirmError> for AccountError {
             ConfirmError::Throttled(blocked) => Self::Throttled(blocked),
             ConfirmError::Throttle(error) => Self::Throttle(error),
             ConfirmError::Hash(error) => Self::Hash(error),
+            ConfirmError::CodeRequired => Self::CodeRequired,
+            ConfirmError::WrongCode => Self::WrongCode,
+            ConfirmError::Db(error) => Self::Db(error),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::db::notifications::Invalidation;
 use crate::db::sessions::{self, Session};
 use crate::db::users;
 use crate::db::{self, DbError, PgPool};
-use crate::domain::{Client, CsrfToken, SessionId, SessionToken, UserId};
+use crate::domain::{AuthMethod, Client, CsrfToken, SessionId, SessionToken, UserId};
 use crate::services::audit::{Event, Record};
 use crate::services::sessions::activity::Activity;
 use crate::services::sessions::cache::SessionCache;
@@ -155,6 +155,7 @@ impl Sessions {
         user_id: UserId,
         remember: bool,
         client: Client,
+        methods: &[AuthMethod],
         event: Record,
         admit: impl FnOnce(&mut PgConnection) -> QueryResult<Result<(), R>> + Send + 'static,
     ) -> Result<Result<Session, R>, DbError> {
@@ -171,6 +172,7 @@ impl Sessions {
             csrf_token: CsrfToken::generate(),
             revoked_at: None,
             id: SessionId::generate(),
+            amr: methods.iter().map(|method| method.as_str().to_owned()).collect(),
         };
         let (started, event) = db::run(&self.pool, move |conn| {
             let start = |conn: &mut PgConnection| {

@@ -1,0 +1,290 @@
+//! The second factor: a TOTP authenticator and its recovery codes. Turning
+//! it on and off and renewing the codes are here ([`Mfa`]); checking a code
+//! is [`Factors`], which every check of who someone is shares (the login's
+//! second step, and the step-up before a sensitive change).
+
+pub mod recovery_codes;
+pub mod totp;
+
+use std::sync::Arc;
+
+use diesel::{Connection, PgConnection};
+
+use crate::clock::Clock;
+use crate::configuration::SecretKey;
+use crate::crypto::{derive_key, open, seal};
+use crate::db::second_factor as stored;
+use crate::db::users::User;
+use crate::db::{self, DbError, PgPool};
+use crate::domain::{AuthMethod, Client, UserId};
+use crate::services::Core;
+use crate::services::audit::{Event, Record};
+use crate::services::credentials::ConfirmError;
+use totp::TotpSecret;
+
+/// The key TOTP secrets are sealed with, derived from `SECRET_KEY`, and the
+/// one derived from `SECRET_KEY_PREVIOUS` during a rotation.
+struct SealingKeys {
+    current: [u8; 32],
+    previous: Option<[u8; 32]>,
+}
+
+const SEALING_LABEL: &str = "authd totp secrets v1";
+
+/// Checks codes against an account's factor; shared by every service that
+/// asks for one.
+#[derive(Clone)]
+pub struct Factors {
+    pool: PgPool,
+    clock: Clock,
+    keys: Arc<SealingKeys>,
+}
+
+impl Factors {
+    pub fn new(pool: PgPool, clock: Clock, key: &SecretKey, previous: Option<&SecretKey>) -> Self {
+        Self {
+            pool,
+            clock,
+            keys: Arc::new(SealingKeys {
+                current: derive_key(key.expose(), SEALING_LABEL),
+                previous: previous.map(|key| derive_key(key.expose(), SEALING_LABEL)),
+            }),
+        }
+    }
+
+    fn seal(&self, secret: &TotpSecret) -> Vec<u8> {
+        seal(&self.keys.current, secret.expose())
+    }
+
+    /// The secret, and whether it was sealed with the previous key (and so
+    /// should be sealed again).
+    fn open(&self, sealed: &[u8]) -> Option<(TotpSecret, bool)> {
+        if let Some(plain) = open(&self.keys.current, sealed) {
+            return Some((TotpSecret::from_bytes(plain), false));
+        }
+        let previous = self.keys.previous.as_ref()?;
+        open(previous, sealed).map(|plain| (TotpSecret::from_bytes(plain), true))
+    }
+
+    /// Checks `typed` (a TOTP code or a recovery code) against the account's
+    /// confirmed factor and uses it up: a TOTP step is accepted once, a
+    /// recovery code works once. `None` when it is wrong, used, or the
+    /// account has no factor.
+    pub async fn redeem(&self, user_id: UserId, typed: &str) -> Result<Option<AuthMethod>, DbError> {
+        let now = self.clock.now();
+        if let Some(code) = totp::parse_code(typed) {
+            let this = self.clone();
+            return db::run(&self.pool, move |conn| {
+                conn.transaction(|conn| {
+                    let Some(factor) = stored::totp(conn, user_id)? else {
+                        return Ok(None);
+                    };
+                    let Some((secret, stale)) = this.open(&factor.sealed) else {
+                        tracing::error!(%user_id, "a TOTP secret opens with no configured key");
+                        return Ok(None);
+                    };
+                    let Some(step) = secret.matching_step(&code, now) else {
+                        return Ok(None);
+                    };
+                    if !stored::accept_step(conn, user_id, step, None)? {
+                        return Ok(None);
+                    }
+                    if stale {
+                        stored::reseal_totp(conn, user_id, &this.seal(&secret))?;
+                    }
+                    Ok(Some(AuthMethod::Otp))
+                })
+            })
+            .await;
+        }
+        let Some(code) = recovery_codes::normalise(typed) else {
+            return Ok(None);
+        };
+        let digest = recovery_codes::digest(&code);
+        let used = db::run(&self.pool, move |conn| {
+            stored::use_recovery_code(conn, user_id, &digest, now)
+        })
+        .await?;
+        Ok(used.then_some(AuthMethod::RecoveryCode))
+    }
+}
+
+/// How confirming a pending factor ended.
+enum Confirmed {
+    On,
+    WrongCode,
+    /// No enrolment was started (or the factor is on already).
+    NotStarted,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MfaError {
+    #[error("a second factor is on already")]
+    AlreadyOn,
+    #[error("no second factor is on")]
+    NotOn,
+    #[error("no enrolment was started")]
+    NotStarted,
+    #[error("the code is wrong")]
+    WrongCode,
+    #[error(transparent)]
+    Confirm(#[from] ConfirmError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// What a new enrolment shows its owner, once.
+pub struct Enrolment {
+    pub secret: String,
+    pub uri: String,
+}
+
+/// Turning the second factor on and off, and renewing recovery codes.
+#[derive(Clone)]
+pub struct Mfa {
+    core: Core,
+    issuer: String,
+}
+
+impl Mfa {
+    pub fn new(core: Core, issuer: String) -> Self {
+        Self { core, issuer }
+    }
+
+    /// Starts (or restarts) enrolment, confirmed by the password: a new
+    /// secret, pending until a code from it is confirmed. Refused while a
+    /// factor is on: replacing it would be removing it without a code.
+    pub async fn start_totp(
+        &self,
+        user: &User,
+        password: secrecy::SecretString,
+        client: &Client,
+    ) -> Result<Enrolment, MfaError> {
+        if user.totp_enabled {
+            return Err(MfaError::AlreadyOn);
+        }
+        self.core.confirm(user, password, None, client).await?;
+        let secret = TotpSecret::generate();
+        let sealed = self.core.factors.seal(&secret);
+        let id = user.id;
+        let started = db::run(&self.core.pool, move |conn| {
+            stored::start_totp(conn, id, &sealed)
+        })
+        .await?;
+        if !started {
+            return Err(MfaError::AlreadyOn);
+        }
+        Ok(Enrolment {
+            uri: secret.uri(&self.issuer, &user.username),
+            secret: secret.base32(),
+        })
+    }
+
+    /// Confirms the pending factor with a code from it: the factor is on,
+    /// with a new set of recovery codes.
+    pub async fn confirm_totp(
+        &self,
+        user_id: UserId,
+        typed: &str,
+        client: &Client,
+    ) -> Result<Vec<String>, MfaError> {
+        let now = self.core.clock.now();
+        let factors = self.core.factors.clone();
+        let code = totp::parse_code(typed);
+        let codes = recovery_codes::generate();
+        let digests: Vec<[u8; 32]> = codes
+            .iter()
+            .filter_map(|code| recovery_codes::normalise(code))
+            .map(|code| recovery_codes::digest(&code))
+            .collect();
+        let event = Record::new(Event::MfaEnabled, Some(user_id), None, client);
+        let (confirmed, event) = db::run(&self.core.pool, move |conn| {
+            let confirm = |conn: &mut PgConnection| {
+                let pending = stored::totp(conn, user_id)?;
+                let Some(factor) = pending.filter(|factor| factor.confirmed_at.is_none()) else {
+                    return Ok(Confirmed::NotStarted);
+                };
+                let step = code.as_deref().and_then(|code| {
+                    let (secret, _) = factors.open(&factor.sealed)?;
+                    secret.matching_step(code, now)
+                });
+                let Some(step) = step else {
+                    return Ok(Confirmed::WrongCode);
+                };
+                if !stored::accept_step(conn, user_id, step, Some(now))? {
+                    return Ok(Confirmed::WrongCode);
+                }
+                stored::replace_recovery_codes(conn, user_id, &digests)?;
+                Ok(Confirmed::On)
+            };
+            event.with(conn, confirm, |done| matches!(done, Confirmed::On))
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        match confirmed {
+            Confirmed::On => {
+                self.core.sessions.forget_user(user_id);
+                Ok(codes)
+            }
+            Confirmed::WrongCode => Err(MfaError::WrongCode),
+            Confirmed::NotStarted => Err(MfaError::NotStarted),
+        }
+    }
+
+    /// Turns the factor off, confirmed by the password and a code.
+    pub async fn disable(
+        &self,
+        user: &User,
+        password: secrecy::SecretString,
+        code: Option<String>,
+        client: &Client,
+    ) -> Result<(), MfaError> {
+        if !user.totp_enabled {
+            return Err(MfaError::NotOn);
+        }
+        self.core.confirm(user, password, Some(code), client).await?;
+        let id = user.id;
+        let event = Record::new(Event::MfaDisabled, Some(id), None, client);
+        let (_, event) = db::run(&self.core.pool, move |conn| {
+            event.with(conn, |conn| stored::remove_all(conn, id), |removed| *removed)
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        self.core.sessions.forget_user(id);
+        Ok(())
+    }
+
+    /// A new set of recovery codes, confirmed by the password and a code;
+    /// the old set stops working.
+    pub async fn regenerate_codes(
+        &self,
+        user: &User,
+        password: secrecy::SecretString,
+        code: Option<String>,
+        client: &Client,
+    ) -> Result<Vec<String>, MfaError> {
+        if !user.totp_enabled {
+            return Err(MfaError::NotOn);
+        }
+        self.core.confirm(user, password, Some(code), client).await?;
+        let codes = recovery_codes::generate();
+        let digests: Vec<[u8; 32]> = codes
+            .iter()
+            .filter_map(|code| recovery_codes::normalise(code))
+            .map(|code| recovery_codes::digest(&code))
+            .collect();
+        let id = user.id;
+        let event = Record::new(Event::RecoveryCodesRegenerated, Some(id), None, client);
+        db::run(&self.core.pool, move |conn| {
+            conn.transaction(|conn| {
+                stored::replace_recovery_codes(conn, id, &digests)?;
+                event.store(conn)?;
+                Ok::<_, diesel::result::Error>(event)
+            })
+        })
+        .await
+        .map(|event| event.log())?;
+        self.core.sessions.forget_user(id);
+        Ok(codes)
+    }
+}
