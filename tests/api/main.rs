@@ -22,6 +22,7 @@ mod logout;
 mod logs;
 mod me;
 mod metrics;
+mod mfa;
 mod next;
 mod passwords;
 mod recovery;
