@@ -25,6 +25,9 @@ pub use username::Username;
 /// shows next to each field.
 pub type FieldErrors = BTreeMap<String, Vec<String>>;
 
+/// What every route says of a field that is missing or empty.
+pub const REQUIRED: &str = "This field is required.";
+
 /// Notes `message` against `field`.
 pub fn add_error(errors: &mut FieldErrors, field: &str, message: &str) {
     errors

@@ -14,9 +14,8 @@ use actix_web::{HttpResponse, ResponseError};
 use serde::Serialize;
 
 use crate::db::DbError;
-use crate::domain::FieldErrors;
+use crate::domain::{FieldErrors, REQUIRED};
 use crate::services::accounts::AccountError;
-use crate::http::json::REQUIRED;
 use crate::services::login::LoginError;
 use crate::services::mfa::MfaError;
 use crate::services::passwords::HashError;

@@ -15,7 +15,7 @@ use crate::http::error::ApiError;
 use crate::http::request_span::Started;
 
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
-pub const REQUIRED: &str = "This field is required.";
+use crate::domain::REQUIRED;
 
 /// How long a client has for a request, head and body (`CLIENT_TIMEOUT`);
 /// registered as app data. The server bounds the head; [`ApiJson`] the body.
