@@ -82,7 +82,7 @@ diesel::table! {
         csrf_token -> Text,
         revoked_at -> Nullable<Timestamptz>,
         public_id -> Text,
-        amr -> Array<Text>,
+        amr -> Array<Nullable<Text>>,
     }
 }
 

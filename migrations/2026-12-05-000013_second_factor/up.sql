@@ -88,7 +88,8 @@ CREATE TRIGGER recovery_codes_refresh_mfa_summary
     FOR EACH ROW EXECUTE FUNCTION authd_refresh_mfa_summary();
 
 -- How each session was made (RFC 8176 names): `pwd`, `otp`, `recovery`.
-ALTER TABLE sessions ADD COLUMN amr TEXT[] NOT NULL DEFAULT '{pwd}';
+ALTER TABLE sessions ADD COLUMN amr TEXT[] NOT NULL DEFAULT '{pwd}'
+    CHECK (array_position(amr, NULL) IS NULL);
 
 ALTER TABLE auth_events DROP CONSTRAINT auth_events_event_check;
 ALTER TABLE auth_events ADD CONSTRAINT auth_events_event_check CHECK (event IN (

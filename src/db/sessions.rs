@@ -28,8 +28,17 @@ pub struct Session {
     /// The handle the owner sees and ends it by (the `public_id` column).
     #[diesel(column_name = public_id)]
     pub id: SessionId,
-    /// How it was made: the methods its login used (RFC 8176 names).
-    pub amr: Vec<String>,
+    /// How it was made: the methods its login used (RFC 8176 names). A
+    /// check keeps NULLs out; Postgres arrays can hold them, so the type
+    /// says they might.
+    pub amr: Vec<Option<String>>,
+}
+
+impl Session {
+    /// The methods its login used.
+    pub fn methods(&self) -> Vec<&str> {
+        self.amr.iter().flatten().map(String::as_str).collect()
+    }
 }
 
 pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {

@@ -148,7 +148,7 @@ fn seed(url: &str, secret: &str, users: usize, sessions: usize, dir: &str) {
             csrf_token: CsrfToken::generate(),
             revoked_at: None,
             id: SessionId::parse(&format!("{n:032x}")).unwrap(),
-            amr: vec!["pwd".into()],
+            amr: vec![Some("pwd".into())],
         };
         token_lines.push_str(&tokens.issue(&session).unwrap());
         token_lines.push('\n');

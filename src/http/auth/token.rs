@@ -127,7 +127,7 @@ mod tests {
             csrf_token: CsrfToken::generate(),
             revoked_at: None,
             id: SessionId::generate(),
-            amr: vec!["pwd".into()],
+            amr: vec![Some("pwd".into())],
         }
     }
 

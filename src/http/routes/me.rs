@@ -34,7 +34,7 @@ struct CurrentSession<'a> {
     expires_at: DateTime<Utc>,
     remember: bool,
     /// How it was made (`pwd`, `otp`, `recovery`).
-    amr: &'a [String],
+    amr: Vec<&'a str>,
 }
 
 /// The account's second factors.
@@ -51,7 +51,7 @@ pub async fn me(me: Authenticated) -> HttpResponse {
             id: &me.session.id,
             expires_at: me.session.expires_at,
             remember: me.session.remember,
-            amr: &me.session.amr,
+            amr: me.session.methods(),
         },
         csrf_token: (me.via == Via::Cookie).then_some(me.session.csrf_token.expose()),
         mfa: SecondFactor {

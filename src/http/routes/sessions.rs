@@ -23,7 +23,7 @@ pub struct SessionView<'a> {
     ip: Option<String>,
     current: bool,
     /// How it was made (`pwd`, `otp`, `recovery`).
-    amr: &'a [String],
+    amr: Vec<&'a str>,
 }
 
 impl<'a> SessionView<'a> {
@@ -37,7 +37,7 @@ impl<'a> SessionView<'a> {
             user_agent: session.user_agent.as_deref(),
             ip: session.ip.map(|ip| ip.addr().to_string()),
             current: session.token == current.token,
-            amr: &session.amr,
+            amr: session.methods(),
         }
     }
 }

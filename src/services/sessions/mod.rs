@@ -172,7 +172,10 @@ impl Sessions {
             csrf_token: CsrfToken::generate(),
             revoked_at: None,
             id: SessionId::generate(),
-            amr: methods.iter().map(|method| method.as_str().to_owned()).collect(),
+            amr: methods
+                .iter()
+                .map(|method| Some(method.as_str().to_owned()))
+                .collect(),
         };
         let (started, event) = db::run(&self.pool, move |conn| {
             let start = |conn: &mut PgConnection| {
