@@ -392,6 +392,35 @@ async fn a_totp_code_is_accepted_once_across_instances() {
         .assert_status(200);
 }
 
+/// The compare-and-set, not the order of requests, makes a code single
+/// use: raced at two instances, one login gets in.
+#[tokio::test]
+async fn the_same_code_raced_at_two_instances_logs_in_once() {
+    let app = TestApp::spawn().await;
+    let (_, phone, _) = mfa_user(&app, "susan").await;
+    let sibling = app.sibling(|_| {}).await;
+    let (here, there) = (app.anonymous(), app.anonymous().via(&sibling));
+    let (first, second) = (
+        first_step(&here, "susan").await,
+        first_step(&there, "susan").await,
+    );
+    phone.advance(&app, STEP);
+    sibling.advance(STEP);
+    let code = phone.code();
+    let (a, b) = tokio::join!(
+        second_step(&here, &first, &code),
+        second_step(&there, &second, &code)
+    );
+    let mut statuses = [a.status.as_u16(), b.status.as_u16()];
+    statuses.sort();
+    assert_eq!(statuses, [200, 401]);
+    let refused = if a.status == 401 { &a } else { &b };
+    assert_eq!(
+        refused.problem(401)["type"],
+        "urn:authd:problem:invalid-code"
+    );
+}
+
 /// A typo costs one of the token's tries, not the token.
 #[tokio::test]
 async fn a_wrong_code_is_invalid_code_and_the_token_stays_good() {
@@ -591,6 +620,17 @@ async fn each_sensitive_change_needs_a_code() {
     recovery_step(&client, &token, &codes[0])
         .await
         .assert_status(200);
+
+    // A code spent at a login is spent for a change too.
+    let code = phone.next_code(&app);
+    let token = first_step(&client, "susan").await;
+    second_step(&client, &token, &code).await.assert_status(200);
+    let body = json!({"current_password": PASSWORD, "code": code});
+    let replayed = susan
+        .post("/api/mfa/recovery-codes", &body)
+        .await
+        .problem(403);
+    assert_eq!(replayed["type"], "urn:authd:problem:wrong-code");
 }
 
 #[tokio::test]
