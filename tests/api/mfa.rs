@@ -120,7 +120,7 @@ async fn confirming_with_a_wrong_code_turns_nothing_on() {
     let nothing_pending = confirm(&susan, "123456").await.problem(422);
     assert!(nothing_pending["errors"]["code"].is_array());
 
-    let phone = Authenticator::new(TOTP::from_url(uri(&start(&susan, PASSWORD).await)).unwrap());
+    let phone = Authenticator::served(&start(&susan, PASSWORD).await);
     for typed in [phone.wrong_code(), "12345".into(), "abcdef".into()] {
         let problem = confirm(&susan, &typed).await.problem(422);
         assert!(problem["errors"]["code"].is_array(), "{typed}: {problem}");
@@ -361,7 +361,7 @@ async fn each_session_records_how_it_was_made() {
 async fn a_totp_code_is_accepted_once_across_instances() {
     let app = TestApp::spawn().await;
     let (susan, _) = app.logged_in_app("susan").await;
-    let phone = Authenticator::new(TOTP::from_url(uri(&start(&susan, PASSWORD).await)).unwrap());
+    let phone = Authenticator::served(&start(&susan, PASSWORD).await);
     let enrolling = phone.code();
     confirm(&susan, &enrolling).await.assert_status(200);
     let sibling = app.sibling(|_| {}).await;
@@ -991,6 +991,13 @@ impl Authenticator {
         }
     }
 
+    /// The app set up from the URI an enrolment's start served.
+    fn served(started: &TestResponse) -> Self {
+        started.assert_status(200);
+        let uri = started.json()["otpauth_uri"].as_str().unwrap().to_owned();
+        Self::new(TOTP::from_url(uri).unwrap())
+    }
+
     fn now(&self) -> u64 {
         (SystemTime::now().duration_since(UNIX_EPOCH).unwrap() + self.ahead.get()).as_secs()
     }
@@ -1039,7 +1046,7 @@ async fn mfa_user(app: &TestApp, username: &str) -> (Actor, Authenticator, Vec<S
 async fn enrol(user: &Actor) -> (Authenticator, Vec<String>) {
     let started = start(user, PASSWORD).await;
     started.assert_status(200);
-    let phone = Authenticator::new(TOTP::from_url(uri(&started)).unwrap());
+    let phone = Authenticator::served(&started);
     let confirmed = confirm(user, &phone.code()).await;
     confirmed.assert_status(200);
     (phone, recovery_codes(&confirmed))
@@ -1053,11 +1060,6 @@ async fn start(user: &Actor, password: &str) -> TestResponse {
 async fn confirm(user: &Actor, code: &str) -> TestResponse {
     user.post("/api/mfa/totp/confirm", &json!({"code": code}))
         .await
-}
-
-fn uri(started: &TestResponse) -> String {
-    started.assert_status(200);
-    started.json()["otpauth_uri"].as_str().unwrap().to_owned()
 }
 
 fn recovery_codes(response: &TestResponse) -> Vec<String> {
