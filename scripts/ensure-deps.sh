@@ -3,8 +3,9 @@
 # Debian (as root, asking nothing; safe to run repeatedly):
 #   - what the test suite needs, and its servers started: scripts/test-deps.sh
 #     (libpq, PostgreSQL on 127.0.0.1:5432 with a password-less login for
-#     `postgres`, for development only, Redis, PgBouncer, aiosmtpd,
-#     cargo-nextest); `cargo run` needs the first two of these too;
+#     `postgres`, for development only, Redis, PgBouncer, aiosmtpd, nginx
+#     with auth_request, cargo-nextest); `cargo run` needs the first two of
+#     these too;
 #   - curl, jq and HTTPie, for the README's examples;
 #   - python3-venv, for the contract tests' venv (scripts/contract-test.sh
 #     installs schemathesis into it, and checks for python3-venv itself too).

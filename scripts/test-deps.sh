@@ -25,9 +25,8 @@ cd "$(dirname "$0")/.."
 . scripts/lib/deps.sh
 
 # One line per Debian package: the package, then a probe that succeeds when
-# it is there (a command name, or a shell test). A new need is one more line;
-# for example, forward-auth tests would add nginx-light with the probe
-#     nginx -V 2>&1 | grep -q http_auth_request
+# it is there (a command name, or a shell test). A new need is one more line.
+# nginx's probe asks for the module, not the program: not every nginx has it.
 need_packages test-deps <<'TABLE'
 gcc                cc
 libpq-dev          compgen -G '/usr/lib/*/libpq.so' || pkg-config --exists libpq
@@ -37,6 +36,7 @@ redis-server       [ -n "${TEST_REDIS_URL:-}" ] || port_open 127.0.0.1 6379 || h
 pgbouncer          pgbouncer
 python3-aiosmtpd   /usr/bin/python3 -c 'import aiosmtpd'
 procps             pkill
+nginx-light        nginx -V 2>&1 | grep -q http_auth_request
 TABLE
 
 if ! have cargo; then
