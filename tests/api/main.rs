@@ -8,6 +8,7 @@ mod helpers;
 mod account;
 mod architecture;
 mod audit;
+mod auth_check;
 mod bad_input;
 mod cli;
 mod configuration;
