@@ -17,6 +17,7 @@ mod cors;
 mod csrf;
 mod database;
 mod durability;
+mod forward_auth;
 mod http;
 mod login;
 mod logout;
