@@ -25,7 +25,7 @@ use authd::configuration::Period;
 pub use actors::{Actor, Request, Server};
 pub use app::{TestApp, start, test_settings, use_redis};
 pub use database::TestDatabase;
-pub use process::Process;
+pub use process::{Process, example};
 pub use response::{Login, TestResponse};
 
 /// The password of every user the harness makes.
