@@ -24,6 +24,7 @@ mod logout;
 mod logs;
 mod me;
 mod metrics;
+mod microblog;
 mod next;
 mod passwords;
 mod recovery;
