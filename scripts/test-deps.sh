@@ -8,7 +8,8 @@
 # finds missing: a C linker, libpq (Diesel's Postgres driver), psql,
 # PostgreSQL and Redis (unless one already answers on its port), PgBouncer
 # (a test runs authd behind it), aiosmtpd (the SMTP server the recovery
-# tests send mail to) and pkill (tests stop their helpers with it); and
+# tests send mail to), pkill (tests stop their helpers with it), and curl,
+# jq and HTTPie (a test runs the README's examples with them); and
 # cargo-nextest (`cargo install`, into ~/.cargo/bin) when cargo lacks it.
 #
 # Starts PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they
@@ -18,7 +19,7 @@
 # yours: it is neither installed nor started.
 #
 # It does not build the Diesel CLI (only scripts/check-schema.sh needs it),
-# nor install the README examples' tools (scripts/ensure-deps.sh does).
+# nor python3-venv (scripts/ensure-deps.sh adds it, for the contract tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deps.sh
@@ -37,6 +38,9 @@ pgbouncer          pgbouncer
 python3-aiosmtpd   /usr/bin/python3 -c 'import aiosmtpd'
 procps             pkill
 nginx-light        nginx -V 2>&1 | grep -q http_auth_request
+curl               curl
+jq                 jq
+httpie             http
 TABLE
 
 if ! have cargo; then

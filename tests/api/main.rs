@@ -27,6 +27,7 @@ mod metrics;
 mod microblog;
 mod next;
 mod passwords;
+mod readme;
 mod recovery;
 mod register;
 mod service;
