@@ -9,8 +9,9 @@
 # PostgreSQL and Redis (unless one already answers on its port), PgBouncer
 # (a test runs authd behind it), aiosmtpd (the SMTP server the recovery
 # tests send mail to), pkill (tests stop their helpers with it), and curl,
-# jq and HTTPie (a test runs the README's examples with them); and
-# cargo-nextest (`cargo install`, into ~/.cargo/bin) when cargo lacks it.
+# jq and HTTPie (a test runs the README's examples with them), nginx with
+# auth_request (`nginx-light`: the forward-auth tests run the nginx example);
+# and cargo-nextest (`cargo install`, into ~/.cargo/bin) when cargo lacks it.
 #
 # Starts PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they
 # are down, and, as root, lets user `postgres` log in there without a
