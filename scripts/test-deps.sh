@@ -8,7 +8,9 @@
 # finds missing: a C linker, libpq (Diesel's Postgres driver), psql,
 # PostgreSQL and Redis (unless one already answers on its port), PgBouncer
 # (a test runs authd behind it), aiosmtpd (the SMTP server the recovery
-# tests send mail to) and pkill (tests stop their helpers with it); and
+# tests send mail to), pkill (tests stop their helpers with it), and
+# Chromium with its chromedriver (the browser test drives examples/spa/
+# in it, headless); and
 # cargo-nextest (`cargo install`, into ~/.cargo/bin) when cargo lacks it.
 #
 # Starts PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they
@@ -37,6 +39,8 @@ redis-server       [ -n "${TEST_REDIS_URL:-}" ] || port_open 127.0.0.1 6379 || h
 pgbouncer          pgbouncer
 python3-aiosmtpd   /usr/bin/python3 -c 'import aiosmtpd'
 procps             pkill
+chromium           chromium
+chromium-driver    chromedriver
 TABLE
 
 if ! have cargo; then
