@@ -9,6 +9,7 @@ mod account;
 mod architecture;
 mod audit;
 mod bad_input;
+mod browser;
 mod cli;
 mod configuration;
 mod cookies;
