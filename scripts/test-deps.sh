@@ -8,10 +8,12 @@
 # finds missing: a C linker, libpq (Diesel's Postgres driver), psql,
 # PostgreSQL and Redis (unless one already answers on its port), PgBouncer
 # (a test runs authd behind it), aiosmtpd (the SMTP server the recovery
-# tests send mail to), pkill (tests stop their helpers with it), and curl,
+# tests send mail to), pkill (tests stop their helpers with it), curl,
 # jq and HTTPie (a test runs the README's examples with them), nginx with
-# auth_request (`nginx-light`: the forward-auth tests run the nginx example);
-# and cargo-nextest (`cargo install`, into ~/.cargo/bin) when cargo lacks it.
+# auth_request (`nginx-light`: the forward-auth tests run the nginx
+# example), and Chromium with its chromedriver (the browser test drives
+# examples/spa/ in it, headless); and cargo-nextest (`cargo install`, into
+# ~/.cargo/bin) when cargo lacks it.
 #
 # Starts PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they
 # are down, and, as root, lets user `postgres` log in there without a
@@ -42,6 +44,8 @@ nginx-light        nginx -V 2>&1 | grep -q http_auth_request
 curl               curl
 jq                 jq
 httpie             http
+chromium           chromium
+chromium-driver    chromedriver
 TABLE
 
 if ! have cargo; then

@@ -10,6 +10,7 @@ mod architecture;
 mod audit;
 mod auth_check;
 mod bad_input;
+mod browser;
 mod cli;
 mod configuration;
 mod cookies;
