@@ -24,6 +24,7 @@ mod me;
 mod metrics;
 mod next;
 mod passwords;
+mod races;
 mod recovery;
 mod register;
 mod service;
