@@ -27,6 +27,7 @@ mod passwords;
 mod races;
 mod recovery;
 mod register;
+mod secrets;
 mod service;
 mod session_cache;
 mod session_lifetimes;
