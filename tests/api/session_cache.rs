@@ -262,3 +262,46 @@ async fn a_stalled_listener_neither_keeps_nor_brings_back_a_revoked_session() {
         answers.len()
     );
 }
+
+/// An instance notes activity from its cache and writes it in batches. A
+/// session the database holds idle (here set so in SQL) is not brought
+/// back by that write, however recently this instance saw it.
+#[tokio::test]
+async fn a_batched_activity_write_does_not_revive_a_session_idled_out_in_sql() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling(|_| {}).await;
+    let (susan, _) = a.logged_in_app("susan").await;
+    // The login's own notification may arrive after the first read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    susan.via(&b).get("/api/me").await.assert_status(200);
+
+    // Far enough for a use to be noted, not for the session to idle.
+    let idle = a.settings.sessions.idle_ttl.std();
+    a.advance(idle / 2);
+    b.advance(idle / 2);
+    // last_seen_at ends nothing when it changes, so nobody is told.
+    a.db.execute(&format!(
+        "UPDATE sessions SET last_seen_at = last_seen_at - interval '{} seconds'",
+        idle.as_secs() + 60
+    ));
+    // B still holds it as it validated it, and notes the activity.
+    susan.via(&b).get("/api/me").await.assert_status(200);
+    b.flush_activity().await;
+
+    let seen: chrono::DateTime<chrono::Utc> = {
+        use authd::schema::sessions::dsl::*;
+        sessions
+            .select(last_seen_at)
+            .first(&mut a.db.connect())
+            .unwrap()
+    };
+    assert!(
+        seen < chrono::Utc::now() - idle,
+        "the write brought last_seen_at forward to {seen}"
+    );
+    susan.get("/api/me").await.problem(401);
+    // B keeps its copy until something about susan changes (here a login
+    // elsewhere); then it reads the database too.
+    a.app_login("susan", false).await;
+    susan.via(&b).refused_within_a_second().await;
+}
