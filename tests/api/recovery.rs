@@ -19,13 +19,13 @@ use crate::helpers::mail_sink::{MailSink, ReceivedMail};
 use crate::helpers::{Actor, PASSWORD, Process, TestApp, TestDatabase, TestResponse, eventually};
 use authd::configuration::Bucket;
 
-const NEW: &str = "purple-monkey-dishwasher";
+pub const NEW: &str = "purple-monkey-dishwasher";
 const APP: &str = "https://app.example.com";
-const RESET: &str = "Reset your password";
+pub const RESET: &str = "Reset your password";
 const CONFIRM: &str = "Confirm your e-mail address";
 
 /// Mail through `sink`, links to the example app.
-fn mailing(sink: &MailSink) -> impl FnOnce(&mut Settings) {
+pub fn mailing(sink: &MailSink) -> impl FnOnce(&mut Settings) {
     let url = sink.url();
     move |settings: &mut Settings| {
         settings.mail.smtp_url = Some(url.into());
@@ -42,7 +42,7 @@ async fn app_mailing(sink: &MailSink) -> TestApp {
 
 /// Delivers the mail due now; the mails with this subject to `to`, at
 /// least `count` of them.
-async fn delivered(
+pub async fn delivered(
     app: &TestApp,
     sink: &MailSink,
     to: &str,
@@ -58,13 +58,13 @@ fn assert_outbox_empty(app: &TestApp) {
     assert_eq!(depth, 0, "{depth} mails still queued");
 }
 
-async fn forgot(app: &TestApp, email: &str) -> TestResponse {
+pub async fn forgot(app: &TestApp, email: &str) -> TestResponse {
     app.anonymous()
         .post("/api/password/forgot", &json!({"email": email}))
         .await
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> TestResponse {
+pub async fn reset(app: &TestApp, token: &str, password: &str) -> TestResponse {
     app.anonymous()
         .post(
             "/api/password/reset",
