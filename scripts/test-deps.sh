@@ -8,8 +8,12 @@
 # finds missing: a C linker, libpq (Diesel's Postgres driver), psql,
 # PostgreSQL and Redis (unless one already answers on its port), PgBouncer
 # (a test runs authd behind it), aiosmtpd (the SMTP server the recovery
-# tests send mail to) and pkill (tests stop their helpers with it); and
-# cargo-nextest (`cargo install`, into ~/.cargo/bin) when cargo lacks it.
+# tests send mail to), pkill (tests stop their helpers with it), curl,
+# jq and HTTPie (a test runs the README's examples with them), nginx with
+# auth_request (`nginx-light`: the forward-auth tests run the nginx
+# example), and Chromium with its chromedriver (the browser test drives
+# examples/spa/ in it, headless); and cargo-nextest (`cargo install`, into
+# ~/.cargo/bin) when cargo lacks it.
 #
 # Starts PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379 when they
 # are down, and, as root, lets user `postgres` log in there without a
@@ -18,16 +22,15 @@
 # yours: it is neither installed nor started.
 #
 # It does not build the Diesel CLI (only scripts/check-schema.sh needs it),
-# nor install the README examples' tools (scripts/ensure-deps.sh does).
+# nor python3-venv (scripts/ensure-deps.sh adds it, for the contract tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/deps.sh
 . scripts/lib/deps.sh
 
 # One line per Debian package: the package, then a probe that succeeds when
-# it is there (a command name, or a shell test). A new need is one more line;
-# for example, forward-auth tests would add nginx-light with the probe
-#     nginx -V 2>&1 | grep -q http_auth_request
+# it is there (a command name, or a shell test). A new need is one more line.
+# nginx's probe asks for the module, not the program: not every nginx has it.
 need_packages test-deps <<'TABLE'
 gcc                cc
 libpq-dev          compgen -G '/usr/lib/*/libpq.so' || pkg-config --exists libpq
@@ -37,6 +40,12 @@ redis-server       [ -n "${TEST_REDIS_URL:-}" ] || port_open 127.0.0.1 6379 || h
 pgbouncer          pgbouncer
 python3-aiosmtpd   /usr/bin/python3 -c 'import aiosmtpd'
 procps             pkill
+nginx-light        nginx -V 2>&1 | grep -q http_auth_request
+curl               curl
+jq                 jq
+httpie             http
+chromium           chromium
+chromium-driver    chromedriver
 TABLE
 
 if ! have cargo; then

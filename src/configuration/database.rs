@@ -3,7 +3,7 @@
 use crate::configuration::ConfigError;
 use crate::configuration::env::{Env, Period, parse_within, seconds};
 
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DatabaseSettings {
     pub url: String,
     /// A connection straight to Postgres, when `url` goes through a
@@ -17,6 +17,36 @@ pub struct DatabaseSettings {
     pub timeout: Period,
     /// How long one statement may run before Postgres cancels it.
     pub statement_timeout: Period,
+}
+
+/// The URLs without their passwords: settings are printed whole in
+/// debugging, and a database password must never reach a log.
+impl std::fmt::Debug for DatabaseSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseSettings")
+            .field("url", &without_password(&self.url))
+            .field(
+                "direct_url",
+                &self.direct_url.as_deref().map(without_password),
+            )
+            .field("pool_size", &self.pool_size)
+            .field("timeout", &self.timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
+}
+
+/// `url` with any password replaced by `***`.
+fn without_password(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            // Only a URL that cannot have a password refuses one.
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparsable>".to_owned(),
+    }
 }
 
 impl DatabaseSettings {
@@ -94,5 +124,29 @@ mod tests {
         ] {
             assert!(name(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn debug_never_prints_a_database_password() {
+        let vars = [
+            ("DATABASE_URL", "postgres://authd:s3cret-pw@db/authd"),
+            (
+                "DATABASE_DIRECT_URL",
+                "postgres://authd:other-pw@db:5432/authd",
+            ),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        let settings = DatabaseSettings::read(&Env(&vars)).unwrap();
+        let printed = format!("{settings:?}");
+        assert!(
+            !printed.contains("s3cret-pw") && !printed.contains("other-pw"),
+            "{printed}"
+        );
+        assert!(
+            printed.contains("postgres://authd:***@db/authd"),
+            "{printed}"
+        );
+        assert_eq!(settings.url, "postgres://authd:s3cret-pw@db/authd");
     }
 }

@@ -216,3 +216,23 @@ async fn account_changes_are_audited() {
     );
     assert_eq!(events.last().unwrap().1.as_deref(), Some("susan2"));
 }
+
+/// A new address is refused an encoded word as a registration is
+/// (see `register::encoded_words_are_not_addresses`), and stays as it was.
+#[tokio::test]
+async fn an_encoded_word_is_refused_as_a_new_address() {
+    let app = TestApp::spawn().await;
+    let (susan, _) = app.logged_in_app("susan").await;
+    let problem = susan
+        .request(Method::PATCH, "/api/me")
+        .json(&json!({"email": "=?utf-8?q?=61lice?=@example.com", "current_password": PASSWORD}))
+        .send()
+        .await
+        .problem(422);
+    assert_eq!(
+        problem["errors"],
+        json!({"email": ["Invalid email address."]})
+    );
+    let me = susan.get("/api/me").await.json();
+    assert_eq!(me["email"], "susan@example.com");
+}

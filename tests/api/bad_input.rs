@@ -6,7 +6,7 @@ use serde_json::json;
 
 use std::time::Duration;
 
-use crate::helpers::{TestApp, secs};
+use crate::helpers::{PASSWORD, TestApp, secs};
 
 async fn raw(
     app: &TestApp,
@@ -44,6 +44,64 @@ async fn malformed_json_is_400() {
             .problem(400);
         }
     }
+}
+
+/// serde_json keeps the last of two keys, but a proxy, a WAF or a log in
+/// front of authd may read the first: a body that two parsers could read
+/// apart is refused before anything acts on it. Each body below would
+/// otherwise do what its last key says.
+#[tokio::test]
+async fn a_key_given_twice_is_400_and_nothing_happens() {
+    let app = TestApp::spawn().await;
+    let (susan, _) = app.logged_in_app("susan").await;
+    let (phone, _) = app.app_login("susan", false).await;
+    app.user("bob").await;
+    let new = "purple-monkey-dishwasher";
+    let twice = |actor: &crate::helpers::Actor, method: Method, path: &str, body: String| {
+        actor
+            .request(method, path)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+
+    let login = format!(r#"{{"username": "bob", "username": "susan", "password": "{PASSWORD}"}}"#);
+    let problem = twice(&app.anonymous(), Method::POST, "/api/login", login)
+        .await
+        .problem(400);
+    assert_eq!(problem["type"], "urn:authd:problem:malformed-json");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("duplicate key `username`"),
+        "{problem}"
+    );
+
+    let change = format!(
+        r#"{{"current_password": "wrong-guess-123", "current_password": "{PASSWORD}", "new_password": "{new}", "new_password2": "{new}"}}"#
+    );
+    twice(&susan, Method::POST, "/api/me/password", change)
+        .await
+        .problem(400);
+    let rename = format!(
+        r#"{{"username": "susan_b", "current_password": "wrong-guess-123", "current_password": "{PASSWORD}"}}"#
+    );
+    twice(&susan, Method::PATCH, "/api/me", rename)
+        .await
+        .problem(400);
+    let logout = r#"{"scope": "local", "scope": "global"}"#.to_owned();
+    twice(&susan, Method::POST, "/api/logout", logout)
+        .await
+        .problem(400);
+
+    // Still susan, with her password, and both her sessions.
+    assert_eq!(susan.get("/api/me").await.json()["username"], "susan");
+    phone.get("/api/me").await.assert_status(200);
+    app.anonymous()
+        .login("susan", false)
+        .await
+        .assert_status(200);
 }
 
 #[tokio::test]

@@ -336,3 +336,72 @@ async fn purge_deletes_what_is_past_keeping() {
     assert_eq!(sessions, 1, "the live session stays");
     assert!(events >= 3, "recent events stay");
 }
+
+/// A name that reads as an option (`--help`, `-rf`) or a hidden file
+/// (`.hidden`) is refused by `user create` as by registration; an account
+/// made before that, named `-rf`, is still managed, after `--`, and only
+/// it; and `session revoke --help` shows that usage.
+#[tokio::test]
+async fn option_like_usernames_are_refused_and_old_ones_managed_after_dashes() {
+    let app = TestApp::spawn().await;
+    let url = app.db.url();
+    for (n, name) in ["--help", "-rf", ".hidden"].into_iter().enumerate() {
+        let email = format!("option{n}@example.com");
+        let run = authd(
+            &url,
+            &["user", "create", "--password-stdin", "--", name, &email],
+            &format!("{PASSWORD}\n"),
+            &[],
+        )
+        .await;
+        assert_code(&run, 1);
+        assert!(
+            run.stderr.contains("username:") && run.stderr.contains("not begin with '-' or '.'"),
+            "{name}: {}",
+            run.stderr
+        );
+    }
+
+    let (plain, _) = app.logged_in_app("rfx").await;
+    let (legacy, _) = app.logged_in_app("legacy").await;
+    app.db
+        .execute("UPDATE users SET username = '-rf' WHERE username = 'legacy'");
+    // Without `--` the name is an option, and nothing happens to anyone.
+    assert_code(
+        &authd(&url, &["user", "deactivate", "-rf"], "", &[]).await,
+        2,
+    );
+    let revoked = authd(&url, &["session", "revoke", "--all", "--", "-rf"], "", &[]).await;
+    assert_code(&revoked, 0);
+    assert!(
+        revoked.stdout.contains("ended 1 session"),
+        "{}",
+        revoked.stdout
+    );
+    legacy.refused_within_a_second().await;
+    plain.get("/api/me").await.assert_status(200);
+    let off = authd(&url, &["user", "deactivate", "--", "-rf"], "", &[]).await;
+    assert_code(&off, 0);
+    assert!(off.stdout.contains("-rf is deactivated"), "{}", off.stdout);
+    let mut active: Vec<(String, bool)> = {
+        use authd::schema::users::dsl::*;
+        use diesel::prelude::*;
+        users
+            .select((username, is_active))
+            .load(&mut app.db.connect())
+            .unwrap()
+    };
+    active.sort();
+    assert_eq!(active, [("-rf".into(), false), ("rfx".into(), true)]);
+    plain.get("/api/me").await.assert_status(200);
+
+    let help = authd(&url, &["session", "revoke", "--help"], "", &[]).await;
+    assert_code(&help, 0);
+    for usage in [
+        "authd session revoke <USERNAME> <SESSION_ID>",
+        "authd session revoke --all <USERNAME>",
+        "authd session revoke --all -- -olduser",
+    ] {
+        assert!(help.stdout.contains(usage), "{usage}: {}", help.stdout);
+    }
+}

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use authd::configuration::LogFormat;
 use diesel::prelude::*;
@@ -12,7 +13,7 @@ use serde_json::json;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, Process, TestApp, TestDatabase};
 use authd::configuration::Bucket;
 
 #[derive(Clone, Default)]
@@ -310,4 +311,48 @@ async fn each_request_is_one_line_with_its_id_and_who_made_it() {
         warnings.is_empty(),
         "client errors are not warnings: {warnings:#?}"
     );
+}
+
+/// Malformed requests (both Content-Length and Transfer-Encoding, an
+/// obsolete line fold, a control byte in a header value) are the client's
+/// mistake: each is a 400, and the server's log, where an operator looks
+/// for faults, gets no ERROR or WARN line from them (anyone could write
+/// those).
+#[tokio::test]
+async fn malformed_requests_are_400s_that_log_no_error() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let db = TestDatabase::create();
+    // Without recovery there is no missing mail server to warn about: a
+    // start-up that logs nothing at WARN.
+    let mut server = Process::start(&db, &[("ACCOUNT_RECOVERY", "false")]).await;
+    let address = server.address.trim_start_matches("http://").to_owned();
+    for request in [
+        &b"POST /api/login HTTP/1.1\r\nHost: authd\r\nContent-Type: application/json\r\n\
+           Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"[..],
+        b"GET /healthz HTTP/1.1\r\nHost: authd\r\nX-Folded: one\r\n two\r\n\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: authd\r\nX-Control: a\x01b\r\n\r\n",
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+        stream.write_all(request).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .expect("an answer, and the connection closed")
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with("HTTP/1.1 400"),
+            "{:?}: {answer}",
+            String::from_utf8_lossy(request)
+        );
+    }
+    // Once it has exited, everything it logged is in the file.
+    assert!(server.terminate().success());
+    let log = std::fs::read_to_string(&server.log).unwrap();
+    let loud: Vec<&str> = log
+        .lines()
+        .filter(|line| line.contains("ERROR") || line.contains("WARN"))
+        .collect();
+    assert!(loud.is_empty(), "{loud:#?}");
 }

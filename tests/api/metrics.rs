@@ -90,3 +90,110 @@ async fn metrics_are_served_on_their_own_listener_only() {
     assert!(!text.contains("INVENTED"), "{text}");
     assert!(text.contains(r#"method="other""#), "{text}");
 }
+
+/// Right after start-up every counter is there at zero, for each label
+/// value it can take, and every gauge is there: a rate or an alert sees
+/// them before their first event. Every metric says what it measures.
+#[tokio::test]
+async fn every_metric_is_described_and_there_from_the_start() {
+    let app = TestApp::spawn_with(|s| {
+        s.http.metrics_bind = Some("127.0.0.1:0".parse().unwrap());
+    })
+    .await;
+    let scrape = || async {
+        reqwest::get(app.metrics_url())
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let text = scrape().await;
+    let mut zeros = vec![
+        "authd_sessions_created_total 0".to_owned(),
+        "authd_sessions_revoked_total 0".to_owned(),
+    ];
+    for (name, label, values) in [
+        (
+            "authd_logins_total",
+            "outcome",
+            &["success", "failure", "throttled", "inactive", "unverified"][..],
+        ),
+        (
+            "authd_registrations_total",
+            "outcome",
+            &["created", "invalid", "throttled"],
+        ),
+        ("authd_session_cache_total", "result", &["hit", "miss"]),
+    ] {
+        for value in values {
+            zeros.push(format!(r#"{name}{{{label}="{value}"}} 0"#));
+        }
+    }
+    for kind in ["reset", "verify"] {
+        for outcome in ["sent", "retry", "skipped", "dropped"] {
+            zeros.push(format!(
+                r#"authd_mails_total{{kind="{kind}",outcome="{outcome}"}} 0"#
+            ));
+        }
+    }
+    for line in &zeros {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    for gauge in [
+        "authd_db_pool_max_connections",
+        "authd_db_pool_connections",
+        "authd_db_pool_idle_connections",
+        "authd_db_pool_waiting",
+        "authd_blocking_tasks",
+        "authd_hash_queue_depth",
+        "authd_mail_outbox_depth",
+    ] {
+        let value = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{gauge} ")))
+            .unwrap_or_else(|| panic!("{gauge} missing:\n{text}"));
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("{gauge} {value}"));
+    }
+    assert_described(&text);
+
+    // The request metrics appear with the first request, described too.
+    app.anonymous().get("/healthz").await.assert_status(200);
+    let text = scrape().await;
+    assert!(
+        text.contains("authd_http_request_duration_seconds_bucket"),
+        "{text}"
+    );
+    assert_described(&text);
+}
+
+/// Asserts that every metric family in a scrape has a `# TYPE` and a
+/// non-empty `# HELP`.
+fn assert_described(text: &str) {
+    let typed: Vec<&str> = text
+        .lines()
+        .filter_map(|line| line.strip_prefix("# TYPE "))
+        .filter_map(|rest| rest.split(' ').next())
+        .collect();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let name = line.split(['{', ' ']).next().unwrap();
+        assert!(
+            typed.iter().any(|family| name.starts_with(family)),
+            "{name} has no # TYPE:\n{text}"
+        );
+    }
+    for family in typed {
+        let help = text
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("# HELP {family} ")));
+        assert!(
+            help.is_some_and(|help| !help.trim().is_empty()),
+            "{family} has no # HELP:\n{text}"
+        );
+    }
+}

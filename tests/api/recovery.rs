@@ -19,13 +19,13 @@ use crate::helpers::mail_sink::{MailSink, ReceivedMail};
 use crate::helpers::{Actor, PASSWORD, Process, TestApp, TestDatabase, TestResponse, eventually};
 use authd::configuration::Bucket;
 
-const NEW: &str = "purple-monkey-dishwasher";
+pub const NEW: &str = "purple-monkey-dishwasher";
 const APP: &str = "https://app.example.com";
-const RESET: &str = "Reset your password";
+pub const RESET: &str = "Reset your password";
 const CONFIRM: &str = "Confirm your e-mail address";
 
 /// Mail through `sink`, links to the example app.
-fn mailing(sink: &MailSink) -> impl FnOnce(&mut Settings) {
+pub fn mailing(sink: &MailSink) -> impl FnOnce(&mut Settings) {
     let url = sink.url();
     move |settings: &mut Settings| {
         settings.mail.smtp_url = Some(url.into());
@@ -42,7 +42,7 @@ async fn app_mailing(sink: &MailSink) -> TestApp {
 
 /// Delivers the mail due now; the mails with this subject to `to`, at
 /// least `count` of them.
-async fn delivered(
+pub async fn delivered(
     app: &TestApp,
     sink: &MailSink,
     to: &str,
@@ -58,13 +58,13 @@ fn assert_outbox_empty(app: &TestApp) {
     assert_eq!(depth, 0, "{depth} mails still queued");
 }
 
-async fn forgot(app: &TestApp, email: &str) -> TestResponse {
+pub async fn forgot(app: &TestApp, email: &str) -> TestResponse {
     app.anonymous()
         .post("/api/password/forgot", &json!({"email": email}))
         .await
 }
 
-async fn reset(app: &TestApp, token: &str, password: &str) -> TestResponse {
+pub async fn reset(app: &TestApp, token: &str, password: &str) -> TestResponse {
     app.anonymous()
         .post(
             "/api/password/reset",
@@ -700,4 +700,273 @@ async fn changing_or_deleting_an_account_never_waits_for_a_mail_being_sent() {
     app.deliver_pending_mail().await;
     assert_outbox_empty(&app);
     assert!(sink.mails().is_empty(), "{:?}", sink.mails());
+}
+
+/// Asks for a reset link for `email` from `client` (a browser at some
+/// address, say).
+async fn forgot_from(client: &Actor, email: &str) -> TestResponse {
+    client
+        .post("/api/password/forgot", &json!({"email": email}))
+        .await
+}
+
+/// Every kind of mail goes to the address as stored, byte for byte, both
+/// in the envelope (where it really goes) and in its To: header. The
+/// addresses are typed in mixed case and carry every special character an
+/// address may have, so that any parsing or normalising on the way would
+/// show.
+#[tokio::test]
+async fn every_kind_of_mail_goes_to_the_stored_address_byte_for_byte() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    let mut stored = Vec::new();
+    for (name, typed) in [
+        ("obrien", "O'Brien+X@Example.COM"),
+        ("specials", "A!#$%&'*+/=^_`{|}~?-Z@Example.com"),
+    ] {
+        let registered = app.register(name, typed).await;
+        registered.assert_status(201);
+        let address = registered.json()["email"].as_str().unwrap().to_owned();
+        assert_eq!(address, typed.to_lowercase());
+        forgot(&app, &address).await.assert_status(202);
+        stored.push(address);
+    }
+    let outcomes = app.deliver_pending_mail().await;
+    assert_eq!(outcomes, [Outcome::Sent; 4]);
+    let mails = sink.mails();
+    for address in &stored {
+        for subject in [CONFIRM, RESET] {
+            let found: Vec<_> = mails
+                .iter()
+                .filter(|mail| mail.subject == subject && mail.envelope_to == [address.clone()])
+                .collect();
+            assert_eq!(found.len(), 1, "{subject} to {address}: {mails:#?}");
+            assert_eq!(&found[0].to, address, "the To: header");
+        }
+    }
+}
+
+/// Addresses stored before today's rules (here written by SQL) are mailed
+/// exactly as stored or not at all, every kind of mail: an encoded word is
+/// never decoded into the mailbox it spells (`alice@example.com`), and a
+/// value a mailbox parser reads as a name and another address is dropped,
+/// never sent to that address.
+#[tokio::test]
+async fn stored_addresses_are_mailed_as_they_are_or_not_at_all() {
+    const ENCODED: &str = "=?utf-8?q?=61lice?=@example.com";
+    const NAMED: &str = "bob <mallory@evil.example>";
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    app.user("encoded").await;
+    app.user("named").await;
+    app.deliver_pending_mail().await;
+    let registration = sink.mails().len();
+    assert_eq!(registration, 2);
+    app.db.execute(&format!(
+        "UPDATE users SET email = CASE username WHEN 'encoded' THEN '{ENCODED}' ELSE '{NAMED}' END"
+    ));
+    app.db.execute(
+        "INSERT INTO mail_outbox (kind, user_id, address, expires_at) \
+         SELECT kind, id, email, now() + interval '1 hour' \
+         FROM users, (VALUES ('verify'), ('reset')) AS kinds (kind)",
+    );
+    let outcomes = app.deliver_pending_mail().await;
+    let count = |outcome| outcomes.iter().filter(|o| **o == outcome).count();
+    assert_eq!(
+        (count(Outcome::Sent), count(Outcome::Dropped)),
+        (2, 2),
+        "{outcomes:?}"
+    );
+    let mails = sink.mails();
+    let sent: Vec<_> = mails.iter().skip(registration).collect();
+    let mut subjects: Vec<&str> = sent.iter().map(|mail| mail.subject.as_str()).collect();
+    subjects.sort_unstable();
+    assert_eq!(subjects, [CONFIRM, RESET], "{mails:#?}");
+    for mail in sent {
+        assert_eq!(mail.envelope_to, [ENCODED], "{}", mail.subject);
+    }
+}
+
+/// Others' reset requests for an address (from other client networks:
+/// here other /24s) count apart from its owner's: once they are refused,
+/// the owner's network still gets a link, and it works.
+#[tokio::test]
+async fn others_requests_leave_the_owner_a_reset_link() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.throttle.set_limit(Bucket::RecoveryAddress, 2);
+    })
+    .await;
+    app.user("susan").await;
+    for network in ["127.0.1.1", "127.0.2.1"] {
+        let other = app.browser_at(network);
+        for _ in 0..2 {
+            forgot_from(&other, "susan@example.com")
+                .await
+                .assert_status(202);
+        }
+        forgot_from(&other, "susan@example.com").await.problem(429);
+    }
+    let theirs = delivered(&app, &sink, "susan@example.com", RESET, 4)
+        .await
+        .len();
+    let owner = app.browser_at("127.0.3.1");
+    forgot_from(&owner, "susan@example.com")
+        .await
+        .assert_status(202);
+    let token =
+        delivered(&app, &sink, "susan@example.com", RESET, theirs + 1).await[theirs].token();
+    reset(&app, &token, NEW).await.assert_status(204);
+}
+
+/// A new confirmation link asked for by the logged-in owner counts against
+/// the account, never against the address: others' requests for it, from
+/// the owner's own network and from elsewhere, up to the overall cap,
+/// refuse nothing the owner asks for.
+#[tokio::test]
+async fn others_requests_never_refuse_the_owners_resend() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.throttle.set_limit(Bucket::RecoveryAddress, 2);
+        settings.throttle.set_limit(Bucket::RecoveryAddressTotal, 4);
+    })
+    .await;
+    app.user("susan").await;
+    // Logged in from 127.0.0.1.
+    let (susan, _) = app.app_login("susan", false).await;
+    for network in ["127.0.0.2", "127.0.1.1"] {
+        let other = app.browser_at(network);
+        for _ in 0..2 {
+            forgot_from(&other, "susan@example.com")
+                .await
+                .assert_status(202);
+        }
+    }
+    // Every allowance the address has is used up: the owner's network's
+    // and the overall one.
+    for network in ["127.0.0.3", "127.0.2.1"] {
+        forgot_from(&app.browser_at(network), "susan@example.com")
+            .await
+            .problem(429);
+    }
+    for _ in 0..2 {
+        resend(&susan).await.assert_status(202);
+    }
+    // The registration's link and the two asked for.
+    delivered(&app, &sink, "susan@example.com", CONFIRM, 3).await;
+}
+
+/// Past the overall cap per address (RECOVERY_MAILS_PER_ADDRESS_TOTAL, 20
+/// by default), a request from any network is refused with a Retry-After,
+/// however few that network has sent.
+#[tokio::test]
+async fn the_overall_cap_per_address_is_a_429_with_retry_after() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.throttle.set_limit(Bucket::RecoveryAddress, 2);
+    })
+    .await;
+    assert_eq!(
+        app.settings
+            .throttle
+            .limit(Bucket::RecoveryAddressTotal)
+            .limit,
+        20,
+        "the default"
+    );
+    app.user("susan").await;
+    for network in 1..=10 {
+        let other = app.browser_at(&format!("127.0.{network}.1"));
+        for _ in 0..2 {
+            forgot_from(&other, "susan@example.com")
+                .await
+                .assert_status(202);
+        }
+    }
+    let refused = forgot_from(&app.browser_at("127.0.11.1"), "susan@example.com").await;
+    refused.problem(429);
+    let wait: u64 = refused.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&wait), "Retry-After {wait}");
+}
+
+/// A reset link supersedes only the links asked for from the same client
+/// network: a flood of requests from elsewhere, each mailed with a link of
+/// its own, leaves the owner's live link working.
+#[tokio::test]
+async fn a_flood_of_resets_from_elsewhere_leaves_the_owners_link_working() {
+    let sink = MailSink::start();
+    let app = app_mailing(&sink).await;
+    app.user("susan").await;
+    let owner = app.browser_at("127.0.3.1");
+    forgot_from(&owner, "susan@example.com")
+        .await
+        .assert_status(202);
+    let token = delivered(&app, &sink, "susan@example.com", RESET, 1).await[0].token();
+    for network in ["127.0.1.1", "127.0.2.1"] {
+        let other = app.browser_at(network);
+        for _ in 0..3 {
+            forgot_from(&other, "susan@example.com")
+                .await
+                .assert_status(202);
+        }
+    }
+    delivered(&app, &sink, "susan@example.com", RESET, 7).await;
+    reset(&app, &token, NEW).await.assert_status(204);
+}
+
+/// With verified addresses required, a refused login mails a new link
+/// beside the registration's: the older one still works (a mail still on
+/// its way must), and using it voids the new one.
+#[tokio::test]
+async fn a_refused_login_mails_a_new_link_without_voiding_the_first() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.recovery.require_verified_email = true;
+    })
+    .await;
+    app.user("susan").await;
+    let registration = delivered(&app, &sink, "susan@example.com", CONFIRM, 1).await[0].token();
+    let browser = app.browser();
+    browser.login("susan", false).await.problem(403);
+    let fresh = delivered(&app, &sink, "susan@example.com", CONFIRM, 2).await[1].token();
+    verify(&app, &registration).await.assert_status(204);
+    verify(&app, &fresh).await.problem(400);
+    browser.login("susan", false).await.assert_status(200);
+}
+
+/// Refused logins mail a link at most once in ten minutes: trying again
+/// and again fills nobody's inbox.
+#[tokio::test]
+async fn a_refused_login_mails_a_link_at_most_once_in_ten_minutes() {
+    let sink = MailSink::start();
+    let app = TestApp::spawn_with(|settings| {
+        mailing(&sink)(settings);
+        settings.recovery.require_verified_email = true;
+    })
+    .await;
+    app.user("susan").await;
+    delivered(&app, &sink, "susan@example.com", CONFIRM, 1).await;
+    let browser = app.browser();
+    let refused = |mailed: bool| {
+        let browser = browser.clone();
+        async move {
+            let problem = browser.login("susan", false).await.problem(403);
+            let detail = problem["detail"].as_str().unwrap().to_owned();
+            assert_eq!(detail.contains("new link"), mailed, "{detail}");
+        }
+    };
+    refused(true).await;
+    delivered(&app, &sink, "susan@example.com", CONFIRM, 2).await;
+    refused(false).await;
+    app.advance(Duration::from_secs(9 * 60));
+    refused(false).await;
+    app.deliver_pending_mail().await;
+    assert_eq!(sink.mails().len(), 2, "{:#?}", sink.mails());
+    app.advance(Duration::from_secs(61));
+    refused(true).await;
+    delivered(&app, &sink, "susan@example.com", CONFIRM, 3).await;
 }

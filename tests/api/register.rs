@@ -275,3 +275,53 @@ async fn look_alike_addresses_cannot_make_a_second_account() {
     };
     assert_eq!(stored, ["dup@example.com", "idn@xn--bcher-kva.example"]);
 }
+
+/// An RFC 2047 encoded word in the local part is no address: a mail
+/// library that decodes it would mail another mailbox than the one stored
+/// (`=?utf-8?q?=61lice?=` reads as `alice`). `=` and `?` apart are
+/// ordinary characters of an address.
+#[tokio::test]
+async fn encoded_words_are_not_addresses() {
+    let app = TestApp::spawn().await;
+    for (n, encoded) in [
+        "=?utf-8?q?=61lice?=@example.com",
+        "=?UTF-8?B?YWxpY2U=?=@example.com",
+        "bob=?x@example.com",
+        "bob?=x@example.com",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let problem = app
+            .register(&format!("encoded{n}"), encoded)
+            .await
+            .problem(422);
+        assert_eq!(
+            problem["errors"],
+            json!({"email": ["Invalid email address."]}),
+            "{encoded:?}"
+        );
+    }
+    let plain = app.register("plain", "a=b?c@example.com").await;
+    plain.assert_status(201);
+    assert_eq!(plain.json()["email"], "a=b?c@example.com");
+}
+
+/// A name that begins with `-` or `.` would read as an option (or a
+/// hidden file) where an operator types it on a command line.
+#[tokio::test]
+async fn usernames_that_read_as_options_are_refused() {
+    let app = TestApp::spawn().await;
+    for (n, name) in ["--help", "-rf", ".hidden"].into_iter().enumerate() {
+        let problem = app
+            .register(name, &format!("option{n}@example.com"))
+            .await
+            .problem(422);
+        let errors = problem["errors"].as_object().unwrap();
+        assert_eq!(errors.len(), 1, "{name}: {problem}");
+        let message = errors["username"][0].as_str().unwrap();
+        assert!(message.contains("not begin with"), "{name}: {message}");
+    }
+    // Inside a name, both are fine.
+    app.user("rf-.x").await;
+}

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use diesel::{PgConnection, RunQueryDsl};
+use diesel::{PgConnection, QueryDsl, RunQueryDsl};
 use reqwest::Method;
 use serde_json::json;
 
@@ -177,4 +177,131 @@ async fn two_instances_share_accounts_sessions_and_counts() {
         .problem(401);
     let right = json!({"username": "susan", "password": PASSWORD});
     browser.post("/api/login", &right).await.problem(429);
+}
+
+/// The listener's Postgres backend, stopped (`SIGSTOP`) until this is
+/// dropped, even when the test fails: a stopped backend answers nothing,
+/// not even the `DROP DATABASE` that ends the test.
+struct Stalled(u32);
+
+impl Stalled {
+    async fn listener_of(app: &TestApp) -> Self {
+        #[derive(diesel::QueryableByName)]
+        struct Backend {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            pid: i32,
+        }
+        let mut conn = app.db.connect();
+        let pid = crate::helpers::eventually("the listener's connection", || {
+            let backends: Vec<Backend> = diesel::sql_query(
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND application_name = 'authd-listener'",
+            )
+            .load(&mut conn)
+            .unwrap();
+            match backends.as_slice() {
+                [one] => Ok(one.pid),
+                others => Err(format!("{} listener backends", others.len())),
+            }
+        })
+        .await;
+        let pid = u32::try_from(pid).unwrap();
+        assert!(signal(pid, "-STOP"), "could not stop backend {pid}");
+        Self(pid)
+    }
+}
+
+impl Drop for Stalled {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+/// A listener whose connection stalls without failing (the backend stopped,
+/// a network that drops packets) cannot pass a revocation on; the cache
+/// stops trusting it soon enough for the revocation to be seen within a
+/// second. When it resumes, what it missed is applied before the cache is
+/// trusted again: not one stale answer.
+#[tokio::test]
+async fn a_stalled_listener_neither_keeps_nor_brings_back_a_revoked_session() {
+    let app = TestApp::spawn().await;
+    let (susan, _) = app.logged_in_app("susan").await;
+    // The login's own notification may arrive after the first read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    susan.get("/api/me").await.assert_status(200);
+    susan.get("/api/me").await.assert_status(200);
+
+    let stalled = Stalled::listener_of(&app).await;
+    app.db.execute("UPDATE sessions SET revoked_at = now()");
+    susan.refused_within_a_second().await;
+
+    // Asked throughout, from before the backend resumes, so that any
+    // moment the cache is trusted before the notification is applied shows.
+    let resume = tokio::task::spawn_blocking(move || drop(stalled));
+    let mut answers = Vec::new();
+    let until = std::time::Instant::now() + Duration::from_millis(300);
+    while std::time::Instant::now() < until {
+        answers.push(susan.get("/api/me").await.status);
+    }
+    resume.await.unwrap();
+    let stale = answers
+        .iter()
+        .filter(|status| status.as_u16() != 401)
+        .count();
+    assert_eq!(
+        stale,
+        0,
+        "{stale} of {} answers after the listener resumed were not 401",
+        answers.len()
+    );
+}
+
+/// An instance notes activity from its cache and writes it in batches. A
+/// session the database holds idle (here set so in SQL) is not brought
+/// back by that write, however recently this instance saw it.
+#[tokio::test]
+async fn a_batched_activity_write_does_not_revive_a_session_idled_out_in_sql() {
+    let a = TestApp::spawn().await;
+    let b = a.sibling(|_| {}).await;
+    let (susan, _) = a.logged_in_app("susan").await;
+    // The login's own notification may arrive after the first read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    susan.via(&b).get("/api/me").await.assert_status(200);
+
+    // Far enough for a use to be noted, not for the session to idle.
+    let idle = a.settings.sessions.idle_ttl.std();
+    a.advance(idle / 2);
+    b.advance(idle / 2);
+    // last_seen_at ends nothing when it changes, so nobody is told.
+    a.db.execute(&format!(
+        "UPDATE sessions SET last_seen_at = last_seen_at - interval '{} seconds'",
+        idle.as_secs() + 60
+    ));
+    // B still holds it as it validated it, and notes the activity.
+    susan.via(&b).get("/api/me").await.assert_status(200);
+    b.flush_activity().await;
+
+    let seen: chrono::DateTime<chrono::Utc> = {
+        use authd::schema::sessions::dsl::*;
+        sessions
+            .select(last_seen_at)
+            .first(&mut a.db.connect())
+            .unwrap()
+    };
+    assert!(
+        seen < chrono::Utc::now() - idle,
+        "the write brought last_seen_at forward to {seen}"
+    );
+    susan.get("/api/me").await.problem(401);
+    // B keeps its copy until something about susan changes (here a login
+    // elsewhere); then it reads the database too.
+    a.app_login("susan", false).await;
+    susan.via(&b).refused_within_a_second().await;
 }

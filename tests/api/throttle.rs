@@ -384,3 +384,76 @@ async fn concurrency_alone_never_produces_a_429() {
         );
     }
 }
+
+/// Statuses, for a failure message.
+fn statuses(responses: &[TestResponse]) -> Vec<u16> {
+    responses.iter().map(|r| r.status.as_u16()).collect()
+}
+
+/// Asserts that a flood's answers are `ok` or, past the cap on one
+/// client's password checks in flight, 429 with `Retry-After: 1`; some of
+/// each, and never anything else (a 5xx would mean the hash queue
+/// overflowed).
+fn assert_capped(responses: &[TestResponse], ok: u16) {
+    let refused: Vec<_> = responses.iter().filter(|r| r.status == 429).collect();
+    assert!(
+        !refused.is_empty(),
+        "none refused: {:?}",
+        statuses(responses)
+    );
+    for response in refused {
+        response.problem(429);
+        assert_eq!(response.header("retry-after"), Some("1"));
+    }
+    assert!(
+        responses.iter().any(|r| r.status == ok)
+            && responses.iter().all(|r| r.status == ok || r.status == 429),
+        "{:?}",
+        statuses(responses)
+    );
+}
+
+/// Settings where one client may have two password checks in flight, and
+/// each takes long enough (bcrypt cost 10) that a flood's stay in flight
+/// together.
+fn two_checks_in_flight(s: &mut authd::configuration::Settings) {
+    s.throttle.login_in_flight_per_ip = 2;
+    s.passwords.bcrypt_cost = 10;
+}
+
+/// A flood of logins from one address cannot fill the hash queue everyone
+/// shares: past LOGIN_IN_FLIGHT_PER_IP checks in flight it is refused at
+/// once, and a login from another address goes through meanwhile.
+#[tokio::test]
+async fn a_login_flood_from_one_address_is_capped_in_flight() {
+    let app = TestApp::spawn_with(two_checks_in_flight).await;
+    app.user("susan").await;
+    app.user("olga").await;
+    // A browser each: a logged-in browser's next login would be a 409.
+    let flood = (0..12).map(|_| {
+        let app = &app;
+        async move { attempt(app, &app.browser_at("127.0.0.12"), "susan", PASSWORD).await }
+    });
+    let other = app.browser_at("127.0.0.13");
+    let elsewhere = attempt(&app, &other, "olga", PASSWORD);
+    let (responses, other) = tokio::join!(futures_util::future::join_all(flood), elsewhere);
+    other.assert_status(200);
+    assert_capped(&responses, 200);
+}
+
+/// The same for registrations, which hash a password too.
+#[tokio::test]
+async fn a_registration_flood_from_one_address_is_capped_in_flight() {
+    let app = TestApp::spawn_with(two_checks_in_flight).await;
+    let body = |name: &str| json!({"username": name, "email": format!("{name}@example.com"), "password": PASSWORD, "password2": PASSWORD});
+    let flooder = app.browser_at("127.0.0.14");
+    let flood = (0..12).map(|n| {
+        let (flooder, body) = (&flooder, body(&format!("flood{n}")));
+        async move { flooder.post("/api/register", &body).await }
+    });
+    let (other, olga) = (app.browser_at("127.0.0.15"), body("olga"));
+    let elsewhere = other.post("/api/register", &olga);
+    let (responses, other) = tokio::join!(futures_util::future::join_all(flood), elsewhere);
+    other.assert_status(201);
+    assert_capped(&responses, 201);
+}

@@ -312,9 +312,33 @@ impl Request {
             .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
     }
 
+    /// Sends it to what is not authd, whose answers openapi.yaml does not
+    /// describe: an upstream behind the same proxy, or the proxy's own
+    /// refusals. The response is not checked.
+    pub async fn send_beyond_authd(self) -> TestResponse {
+        let (method, path) = (self.method.clone(), self.path.clone());
+        let response = self
+            .build()
+            .0
+            .send()
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"));
+        TestResponse::read(response)
+            .await
+            .unwrap_or_else(|error| panic!("{method} {path}: {error}"))
+    }
+
     /// Sends it, for a test where the server may go away meanwhile; a
     /// response that arrives is checked against openapi.yaml all the same.
     pub async fn try_send(self) -> reqwest::Result<TestResponse> {
+        let (method, path) = (self.method.clone(), self.path.clone());
+        let (builder, preflight) = self.build();
+        TestResponse::checked(&method, &path, preflight, builder.send().await?).await
+    }
+
+    /// The request as reqwest sends it (the actor's headers, this request's
+    /// own, its CSRF token and its body), and whether it is a CORS preflight.
+    fn build(self) -> (reqwest::RequestBuilder, bool) {
         let actor = &self.actor;
         let mut headers = HeaderMap::new();
         for (name, value) in &actor.headers {
@@ -341,14 +365,13 @@ impl Request {
         let preflight =
             self.method == Method::OPTIONS && headers.contains_key("access-control-request-method");
         let url = format!("{}{}", actor.server.address(), self.path);
-        let mut builder = actor.client.request(self.method.clone(), url);
-        builder = match self.body {
+        let builder = actor.client.request(self.method, url);
+        let builder = match self.body {
             Some(Body::Json(body)) => builder.json(&body),
             Some(Body::Bytes(bytes)) => builder.body(bytes),
             None => builder,
         };
-        let response = builder.headers(headers).send().await?;
-        TestResponse::checked(&self.method, &self.path, preflight, response).await
+        (builder.headers(headers), preflight)
     }
 }
 

@@ -1,8 +1,8 @@
 //! A real SMTP server for the tests: aiosmtpd (Debian's python3-aiosmtpd,
 //! installed by scripts/test-deps.sh) on a loopback port, storing every
-//! mail it accepts in a Maildir that the tests read as a mail client would.
-//! It can be stopped and started again on the same port: a mail server
-//! outage.
+//! mail it accepts in a Maildir that the tests read as a mail client would,
+//! with its envelope as authd sent it (`mail_sink.py`). It can be stopped
+//! and started again on the same port: a mail server outage.
 //!
 //! aiosmtpd stores a mail before it answers 250, so once
 //! [`TestApp::deliver_pending_mail`](super::TestApp::deliver_pending_mail)
@@ -25,7 +25,11 @@ pub struct MailSink {
 /// One mail as the sink stored it.
 #[derive(Clone, Debug)]
 pub struct ReceivedMail {
+    /// The `To:` header's address, as a mail client reads it.
     pub to: String,
+    /// The envelope's recipients (`RCPT TO`) as sent: where the mail really
+    /// went, which a header parser may read differently.
+    pub envelope_to: Vec<String>,
     pub from: String,
     pub subject: String,
     pub body: String,
@@ -95,9 +99,8 @@ impl MailSink {
     pub fn resume(&mut self) {
         assert!(self.process.is_none(), "the sink is running already");
         let process = Command::new(python())
-            .args(["-m", "aiosmtpd", "-n", "-l"])
-            .arg(format!("127.0.0.1:{}", self.port))
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", include_str!("mail_sink.py"), "127.0.0.1"])
+            .arg(self.port.to_string())
             .arg(&self.dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -193,8 +196,18 @@ fn parse(raw: &[u8]) -> ReceivedMail {
             .unwrap_or_default()
             .to_owned()
     };
+    // Joined with ", " (see mail_sink.py); Python may fold a long header.
+    let envelope_to = message
+        .header_raw("X-RcptTo")
+        .unwrap_or_default()
+        .replace(['\r', '\n'], "")
+        .split(", ")
+        .map(|recipient| recipient.trim().to_owned())
+        .filter(|recipient| !recipient.is_empty())
+        .collect();
     ReceivedMail {
         to: address(message.to()),
+        envelope_to,
         from: address(message.from()),
         subject: message.subject().unwrap_or_default().to_owned(),
         body: message.body_text(0).unwrap_or_default().into_owned(),

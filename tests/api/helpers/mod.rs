@@ -6,13 +6,15 @@
 //! against openapi.yaml ([`actors`], [`response`], [`contract`]). Mail is
 //! delivered when a test says so, to a real SMTP server ([`mail_sink`]);
 //! time moves when a test says so. The built binary runs as a child process
-//! where a test needs one ([`process`]).
+//! where a test needs one ([`process`]), and a real nginx in front of it
+//! where the test is of forward auth ([`nginx`]).
 
 mod actors;
 mod app;
 pub mod contract;
 mod database;
 pub mod mail_sink;
+pub mod nginx;
 mod process;
 mod response;
 
@@ -20,10 +22,10 @@ use std::time::{Duration, Instant};
 
 use authd::configuration::Period;
 
-pub use actors::{Actor, Server};
+pub use actors::{Actor, Request, Server};
 pub use app::{TestApp, start, test_settings, use_redis};
 pub use database::TestDatabase;
-pub use process::Process;
+pub use process::{Process, example};
 pub use response::{Login, TestResponse};
 
 /// The password of every user the harness makes.
