@@ -93,8 +93,13 @@ async fn users_sessions_and_their_credentials_never_print() {
         email: None,
         errors: FieldErrors::new(),
         current_password: SecretString::from(PASSWORD),
+        code: Some(SecretString::from("7k2m-9qzd-x4tb-hw3e-c8va-r5np")),
     };
     assert_hides("ProfileChange", &format!("{change:?}"), &secrets);
+    assert!(
+        !format!("{change:?}").contains("9qzd"),
+        "ProfileChange shows the recovery code"
+    );
 }
 
 /// A database error about a session row holds its credential (Postgres

@@ -100,7 +100,7 @@ impl UpdateRequest {
             email,
             errors,
             current_password: self.current_password.into(),
-            code: self.code,
+            code: self.code.map(Into::into),
         })
     }
 }

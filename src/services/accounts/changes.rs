@@ -3,7 +3,7 @@
 //! sessions it must, and is audited in its own transaction.
 
 use diesel::{Connection, PgConnection};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::db::sessions::{self, Session};
 use crate::db::users::{self, User};
@@ -22,7 +22,8 @@ pub struct ProfileChange {
     pub email: Option<Email>,
     pub errors: FieldErrors,
     pub current_password: SecretString,
-    pub code: Option<String>,
+    /// A recovery code is a standing secret: never printed.
+    pub code: Option<SecretString>,
 }
 
 impl Accounts {
@@ -94,7 +95,9 @@ impl Accounts {
         }
         // A new address is a new way to reset the password: as sensitive
         // as the password itself.
-        let step_up = email.is_some().then_some(code);
+        let step_up = email
+            .is_some()
+            .then(|| code.map(|code| code.expose_secret().to_owned()));
         self.core
             .confirm(user, current_password, step_up, client)
             .await?;
