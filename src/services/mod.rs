@@ -5,6 +5,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod credentials;
+pub mod factors;
 pub mod hash_pool;
 pub mod login;
 pub mod mail;
@@ -20,7 +21,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::configuration::ThrottleSettings;
 use crate::db::PgPool;
-use crate::services::mfa::Factors;
+use crate::services::factors::Factors;
 use crate::services::passwords::PasswordHasher;
 use crate::services::sessions::Sessions;
 use crate::services::throttle::Throttle;

@@ -1,113 +1,18 @@
-//! The second factor: a TOTP authenticator and its recovery codes. Turning
-//! it on and off and renewing the codes are here ([`Mfa`]); checking a code
-//! is [`Factors`], which every check of who someone is shares (the login's
-//! second step, and the step-up before a sensitive change).
-
-pub mod recovery_codes;
-pub mod totp;
-
-use std::sync::Arc;
+//! The second factor, a TOTP authenticator and its recovery codes: turning
+//! it on and off and renewing the codes. Checking a code is
+//! [`Factors`](crate::services::factors::Factors).
 
 use diesel::{Connection, PgConnection};
 
-use crate::clock::Clock;
-use crate::configuration::SecretKey;
-use crate::crypto::{derive_key, open, seal};
 use crate::db::second_factor as stored;
 use crate::db::users::User;
-use crate::db::{self, DbError, PgPool};
-use crate::domain::{AuthMethod, Client, UserId};
+use crate::db::{self, DbError};
+use crate::domain::{Client, UserId};
 use crate::services::Core;
 use crate::services::audit::{Event, Record};
 use crate::services::credentials::ConfirmError;
-use totp::TotpSecret;
-
-/// The key TOTP secrets are sealed with, derived from `SECRET_KEY`, and the
-/// one derived from `SECRET_KEY_PREVIOUS` during a rotation.
-struct SealingKeys {
-    current: [u8; 32],
-    previous: Option<[u8; 32]>,
-}
-
-const SEALING_LABEL: &str = "authd totp secrets v1";
-
-/// Checks codes against an account's factor; shared by every service that
-/// asks for one.
-#[derive(Clone)]
-pub struct Factors {
-    pool: PgPool,
-    clock: Clock,
-    keys: Arc<SealingKeys>,
-}
-
-impl Factors {
-    pub fn new(pool: PgPool, clock: Clock, key: &SecretKey, previous: Option<&SecretKey>) -> Self {
-        Self {
-            pool,
-            clock,
-            keys: Arc::new(SealingKeys {
-                current: derive_key(key.expose(), SEALING_LABEL),
-                previous: previous.map(|key| derive_key(key.expose(), SEALING_LABEL)),
-            }),
-        }
-    }
-
-    fn seal(&self, secret: &TotpSecret) -> Vec<u8> {
-        seal(&self.keys.current, secret.expose())
-    }
-
-    /// The secret, and whether it was sealed with the previous key (and so
-    /// should be sealed again).
-    fn open(&self, sealed: &[u8]) -> Option<(TotpSecret, bool)> {
-        if let Some(plain) = open(&self.keys.current, sealed) {
-            return Some((TotpSecret::from_bytes(plain), false));
-        }
-        let previous = self.keys.previous.as_ref()?;
-        open(previous, sealed).map(|plain| (TotpSecret::from_bytes(plain), true))
-    }
-
-    /// Checks `typed` (a TOTP code or a recovery code) against the account's
-    /// confirmed factor and uses it up: a TOTP step is accepted once, a
-    /// recovery code works once. `None` when it is wrong, used, or the
-    /// account has no factor.
-    pub async fn redeem(&self, user_id: UserId, typed: &str) -> Result<Option<AuthMethod>, DbError> {
-        let now = self.clock.now();
-        if let Some(code) = totp::parse_code(typed) {
-            let this = self.clone();
-            return db::run(&self.pool, move |conn| {
-                conn.transaction(|conn| {
-                    let Some(factor) = stored::totp(conn, user_id)? else {
-                        return Ok(None);
-                    };
-                    let Some((secret, stale)) = this.open(&factor.sealed) else {
-                        tracing::error!(%user_id, "a TOTP secret opens with no configured key");
-                        return Ok(None);
-                    };
-                    let Some(step) = secret.matching_step(&code, now) else {
-                        return Ok(None);
-                    };
-                    if !stored::accept_step(conn, user_id, step, None)? {
-                        return Ok(None);
-                    }
-                    if stale {
-                        stored::reseal_totp(conn, user_id, &this.seal(&secret))?;
-                    }
-                    Ok(Some(AuthMethod::Otp))
-                })
-            })
-            .await;
-        }
-        let Some(code) = recovery_codes::normalise(typed) else {
-            return Ok(None);
-        };
-        let digest = recovery_codes::digest(&code);
-        let used = db::run(&self.pool, move |conn| {
-            stored::use_recovery_code(conn, user_id, &digest, now)
-        })
-        .await?;
-        Ok(used.then_some(AuthMethod::RecoveryCode))
-    }
-}
+use crate::services::factors::recovery_codes;
+use crate::services::factors::totp::{self, TotpSecret};
 
 /// How confirming a pending factor ended.
 enum Confirmed {
