@@ -94,7 +94,7 @@ impl Core {
         client: &Client,
         typed: &str,
     ) -> Result<CodeVerdict, E> {
-        let subject = format!("user:{user_id}");
+        let subject = account_key(user_id);
         let mut method = None;
         let redeem = async {
             method = self.factors.redeem(user_id, typed).await?;
@@ -190,5 +190,9 @@ pub enum CodeVerdict {
 
 /// How the throttle names an account, however its name was spelt.
 pub fn account_subject(user: &User) -> String {
-    format!("user:{}", user.id)
+    account_key(user.id)
+}
+
+fn account_key(user_id: UserId) -> String {
+    format!("user:{user_id}")
 }

@@ -96,12 +96,7 @@ impl Mfa {
         let now = self.core.clock.now();
         let factors = self.core.factors.clone();
         let code = totp::parse_code(typed);
-        let codes = recovery_codes::generate();
-        let digests: Vec<[u8; 32]> = codes
-            .iter()
-            .filter_map(|code| recovery_codes::normalise(code))
-            .map(|code| recovery_codes::digest(&code))
-            .collect();
+        let (codes, digests) = recovery_codes::new_set();
         let event = Record::new(Event::MfaEnabled, Some(user_id), None, client);
         let (confirmed, event) = db::run(&self.core.pool, move |conn| {
             let confirm = |conn: &mut PgConnection| {
@@ -172,12 +167,7 @@ impl Mfa {
             return Err(MfaError::NotOn);
         }
         self.core.confirm(user, password, Some(code), client).await?;
-        let codes = recovery_codes::generate();
-        let digests: Vec<[u8; 32]> = codes
-            .iter()
-            .filter_map(|code| recovery_codes::normalise(code))
-            .map(|code| recovery_codes::digest(&code))
-            .collect();
+        let (codes, digests) = recovery_codes::new_set();
         let id = user.id;
         let event = Record::new(Event::RecoveryCodesRegenerated, Some(id), None, client);
         db::run(&self.core.pool, move |conn| {

@@ -13,8 +13,19 @@ const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
 const SYMBOLS: usize = 24;
 const GROUP: usize = 4;
 
-/// A fresh set: the codes to show once, in groups (`7k2m-…`).
-pub fn generate() -> Vec<String> {
+/// A fresh set: the codes to show once, and the digests to store.
+pub fn new_set() -> (Vec<String>, Vec<[u8; 32]>) {
+    let codes = generate();
+    let digests = codes
+        .iter()
+        .filter_map(|code| normalise(code))
+        .map(|code| digest(&code))
+        .collect();
+    (codes, digests)
+}
+
+/// The codes of a fresh set, in groups (`7k2m-…`).
+fn generate() -> Vec<String> {
     let mut rng = rand::rng();
     (0..COUNT)
         .map(|_| {

@@ -19,6 +19,7 @@ use crate::db::email_tokens::{self, EmailToken, Purpose};
 use crate::db::users::{self, User};
 use crate::domain::Client;
 use crate::services::Core;
+use crate::services::credentials::account_subject;
 use crate::services::mail::{Composer, Links, MailKind, Outbox};
 use crate::services::passwords::HashError;
 use crate::services::throttle::{Blocked, Counter, ThrottleError, client_key};
@@ -107,15 +108,10 @@ impl Recovery {
     fn owner_counters(&self, user: &User, client: &Client) -> [Counter; 2] {
         let limits = &self.core.limits;
         [
-            Counter::new(Bucket::RecoveryAddress, account_key(user), limits),
+            Counter::new(Bucket::RecoveryAddress, account_subject(user), limits),
             Counter::new(Bucket::RecoveryIp, client_key(client.ip), limits),
         ]
     }
-}
-
-/// How the throttle names an account's own mails.
-fn account_key(user: &User) -> String {
-    format!("user:{}", user.id)
 }
 
 /// Uses a live token up, its owner's row locked first: the order every

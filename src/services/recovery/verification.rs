@@ -13,8 +13,9 @@ use crate::db::{self};
 use crate::domain::{Client, UserId};
 use crate::services::audit::{self, Event, Record};
 use crate::services::mail::{Composer, Links, Mail, spoken};
+use crate::services::credentials::account_subject;
 use crate::services::recovery::{
-    Recovery, RecoveryError, VERIFY_MAIL, account_key, consume, tokens,
+    Recovery, RecoveryError, VERIFY_MAIL, consume, tokens,
 };
 use crate::services::throttle::Counter;
 
@@ -88,7 +89,7 @@ impl Recovery {
         user: &User,
         client: &Client,
     ) -> Result<bool, RecoveryError> {
-        let key = account_key(user);
+        let key = account_subject(user);
         let counter = Counter::new(Bucket::LoginVerificationMail, key, &self.core.limits);
         if self.core.throttle.hit(&[counter]).await?.is_err() {
             return Ok(false);
