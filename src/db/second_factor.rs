@@ -177,7 +177,8 @@ pub fn insert_challenge(conn: &mut PgConnection, challenge: &NewChallenge<'_>) -
         .map(drop)
 }
 
-/// A live challenge, as read.
+/// A challenge taken out of the table to be answered: what it carries,
+/// and what [`restore_challenge`] needs to put it back.
 #[derive(Clone, Debug, Queryable, Selectable)]
 #[diesel(table_name = mfa_challenges, check_for_backend(diesel::pg::Pg))]
 pub struct Challenge {
@@ -186,45 +187,59 @@ pub struct Challenge {
     pub remember: bool,
     pub next: String,
     pub ip: Option<IpNet>,
+    pub failures: i32,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }
 
-/// The unexpired challenge with this token digest.
-pub fn find_challenge(
+/// Takes the unexpired challenge with this token digest, made for
+/// `purpose` by a client at `ip`, out of the table: one request at a time
+/// answers a challenge, so two cannot both spend a code on it.
+pub fn claim_challenge(
     conn: &mut PgConnection,
     token_hash: &[u8; 32],
+    purpose: ChallengePurpose,
+    ip: Option<IpNet>,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Challenge>> {
-    mfa_challenges::table
-        .find(token_hash.as_slice())
-        .filter(mfa_challenges::expires_at.gt(now))
-        .select(Challenge::as_select())
-        .first(conn)
-        .optional()
+    diesel::delete(
+        mfa_challenges::table
+            .find(token_hash.as_slice())
+            .filter(mfa_challenges::expires_at.gt(now))
+            .filter(mfa_challenges::purpose.eq(purpose.as_str()))
+            .filter(mfa_challenges::ip.is_not_distinct_from(ip)),
+    )
+    .returning(Challenge::as_returning())
+    .get_result(conn)
+    .optional()
 }
 
-/// Counts a wrong code against the challenge, and voids it at `limit`.
-pub fn challenge_failed(
+/// Puts a claimed challenge back, with its count of wrong codes; unless
+/// that count reached `limit`, which voids it.
+pub fn restore_challenge(
     conn: &mut PgConnection,
     token_hash: &[u8; 32],
+    challenge: &Challenge,
+    failures: i32,
     limit: i32,
 ) -> QueryResult<()> {
-    let failures: Option<i32> = diesel::update(mfa_challenges::table.find(token_hash.as_slice()))
-        .set(mfa_challenges::failures.eq(mfa_challenges::failures + 1))
-        .returning(mfa_challenges::failures)
-        .get_result(conn)
-        .optional()?;
-    if failures.is_some_and(|failures| failures >= limit) {
-        consume_challenge(conn, token_hash)?;
+    if failures >= limit {
+        return Ok(());
     }
-    Ok(())
-}
-
-/// Uses the challenge up; false when it was gone already (used by a
-/// parallel request, voided, or expired and purged).
-pub fn consume_challenge(conn: &mut PgConnection, token_hash: &[u8; 32]) -> QueryResult<bool> {
-    diesel::delete(mfa_challenges::table.find(token_hash.as_slice()))
+    diesel::insert_into(mfa_challenges::table)
+        .values((
+            mfa_challenges::token_hash.eq(token_hash.as_slice()),
+            mfa_challenges::user_id.eq(challenge.user_id),
+            mfa_challenges::purpose.eq(&challenge.purpose),
+            mfa_challenges::remember.eq(challenge.remember),
+            mfa_challenges::next.eq(&challenge.next),
+            mfa_challenges::ip.eq(challenge.ip),
+            mfa_challenges::failures.eq(failures),
+            mfa_challenges::created_at.eq(challenge.created_at),
+            mfa_challenges::expires_at.eq(challenge.expires_at),
+        ))
         .execute(conn)
-        .map(|rows| rows == 1)
+        .map(drop)
 }
 
 /// Deletes up to `batch` challenges that expired before `until`; how many.

@@ -354,32 +354,39 @@ impl Login {
     ) -> Result<LoggedIn, LoginError> {
         let digest = token.digest();
         let now = self.core.clock.now();
-        let found = db::run(&self.core.pool, move |conn| {
-            let Some(challenge) = second_factor::find_challenge(conn, &digest, now)? else {
+        let ip = client.ip.map(Into::into);
+        let claimed = db::run(&self.core.pool, move |conn| {
+            let purpose = ChallengePurpose::Login;
+            let Some(challenge) = second_factor::claim_challenge(conn, &digest, purpose, ip, now)?
+            else {
                 return Ok(None);
             };
             let user = users::find(conn, challenge.user_id)?;
             Ok(user.map(|user| (challenge, user)))
         })
         .await?;
-        let client_ip: Option<ipnet::IpNet> = client.ip.map(Into::into);
-        let Some((challenge, user)) = found.filter(|(challenge, _)| {
-            challenge.purpose == ChallengePurpose::Login.as_str() && challenge.ip == client_ip
-        }) else {
+        let Some((challenge, user)) = claimed else {
             login_outcome("mfa_expired");
             return Err(LoginError::MfaExpired);
         };
-        let method = match self
-            .core
-            .check_code::<LoginError>(user.id, client, code)
-            .await?
-        {
+        let verdict = self.core.check_code::<LoginError>(user.id, client, code).await;
+        // Anything but the right code puts the challenge back, a wrong code
+        // counted against it.
+        let failures = match &verdict {
+            Ok(CodeVerdict::Right(_)) => None,
+            Ok(CodeVerdict::Wrong) => Some(challenge.failures + 1),
+            Ok(CodeVerdict::Blocked(_)) | Err(_) => Some(challenge.failures),
+        };
+        if let Some(failures) = failures {
+            let kept = challenge.clone();
+            db::run(&self.core.pool, move |conn| {
+                second_factor::restore_challenge(conn, &digest, &kept, failures, CODES_PER_CHALLENGE)
+            })
+            .await?;
+        }
+        let method = match verdict? {
             CodeVerdict::Right(method) => method,
             CodeVerdict::Wrong => {
-                db::run(&self.core.pool, move |conn| {
-                    second_factor::challenge_failed(conn, &digest, CODES_PER_CHALLENGE)
-                })
-                .await?;
                 self.refuse(Event::MfaFailure, Some(user.id), &user.username, client, "mfa_failure")
                     .await;
                 return Err(LoginError::InvalidCode);
@@ -390,16 +397,15 @@ impl Login {
                 return Err(LoginError::Throttled(blocked));
             }
         };
-        let id = user.id;
-        let admit = move |conn: &mut PgConnection| {
-            if !second_factor::consume_challenge(conn, &digest)? {
-                return Ok(Err(Changed::Gone));
-            }
-            match users::lock_credential(conn, id)? {
-                Some((true, _)) => Ok(Ok(())),
-                Some((false, _)) => Ok(Err(Changed::Inactive)),
-                None => Ok(Err(Changed::Gone)),
-            }
+        // The challenge left the table when it was claimed, so the trigger
+        // that voids it on a password change no longer can: the check is
+        // here, in the session's transaction.
+        let (id, checked) = (user.id, user.password_hash.clone());
+        let admit = move |conn: &mut PgConnection| match users::lock_credential(conn, id)? {
+            Some((true, current)) if current == checked => Ok(Ok(())),
+            Some((true, _)) => Ok(Err(Changed::Hash)),
+            Some((false, _)) => Ok(Err(Changed::Inactive)),
+            None => Ok(Err(Changed::Gone)),
         };
         let success = Record::new(Event::LoginSuccess, Some(id), Some(&user.username), client);
         let started = self

@@ -313,6 +313,35 @@ async fn a_recovery_code_logs_in_once() {
     assert_eq!(me(&susan).await["mfa"]["recovery_codes_left"], 8);
 }
 
+/// Second steps racing on one token: one is answered; the others spend
+/// nothing (before, each spent its recovery code and only one logged in).
+#[tokio::test]
+async fn second_steps_racing_on_one_token_spend_one_code() {
+    let app = TestApp::spawn().await;
+    let (susan, _, codes) = mfa_user(&app, "susan").await;
+    let client = app.anonymous();
+    let token = first_step(&client, "susan").await;
+    let answers = futures_util::future::join_all(
+        codes[..6]
+            .iter()
+            .map(|code| recovery_step(&client, &token, code)),
+    )
+    .await;
+    let statuses: Vec<u16> = answers
+        .iter()
+        .map(|answer| answer.status.as_u16())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    for answer in answers.iter().filter(|answer| answer.status != 200u16) {
+        assert_eq!(answer.problem(401)["type"], "urn:authd:problem:mfa-expired");
+    }
+    assert_eq!(me(&susan).await["mfa"]["recovery_codes_left"], 9);
+}
+
 #[tokio::test]
 async fn each_session_records_how_it_was_made() {
     let app = TestApp::spawn().await;
