@@ -85,7 +85,9 @@ if [ -z "$url" ]; then
     if /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
         smtp_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
         maildir=$(mktemp -d -t authd-contract-mail.XXXXXX)
-        /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$maildir" >/dev/null 2>&1 &
+        # The handler makes a Maildir's tmp/new/cur only in a directory it
+        # creates itself; in an existing one every delivery fails.
+        /usr/bin/python3 -m aiosmtpd -n -l "127.0.0.1:$smtp_port" -c aiosmtpd.handlers.Mailbox "$maildir/inbox" >/dev/null 2>&1 &
         sink_pid=$!
         smtp_url="smtp://127.0.0.1:$smtp_port"
         echo "contract-test: mail goes to an SMTP sink on port $smtp_port"
