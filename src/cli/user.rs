@@ -8,6 +8,7 @@ use crate::cli::{Failure, Outcome, operator};
 use crate::db::users::User;
 use crate::domain::{Owner, Password};
 use crate::services::accounts::{AccountError, NewAccount};
+use crate::services::mfa::MfaError;
 use crate::services::recovery::RecoveryError;
 use crate::startup::Services;
 
@@ -41,6 +42,10 @@ pub enum UserCommand {
     /// Print a password reset link to hand to the account's owner (it
     /// replaces any earlier reset link, and is audited)
     ResetLink { username: String },
+    /// Remove an account's second factor and recovery codes, for an owner
+    /// who lost them and proved who they are some other way; every session
+    /// of the account ends, and the owner is mailed (and it is audited)
+    MfaReset { username: String },
 }
 
 impl UserCommand {
@@ -172,6 +177,26 @@ impl UserCommand {
                         other => Failure::Refused(other.to_string()),
                     })?;
                 println!("{link}");
+                Ok(())
+            }
+            Self::MfaReset { username } => {
+                let user = find(services, username).await?;
+                let reset = services
+                    .mfa
+                    .reset(&user, &operator())
+                    .await
+                    .map_err(|error| match error {
+                        MfaError::Db(error) => error.into(),
+                        other => Failure::Refused(other.to_string()),
+                    })?;
+                match reset {
+                    true => println!(
+                        "{}'s second factor and recovery codes are removed, and every session \
+                         of theirs has ended",
+                        user.username
+                    ),
+                    false => println!("{} has no second factor: nothing changed", user.username),
+                }
                 Ok(())
             }
         }

@@ -17,6 +17,9 @@ pub struct MailSettings {
     /// The client application links open, without a trailing slash:
     /// `https://app.example.com` or `https://example.com/app`.
     pub app_url: String,
+    /// `SECURITY_NOTIFICATIONS`: mail the owner about each change to how
+    /// their account is logged in to.
+    pub security_notifications: bool,
     /// Settings production should give but did not, with the development
     /// default used instead: start-up warns about each.
     pub unset_in_production: Vec<(&'static str, String)>,
@@ -32,6 +35,11 @@ impl MailSettings {
         production: bool,
         needed: Option<&str>,
     ) -> Result<Self, ConfigError> {
+        let security_notifications = env.boolean("SECURITY_NOTIFICATIONS", true)?;
+        let needed = needed.or(security_notifications.then_some(
+            "SECURITY_NOTIFICATIONS is on (set SECURITY_NOTIFICATIONS=false to run without \
+             mail about account changes)",
+        ));
         if let Some(why) = needed
             && production
             && env.get("SMTP_URL").is_none()
@@ -61,6 +69,7 @@ impl MailSettings {
                 "http://localhost:3000".to_owned(),
                 parse_app_url,
             )?,
+            security_notifications,
             unset_in_production: Vec::new(),
         };
         // Without these, production still starts, on development's defaults,

@@ -1,5 +1,6 @@
-//! The second factor: how authenticator apps name the service, and how
-//! long a login may wait for its second step.
+//! The second factor: how authenticator apps name the service, how long a
+//! login may wait for its second step, and whether every account must have
+//! one.
 
 use crate::configuration::ConfigError;
 use crate::configuration::env::{Env, MINUTE, Period, seconds};
@@ -10,6 +11,9 @@ pub struct MfaSettings {
     pub issuer: String,
     /// How long an `mfa_token` waits for its second step.
     pub token_ttl: Period,
+    /// `MFA_REQUIRED`: an account without a second factor sets one up
+    /// before its first session.
+    pub required: bool,
 }
 
 impl MfaSettings {
@@ -17,6 +21,7 @@ impl MfaSettings {
         Ok(Self {
             issuer: env.parse("MFA_ISSUER", "authd".to_owned(), parse_issuer)?,
             token_ttl: env.period("MFA_TOKEN_TTL", seconds(5 * MINUTE))?,
+            required: env.boolean("MFA_REQUIRED", false)?,
         })
     }
 }

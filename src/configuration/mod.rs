@@ -269,6 +269,7 @@ mod tests {
             ("AUTHD_ENV", "production"),
             ("SECRET_KEY", &key),
             ("ACCOUNT_RECOVERY", "false"),
+            ("SECURITY_NOTIFICATIONS", "false"),
         ]))
         .unwrap();
         assert!(!settings.secrets.key_generated);
@@ -282,6 +283,12 @@ mod tests {
         let error = Settings::from_vars(&vars(&given)).unwrap_err();
         assert_eq!(error.variable, "SMTP_URL");
         assert!(error.message.contains("ACCOUNT_RECOVERY=false"));
+        // Notices need mail too, and say so once recovery is off.
+        given.push(("ACCOUNT_RECOVERY", "false"));
+        let error = Settings::from_vars(&vars(&given)).unwrap_err();
+        assert_eq!(error.variable, "SMTP_URL");
+        assert!(error.message.contains("SECURITY_NOTIFICATIONS=false"));
+        given.pop();
         given.push(("SMTP_URL", "smtps://user:secret@mail.example.com"));
         let settings = Settings::from_vars(&vars(&given)).unwrap();
         let unset: Vec<_> = settings

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::email_tokens::Purpose;
 use crate::domain::UserId;
-use crate::schema::mail_outbox;
+use crate::schema::{mail_outbox, users};
 
 /// A queued mail: what to send, not the mail itself (made when it is sent).
 #[derive(Clone, Debug, Queryable, Selectable)]
@@ -21,6 +21,8 @@ pub struct QueuedMail {
     pub address: String,
     /// The client network that asked for it, if a client did.
     pub requested_by: Option<String>,
+    /// When it was queued: when what it tells of happened.
+    pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     /// Attempts before this one.
     pub attempts: i32,
@@ -42,6 +44,34 @@ pub fn enqueue(
             mail_outbox::address.eq(address),
             mail_outbox::requested_by.eq(requested_by),
             mail_outbox::expires_at.eq(expires_at),
+        ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Queues a mail to the account's address as it is now, inside the
+/// caller's transaction; nothing when there is no such account.
+pub fn enqueue_to_account(
+    conn: &mut PgConnection,
+    kind: &str,
+    user_id: UserId,
+    expires_at: DateTime<Utc>,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Text, Timestamptz};
+
+    let row = users::table.find(user_id).select((
+        kind.into_sql::<Text>(),
+        users::id.nullable(),
+        users::email,
+        expires_at.into_sql::<Timestamptz>(),
+    ));
+    diesel::insert_into(mail_outbox::table)
+        .values(row)
+        .into_columns((
+            mail_outbox::kind,
+            mail_outbox::user_id,
+            mail_outbox::address,
+            mail_outbox::expires_at,
         ))
         .execute(conn)
         .map(drop)

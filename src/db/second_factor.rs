@@ -146,12 +146,16 @@ pub fn use_recovery_code(
 pub enum ChallengePurpose {
     /// The second step of a login.
     Login,
+    /// Setting up a factor before a login's first session
+    /// (`MFA_REQUIRED`).
+    Enroll,
 }
 
 impl ChallengePurpose {
     pub const fn as_str(self) -> &'static str {
         match self {
             Self::Login => "login",
+            Self::Enroll => "enroll",
         }
     }
 }
@@ -192,8 +196,22 @@ pub struct Challenge {
     pub expires_at: DateTime<Utc>,
 }
 
-/// Takes the unexpired challenge with this token digest, made for
-/// `purpose` by a client at `ip`, out of the table: one request at a time
+/// The unexpired challenge with this token digest, made for `purpose` by
+/// a client at `ip`, left where it is.
+pub fn find_challenge(
+    conn: &mut PgConnection,
+    token_hash: &[u8; 32],
+    purpose: ChallengePurpose,
+    ip: Option<IpNet>,
+    now: DateTime<Utc>,
+) -> QueryResult<Option<Challenge>> {
+    live_challenge(token_hash.as_slice(), purpose.as_str(), ip, now)
+        .select(Challenge::as_select())
+        .first(conn)
+        .optional()
+}
+
+/// [`find_challenge`], taking it out of the table: one request at a time
 /// answers a challenge, so two cannot both spend a code on it.
 pub fn claim_challenge(
     conn: &mut PgConnection,
@@ -202,16 +220,26 @@ pub fn claim_challenge(
     ip: Option<IpNet>,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Challenge>> {
-    diesel::delete(
-        mfa_challenges::table
-            .find(token_hash.as_slice())
-            .filter(mfa_challenges::expires_at.gt(now))
-            .filter(mfa_challenges::purpose.eq(purpose.as_str()))
-            .filter(mfa_challenges::ip.is_not_distinct_from(ip)),
-    )
-    .returning(Challenge::as_returning())
-    .get_result(conn)
-    .optional()
+    diesel::delete(live_challenge(token_hash.as_slice(), purpose.as_str(), ip, now))
+        .returning(Challenge::as_returning())
+        .get_result(conn)
+        .optional()
+}
+
+/// The challenge with this digest, if unexpired and made for `purpose` by
+/// a client at `ip`.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn live_challenge<'a>(
+    token_hash: &'a [u8],
+    purpose: &'static str,
+    ip: Option<IpNet>,
+    now: DateTime<Utc>,
+) -> _ {
+    mfa_challenges::table
+        .find(token_hash)
+        .filter(mfa_challenges::expires_at.gt(now))
+        .filter(mfa_challenges::purpose.eq(purpose))
+        .filter(mfa_challenges::ip.is_not_distinct_from(ip))
 }
 
 /// Puts a claimed challenge back, with its count of wrong codes; unless
@@ -238,6 +266,14 @@ pub fn restore_challenge(
             mfa_challenges::created_at.eq(challenge.created_at),
             mfa_challenges::expires_at.eq(challenge.expires_at),
         ))
+        .execute(conn)
+        .map(drop)
+}
+
+/// Voids every challenge of the account: a second step owed to a factor
+/// that is gone.
+pub fn void_challenges(conn: &mut PgConnection, user_id: UserId) -> QueryResult<()> {
+    diesel::delete(mfa_challenges::table.filter(mfa_challenges::user_id.eq(user_id)))
         .execute(conn)
         .map(drop)
 }

@@ -277,17 +277,24 @@ pub fn record_login(conn: &mut PgConnection, id: UserId, at: DateTime<Utc>) -> Q
         .map(drop)
 }
 
-/// Whether the account may still log in, and with which hash: its row
-/// locked until the caller's transaction ends, so that a change of
-/// password, a deactivation or a deletion waits for the login being
-/// decided, or the login sees it. `None` when the account is gone.
-pub fn lock_credential(
-    conn: &mut PgConnection,
-    id: UserId,
-) -> QueryResult<Option<(bool, PasswordHash)>> {
+/// What a login is decided on, read again at the moment it is.
+#[derive(Queryable)]
+pub struct Credential {
+    pub active: bool,
+    pub hash: PasswordHash,
+    /// Whether a second factor is on.
+    pub second_factor: bool,
+}
+
+/// Whether the account may still log in, with which hash, and whether it
+/// has a second factor: its row locked until the caller's transaction
+/// ends, so that a change of password, a deactivation, a deletion or a
+/// change of factor waits for the login being decided, or the login sees
+/// it. `None` when the account is gone.
+pub fn lock_credential(conn: &mut PgConnection, id: UserId) -> QueryResult<Option<Credential>> {
     users::table
         .find(id)
-        .select((users::is_active, users::password_hash))
+        .select((users::is_active, users::password_hash, users::totp_enabled))
         .for_no_key_update()
         .first(conn)
         .optional()

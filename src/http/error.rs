@@ -50,6 +50,10 @@ pub enum ApiError {
     /// goes on at `POST /api/login/mfa` with this token.
     #[error("a second factor is required")]
     MfaRequired { mfa_token: String },
+    /// The right password, under `MFA_REQUIRED`, for an account without a
+    /// second factor: it sets one up with this token at `/api/mfa/totp`.
+    #[error("a second factor must be set up")]
+    MfaEnrollmentRequired { mfa_token: String },
     #[error("the second step's token is not valid")]
     MfaExpired,
     /// A wrong code at the login's second step.
@@ -196,6 +200,16 @@ impl ApiError {
                 "Second factor required",
                 "The password is right; send a code from the authenticator app (or a recovery \
                  code) with `mfa_token` to `POST /api/login/mfa`."
+                    .into(),
+                bearer_challenge(),
+            ),
+            Self::MfaEnrollmentRequired { .. } => (
+                S::UNAUTHORIZED,
+                "mfa-enrollment-required",
+                "Second factor setup required",
+                "The password is right, but every account here needs a second factor: start \
+                 one with `mfa_token` at `POST /api/mfa/totp`, then confirm it with a code and \
+                 `mfa_token` at `POST /api/mfa/totp/confirm`, which logs you in."
                     .into(),
                 bearer_challenge(),
             ),
@@ -417,6 +431,9 @@ impl From<LoginError> for ApiError {
             LoginError::MfaRequired(token) => Self::MfaRequired {
                 mfa_token: token.expose().to_owned(),
             },
+            LoginError::MfaEnrollmentRequired(token) => Self::MfaEnrollmentRequired {
+                mfa_token: token.expose().to_owned(),
+            },
             LoginError::MfaExpired => Self::MfaExpired,
             LoginError::InvalidCode => Self::InvalidCode,
             LoginError::Unverified { mailed } => Self::EmailNotVerified { sent: mailed },
@@ -425,6 +442,7 @@ impl From<LoginError> for ApiError {
             LoginError::Throttle(error) => error.into(),
             LoginError::Hash(error) => error.into(),
             LoginError::Recovery(error) => error.into(),
+            LoginError::Mfa(error) => error.into(),
         }
     }
 }
@@ -479,6 +497,8 @@ struct ProblemBody<'a> {
 
 /// The second factors a login's second step accepts.
 const MFA_METHODS: &[&str] = &["totp", "recovery_code"];
+/// The second factors an account can set up when it must.
+const ENROLLABLE_METHODS: &[&str] = &["totp"];
 
 /// The members a problem has beyond the standard ones.
 #[derive(Default)]
@@ -486,6 +506,7 @@ struct Extras<'a> {
     errors: Option<&'a FieldErrors>,
     login_url: Option<&'a str>,
     mfa_token: Option<&'a str>,
+    methods: Option<&'static [&'static str]>,
 }
 
 fn problem_response(
@@ -503,7 +524,7 @@ fn problem_response(
         errors: extras.errors,
         login_url: extras.login_url,
         mfa_token: extras.mfa_token,
-        methods: extras.mfa_token.map(|_| MFA_METHODS),
+        methods: extras.methods,
     };
     HttpResponse::build(status)
         .content_type(PROBLEM_JSON)
@@ -528,6 +549,12 @@ impl ResponseError for ApiError {
             },
             Self::MfaRequired { mfa_token } => Extras {
                 mfa_token: Some(mfa_token),
+                methods: Some(MFA_METHODS),
+                ..Extras::default()
+            },
+            Self::MfaEnrollmentRequired { mfa_token } => Extras {
+                mfa_token: Some(mfa_token),
+                methods: Some(ENROLLABLE_METHODS),
                 ..Extras::default()
             },
             _ => Extras::default(),

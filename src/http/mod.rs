@@ -138,14 +138,13 @@ fn app(
                 .route(login_required(web::post().to(routes::change_password))),
         )
         .service(
+            // Setting up a factor serves a logged-in owner or, under
+            // MFA_REQUIRED, a login's mfa_token: the handlers check which.
             web::resource("/api/mfa/totp")
-                .route(login_required(web::post().to(routes::start_totp)))
+                .route(web::post().to(routes::start_totp))
                 .route(login_required(web::delete().to(routes::disable_totp))),
         )
-        .service(
-            web::resource("/api/mfa/totp/confirm")
-                .route(login_required(web::post().to(routes::confirm_totp))),
-        )
+        .service(web::resource("/api/mfa/totp/confirm").route(web::post().to(routes::confirm_totp)))
         .service(
             web::resource("/api/mfa/recovery-codes")
                 .route(login_required(web::post().to(routes::regenerate_recovery_codes))),

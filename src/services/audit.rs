@@ -38,6 +38,7 @@ pub enum Event {
     MfaFailure,
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
+    MfaReset,
 }
 
 impl Event {
@@ -66,6 +67,7 @@ impl Event {
             Self::MfaFailure => "mfa_failure",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
+            Self::MfaReset => "mfa_reset",
         }
     }
 }

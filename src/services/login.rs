@@ -5,7 +5,7 @@
 use diesel::{Connection, PgConnection};
 use secrecy::SecretString;
 
-use crate::db::second_factor::{self, ChallengePurpose, NewChallenge};
+use crate::db::second_factor::{self, Challenge, ChallengePurpose, NewChallenge};
 use crate::db::sessions::Session;
 use crate::db::users::{self, User};
 use crate::db::{self, DbError};
@@ -13,6 +13,7 @@ use crate::domain::{AuthMethod, Client, LoginName, MfaToken, PasswordHash, UserI
 use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
 use crate::services::credentials::{CodeVerdict, Verdict, account_subject};
+use crate::services::mfa::{Mfa, MfaError};
 use crate::services::passwords::HashError;
 use crate::services::recovery::{Recovery, RecoveryError};
 use crate::services::throttle::{Blocked, ThrottleError};
@@ -33,6 +34,11 @@ pub enum LoginError {
     /// goes on with a code and this token.
     #[error("a second factor is required")]
     MfaRequired(MfaToken),
+    /// The right password for an account without a second factor, under
+    /// `MFA_REQUIRED`: the login goes on with setting one up, with this
+    /// token.
+    #[error("a second factor must be set up")]
+    MfaEnrollmentRequired(MfaToken),
     /// The second step's token is unknown, used, void or expired.
     #[error("the second step's token is not valid")]
     MfaExpired,
@@ -48,6 +54,9 @@ pub enum LoginError {
     Hash(#[from] HashError),
     #[error(transparent)]
     Recovery(#[from] RecoveryError),
+    /// Confirming the factor an enrolment set up.
+    #[error(transparent)]
+    Mfa(#[from] MfaError),
 }
 
 /// Wrong codes that void a second step's token.
@@ -69,28 +78,34 @@ pub struct LoggedIn {
     pub wanted: Wanted,
 }
 
+/// What a login asks for beyond the password, from the settings.
+#[derive(Clone, Debug)]
+pub struct LoginPolicy {
+    /// `REQUIRE_VERIFIED_EMAIL`.
+    pub require_verified_email: bool,
+    /// `MFA_REQUIRED`.
+    pub mfa_required: bool,
+    /// How long a second step may wait (`MFA_TOKEN_TTL`).
+    pub challenge_ttl: chrono::TimeDelta,
+}
+
 #[derive(Clone)]
 pub struct Login {
     core: Core,
     /// For a fresh confirmation link when an unverified address is refused.
     recovery: Recovery,
-    require_verified_email: bool,
-    /// How long a second step may wait.
-    challenge_ttl: chrono::TimeDelta,
+    /// For the factor a login must set up under `MFA_REQUIRED`.
+    mfa: Mfa,
+    policy: LoginPolicy,
 }
 
 impl Login {
-    pub fn new(
-        core: Core,
-        recovery: Recovery,
-        require_verified_email: bool,
-        challenge_ttl: chrono::TimeDelta,
-    ) -> Self {
+    pub fn new(core: Core, recovery: Recovery, mfa: Mfa, policy: LoginPolicy) -> Self {
         Self {
             core,
             recovery,
-            require_verified_email,
-            challenge_ttl,
+            mfa,
+            policy,
         }
     }
 
@@ -108,7 +123,8 @@ impl Login {
     /// active and still has the password hash that was checked: a login in
     /// flight cannot outlive a password change, a reset, a deactivation or
     /// a deletion made meanwhile, by any instance or by plain SQL. A hash
-    /// that changed because another login upgraded it is checked again.
+    /// that changed because another login upgraded it, or a factor turned
+    /// on or off meanwhile, has the login decided again.
     ///
     /// For an account with a second factor, the right password makes no
     /// session: it makes a challenge, answered by [`Login::second_step`].
@@ -136,7 +152,7 @@ impl Login {
                     });
                 }
                 Attempted::Refused(error) => return Err(error),
-                Attempted::HashChanged { user_id } if checks_left == 0 => {
+                Attempted::CredentialChanged { user_id } if checks_left == 0 => {
                     self.refuse(
                         Event::LoginFailure,
                         Some(user_id),
@@ -149,7 +165,7 @@ impl Login {
                         user_id: Some(user_id),
                     });
                 }
-                Attempted::HashChanged { .. } => {}
+                Attempted::CredentialChanged { .. } => {}
             }
         }
     }
@@ -212,7 +228,7 @@ impl Login {
             let error = LoginError::Inactive { user_id: user.id };
             return refuse(Event::LoginFailure, Some(user.id), "inactive", error).await;
         }
-        if self.require_verified_email && user.email_verified_at.is_none() {
+        if self.policy.require_verified_email && user.email_verified_at.is_none() {
             self.refuse(
                 Event::LoginFailure,
                 Some(user.id),
@@ -232,14 +248,16 @@ impl Login {
         };
         let (id, checked, new) = (user.id, user.password_hash.clone(), upgrade.clone());
         let admit = move |conn: &mut PgConnection| {
-            let Some((active, current)) = users::lock_credential(conn, id)? else {
+            let Some(current) = users::lock_credential(conn, id)? else {
                 return Ok(Err(Changed::Gone));
             };
-            if !active {
+            if !current.active {
                 return Ok(Err(Changed::Inactive));
             }
-            if current != checked {
-                return Ok(Err(Changed::Hash));
+            // A factor turned on or off meanwhile changes what the password
+            // alone is worth: decided again.
+            if current.hash != checked || current.second_factor != second_step {
+                return Ok(Err(Changed::Credential));
             }
             if let Some(new) = &new {
                 users::replace_hash(conn, id, &checked, new)?;
@@ -247,7 +265,12 @@ impl Login {
             Ok(Ok(()))
         };
         if second_step {
-            return self.challenge(&user, wanted, client, admit).await;
+            let purpose = ChallengePurpose::Login;
+            return self.challenge(&user, purpose, wanted, client, admit).await;
+        }
+        if self.policy.mfa_required {
+            let purpose = ChallengePurpose::Enroll;
+            return self.challenge(&user, purpose, wanted, client, admit).await;
         }
         let success = Record::new(Event::LoginSuccess, Some(id), Some(identifier), client);
         let started = self
@@ -271,7 +294,7 @@ impl Login {
                 user.last_login_at = Some(session.created_at);
                 Ok(Attempted::LoggedIn(user, Box::new(session)))
             }
-            Err(Changed::Hash) => Ok(Attempted::HashChanged { user_id: id }),
+            Err(Changed::Credential) => Ok(Attempted::CredentialChanged { user_id: id }),
             Err(Changed::Gone) => {
                 let error = LoginError::InvalidCredentials { user_id: None };
                 refuse(Event::LoginFailure, None, "failure", error).await
@@ -283,12 +306,14 @@ impl Login {
         }
     }
 
-    /// The second step owed by an account with a factor: a challenge, made
-    /// only if `admit` agrees (as a session would be), for the token that
-    /// [`Login::second_step`] takes.
+    /// The second step owed by an account with a factor (or, under
+    /// `MFA_REQUIRED`, by one that must set it up): a challenge, made only if
+    /// `admit` agrees (as a session would be), for the token that
+    /// [`Login::second_step`] (or [`Login::enrol`]) takes.
     async fn challenge(
         &self,
         user: &User,
+        purpose: ChallengePurpose,
         wanted: &Wanted,
         client: &Client,
         admit: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<Result<(), Changed>>
@@ -299,7 +324,7 @@ impl Login {
         let digest = token.digest();
         let now = self.core.clock.now();
         let (user_id, wanted, ip) = (user.id, wanted.clone(), client.ip.map(Into::into));
-        let expires_at = now + self.challenge_ttl;
+        let expires_at = now + self.policy.challenge_ttl;
         let made = db::run(&self.core.pool, move |conn| {
             conn.transaction(|conn| {
                 if let Err(changed) = admit(conn)? {
@@ -310,7 +335,7 @@ impl Login {
                     &NewChallenge {
                         token_hash: &digest,
                         user_id,
-                        purpose: ChallengePurpose::Login.as_str(),
+                        purpose: purpose.as_str(),
                         remember: wanted.remember,
                         next: &wanted.next,
                         ip,
@@ -323,11 +348,17 @@ impl Login {
         })
         .await?;
         match made {
-            Ok(()) => {
-                login_outcome("mfa_required");
-                Ok(Attempted::Refused(LoginError::MfaRequired(token)))
-            }
-            Err(Changed::Hash) => Ok(Attempted::HashChanged { user_id }),
+            Ok(()) => Ok(Attempted::Refused(match purpose {
+                ChallengePurpose::Login => {
+                    login_outcome("mfa_required");
+                    LoginError::MfaRequired(token)
+                }
+                ChallengePurpose::Enroll => {
+                    login_outcome("mfa_enrollment_required");
+                    LoginError::MfaEnrollmentRequired(token)
+                }
+            })),
+            Err(Changed::Credential) => Ok(Attempted::CredentialChanged { user_id }),
             Err(Changed::Gone) => {
                 self.refuse(Event::LoginFailure, None, &user.username, client, "failure")
                     .await;
@@ -352,20 +383,8 @@ impl Login {
         code: &str,
         client: &Client,
     ) -> Result<LoggedIn, LoginError> {
-        let digest = token.digest();
-        let now = self.core.clock.now();
-        let ip = client.ip.map(Into::into);
-        let claimed = db::run(&self.core.pool, move |conn| {
-            let purpose = ChallengePurpose::Login;
-            let Some(challenge) = second_factor::claim_challenge(conn, &digest, purpose, ip, now)?
-            else {
-                return Ok(None);
-            };
-            let user = users::find(conn, challenge.user_id)?;
-            Ok(user.map(|user| (challenge, user)))
-        })
-        .await?;
-        let Some((challenge, user)) = claimed else {
+        let Some((challenge, user)) = self.claim(&token, ChallengePurpose::Login, client).await?
+        else {
             login_outcome("mfa_expired");
             return Err(LoginError::MfaExpired);
         };
@@ -378,11 +397,7 @@ impl Login {
             Ok(CodeVerdict::Blocked(_)) | Err(_) => Some(challenge.failures),
         };
         if let Some(failures) = failures {
-            let kept = challenge.clone();
-            db::run(&self.core.pool, move |conn| {
-                second_factor::restore_challenge(conn, &digest, &kept, failures, CODES_PER_CHALLENGE)
-            })
-            .await?;
+            self.put_back(token.digest(), &challenge, failures).await?;
         }
         let method = match verdict? {
             CodeVerdict::Right(method) => method,
@@ -397,14 +412,111 @@ impl Login {
                 return Err(LoginError::Throttled(blocked));
             }
         };
+        self.finish(challenge, user, method, client).await
+    }
+
+    /// The account an enrolment's `mfa_token` stands for (`MFA_REQUIRED`),
+    /// made by this client: to set up a factor for, which [`Login::enrol`]
+    /// then confirms. The token stays valid.
+    pub async fn enrolling(&self, token: &MfaToken, client: &Client) -> Result<User, LoginError> {
+        let digest = token.digest();
+        let (ip, now) = (client.ip.map(Into::into), self.core.clock.now());
+        let purpose = ChallengePurpose::Enroll;
+        let user = db::run(&self.core.pool, move |conn| {
+            match second_factor::find_challenge(conn, &digest, purpose, ip, now)? {
+                Some(challenge) => users::find(conn, challenge.user_id),
+                None => Ok(None),
+            }
+        })
+        .await?;
+        user.ok_or(LoginError::MfaExpired)
+    }
+
+    /// Confirms the factor an enrolment's token set up, with a code from
+    /// it, and finishes the login: the recovery codes, and the session the
+    /// password was owed. Wrong codes void the token at the fifth.
+    #[tracing::instrument(skip_all)]
+    pub async fn enrol(
+        &self,
+        token: MfaToken,
+        code: &str,
+        client: &Client,
+    ) -> Result<(LoggedIn, Vec<String>), LoginError> {
+        let Some((challenge, user)) = self.claim(&token, ChallengePurpose::Enroll, client).await?
+        else {
+            login_outcome("mfa_expired");
+            return Err(LoginError::MfaExpired);
+        };
+        let codes = match self.mfa.confirm_totp(user.id, code, client).await {
+            Ok(codes) => codes,
+            Err(error) => {
+                let failures = match error {
+                    MfaError::WrongCode | MfaError::NotStarted => challenge.failures + 1,
+                    _ => challenge.failures,
+                };
+                self.put_back(token.digest(), &challenge, failures).await?;
+                return Err(error.into());
+            }
+        };
+        let logged_in = self.finish(challenge, user, AuthMethod::Otp, client).await?;
+        Ok((logged_in, codes))
+    }
+
+    /// Takes the challenge `token` names for `purpose`, made by this client,
+    /// with its account.
+    async fn claim(
+        &self,
+        token: &MfaToken,
+        purpose: ChallengePurpose,
+        client: &Client,
+    ) -> Result<Option<(Challenge, User)>, DbError> {
+        let digest = token.digest();
+        let (ip, now) = (client.ip.map(Into::into), self.core.clock.now());
+        db::run(&self.core.pool, move |conn| {
+            let Some(challenge) = second_factor::claim_challenge(conn, &digest, purpose, ip, now)?
+            else {
+                return Ok(None);
+            };
+            let user = users::find(conn, challenge.user_id)?;
+            Ok(user.map(|user| (challenge, user)))
+        })
+        .await
+    }
+
+    /// Puts a claimed challenge back with its count of wrong codes (void at
+    /// the limit).
+    async fn put_back(
+        &self,
+        digest: [u8; 32],
+        challenge: &Challenge,
+        failures: i32,
+    ) -> Result<(), DbError> {
+        let kept = challenge.clone();
+        db::run(&self.core.pool, move |conn| {
+            second_factor::restore_challenge(conn, &digest, &kept, failures, CODES_PER_CHALLENGE)
+        })
+        .await
+    }
+
+    /// The session a claimed challenge was owed, now that `method` proved
+    /// the second factor.
+    async fn finish(
+        &self,
+        challenge: Challenge,
+        user: User,
+        method: AuthMethod,
+        client: &Client,
+    ) -> Result<LoggedIn, LoginError> {
         // The challenge left the table when it was claimed, so the trigger
         // that voids it on a password change no longer can: the check is
         // here, in the session's transaction.
         let (id, checked) = (user.id, user.password_hash.clone());
+        // So does the check that the factor proved is still there: a
+        // second step in flight cannot outlive the factor's removal.
         let admit = move |conn: &mut PgConnection| match users::lock_credential(conn, id)? {
-            Some((true, current)) if current == checked => Ok(Ok(())),
-            Some((true, _)) => Ok(Err(Changed::Hash)),
-            Some((false, _)) => Ok(Err(Changed::Inactive)),
+            Some(current) if !current.active => Ok(Err(Changed::Inactive)),
+            Some(current) if current.hash == checked && current.second_factor => Ok(Ok(())),
+            Some(_) => Ok(Err(Changed::Credential)),
             None => Ok(Err(Changed::Gone)),
         };
         let success = Record::new(Event::LoginSuccess, Some(id), Some(&user.username), client);
@@ -427,7 +539,7 @@ impl Login {
                     .await;
                 return Err(LoginError::Inactive { user_id: id });
             }
-            Err(Changed::Gone | Changed::Hash) => {
+            Err(Changed::Gone | Changed::Credential) => {
                 login_outcome("mfa_expired");
                 return Err(LoginError::MfaExpired);
             }
@@ -482,9 +594,10 @@ impl Login {
 enum Attempted {
     LoggedIn(User, Box<Session>),
     Refused(LoginError),
-    /// The password matched, but the account's hash changed before the
-    /// session was made: the password is checked again, against the new one.
-    HashChanged {
+    /// The password matched, but the account's hash (or its second factor)
+    /// changed before the session was made: the password is checked again,
+    /// against the account as it is now.
+    CredentialChanged {
         user_id: UserId,
     },
 }
@@ -494,7 +607,8 @@ enum Attempted {
 enum Changed {
     Gone,
     Inactive,
-    Hash,
+    /// Its hash, or whether it has a second factor.
+    Credential,
 }
 
 fn login_outcome(outcome: &'static str) {

@@ -5,6 +5,7 @@
 use diesel::{Connection, PgConnection};
 
 use crate::db::second_factor as stored;
+use crate::db::sessions;
 use crate::db::users::User;
 use crate::db::{self, DbError};
 use crate::domain::{Client, UserId};
@@ -13,6 +14,7 @@ use crate::services::audit::{Event, Record};
 use crate::services::credentials::ConfirmError;
 use crate::services::factors::recovery_codes;
 use crate::services::factors::totp::{self, TotpSecret};
+use crate::services::notices::Notice;
 
 /// How confirming a pending factor ended.
 enum Confirmed {
@@ -69,6 +71,12 @@ impl Mfa {
             return Err(MfaError::AlreadyOn);
         }
         self.core.confirm(user, password, None, client).await?;
+        self.begin_totp(user).await
+    }
+
+    /// [`Mfa::start_totp`] for an account whose password was proved some
+    /// other way: by the login that answered an enrolment's `mfa_token`.
+    pub async fn begin_totp(&self, user: &User) -> Result<Enrolment, MfaError> {
         let secret = TotpSecret::generate();
         let sealed = self.core.factors.seal(&secret);
         let id = user.id;
@@ -98,6 +106,7 @@ impl Mfa {
         let code = totp::parse_code(typed);
         let (codes, digests) = recovery_codes::new_set();
         let event = Record::new(Event::MfaEnabled, Some(user_id), None, client);
+        let notices = self.core.notices.clone();
         let (confirmed, event) = db::run(&self.core.pool, move |conn| {
             let confirm = |conn: &mut PgConnection| {
                 let pending = stored::totp(conn, user_id)?;
@@ -115,6 +124,7 @@ impl Mfa {
                     return Ok(Confirmed::WrongCode);
                 }
                 stored::replace_recovery_codes(conn, user_id, &digests)?;
+                notices.queue(conn, Notice::MfaEnabled, user_id)?;
                 Ok(Confirmed::On)
             };
             event.with(conn, confirm, |done| matches!(done, Confirmed::On))
@@ -145,8 +155,16 @@ impl Mfa {
         self.core.confirm(user, password, Some(code), client).await?;
         let id = user.id;
         let event = Record::new(Event::MfaDisabled, Some(id), None, client);
+        let notices = self.core.notices.clone();
         let (_, event) = db::run(&self.core.pool, move |conn| {
-            event.with(conn, |conn| stored::remove_all(conn, id), |removed| *removed)
+            let remove = |conn: &mut PgConnection| {
+                let removed = stored::remove_all(conn, id)?;
+                if removed {
+                    notices.queue(conn, Notice::MfaDisabled, id)?;
+                }
+                Ok(removed)
+            };
+            event.with(conn, remove, |removed| *removed)
         })
         .await?;
         event.iter().for_each(Record::log);
@@ -170,9 +188,11 @@ impl Mfa {
         let (codes, digests) = recovery_codes::new_set();
         let id = user.id;
         let event = Record::new(Event::RecoveryCodesRegenerated, Some(id), None, client);
+        let notices = self.core.notices.clone();
         db::run(&self.core.pool, move |conn| {
             conn.transaction(|conn| {
                 stored::replace_recovery_codes(conn, id, &digests)?;
+                notices.queue(conn, Notice::RecoveryCodesRegenerated, id)?;
                 event.store(conn)?;
                 Ok::<_, diesel::result::Error>(event)
             })
@@ -181,5 +201,36 @@ impl Mfa {
         .map(|event| event.log())?;
         self.core.sessions.forget_user(id);
         Ok(codes)
+    }
+
+    /// An operator's reset, for an owner who lost the factor and proved
+    /// who they are some other way (ASVS 6.4.4): the factor, pending or on,
+    /// and the recovery codes go, every session of the account ends, and
+    /// any second step still owed is void. False, and nothing changed,
+    /// when the account had none.
+    pub async fn reset(&self, user: &User, client: &Client) -> Result<bool, MfaError> {
+        let id = user.id;
+        let event = Record::new(Event::MfaReset, Some(id), None, client);
+        let (notices, now) = (self.core.notices.clone(), self.core.clock.now());
+        let (ended, event) = db::run(&self.core.pool, move |conn| {
+            let reset = |conn: &mut PgConnection| {
+                if !stored::remove_all(conn, id)? {
+                    return Ok(None);
+                }
+                stored::void_challenges(conn, id)?;
+                notices.queue(conn, Notice::MfaReset, id)?;
+                sessions::revoke_all_of(conn, id, &[], now).map(Some)
+            };
+            event.with(conn, reset, Option::is_some)
+        })
+        .await?;
+        event.iter().for_each(Record::log);
+        match ended {
+            Some(ended) => {
+                self.core.sessions.revoked(id, ended);
+                Ok(true)
+            }
+            None => Ok(false),
+        }
     }
 }

@@ -10,6 +10,7 @@ pub mod hash_pool;
 pub mod login;
 pub mod mail;
 pub mod mfa;
+pub mod notices;
 pub mod passwords;
 pub mod recovery;
 pub mod retention;
@@ -22,6 +23,7 @@ use crate::clock::Clock;
 use crate::configuration::ThrottleSettings;
 use crate::db::PgPool;
 use crate::services::factors::Factors;
+use crate::services::notices::Notices;
 use crate::services::passwords::PasswordHasher;
 use crate::services::sessions::Sessions;
 use crate::services::throttle::Throttle;
@@ -29,7 +31,7 @@ use crate::services::throttle::in_flight::InFlight;
 
 /// What the services that act on accounts share: the database, password
 /// hashing, the throttle and its limits, the sessions, the second factor's
-/// checks, and the time.
+/// checks, security notices, and the time.
 #[derive(Clone)]
 pub struct Core {
     pub pool: PgPool,
@@ -40,5 +42,7 @@ pub struct Core {
     /// The cap on each client's password checks in flight.
     pub in_flight: Arc<InFlight>,
     pub factors: Factors,
+    /// Mail to an account's owner about each change to how they log in.
+    pub notices: Notices,
     pub clock: Clock,
 }

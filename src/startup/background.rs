@@ -9,7 +9,8 @@ use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::configuration::Settings;
-use crate::services::mail::{RunningWorker, Worker};
+use crate::services::mail::{Links, RunningWorker, Worker};
+use crate::services::notices::Notices;
 use crate::services::sessions::Sessions;
 use crate::services::sessions::listener::Listener;
 use crate::startup::services::{Services, pool};
@@ -74,15 +75,20 @@ impl Background {
             Listener::start(settings.database.direct_url(), services.sessions.cache())
                 .context("cannot start the invalidation listener")?,
         );
-        // Mail is for account recovery; with it off, nothing is queued.
-        if settings.recovery.enabled {
+        // Mail is for account recovery and security notices; with both
+        // off, nothing is queued.
+        if settings.recovery.enabled || settings.mail.security_notifications {
             // A pool of its own: mail never waits for, nor starves, the
             // requests' pool.
             let worker = Worker::new(
                 pool(settings, 2, 0),
                 services.mailer.clone(),
                 &services.outbox,
-                services.recovery.composers(),
+                services
+                    .recovery
+                    .composers()
+                    .into_iter()
+                    .chain(Notices::composers(&Links::new(&settings.mail))),
                 services.clock.clone(),
             );
             match delivery {

@@ -299,19 +299,19 @@ async fn warn_without_statement_timeout(settings: &Settings, pool: &PgPool) {
 
 /// Says, once at start-up, where mail goes when that deserves a warning.
 fn warn_about_mail(settings: &Settings) {
-    if !settings.recovery.enabled {
+    let mail = &settings.mail;
+    if !(settings.recovery.enabled || mail.security_notifications) {
         return;
     }
-    let mail = &settings.mail;
     for (variable, default) in &mail.unset_in_production {
         tracing::warn!(
-            "{variable} is not set: recovery mails use development's default ({default}), \
+            "{variable} is not set: mails use development's default ({default}), \
              which is wrong in production"
         );
     }
     if mail.smtp_url.is_none() {
         tracing::warn!(
-            "SMTP_URL is not set: recovery and verification mails are written to the log \
+            "SMTP_URL is not set: recovery mails and security notices are written to the log \
              instead of sent (development only)"
         );
     } else if let Some(host) = mail.plain_smtp_host()

@@ -20,10 +20,11 @@ use crate::http::client::TrustedProxies;
 use crate::http::json::ClientTimeout;
 use crate::services::Core;
 use crate::services::accounts::Accounts;
-use crate::services::login::Login;
+use crate::services::login::{Login, LoginPolicy};
 use crate::services::mail::{Links, Mailer, Outbox};
 use crate::services::factors::Factors;
 use crate::services::mfa::Mfa;
+use crate::services::notices::Notices;
 use crate::services::passwords::PasswordHasher;
 use crate::services::recovery::Recovery;
 use crate::services::retention::Retention;
@@ -131,6 +132,7 @@ impl Services {
             },
             clock.clone(),
         );
+        let notices = Notices::new(settings.mail.security_notifications, clock.clone());
         let core = Core {
             pool: pool.clone(),
             hasher,
@@ -141,9 +143,11 @@ impl Services {
             factors: Factors::new(
                 pool.clone(),
                 clock.clone(),
+                notices.clone(),
                 &settings.secrets.key,
                 settings.secrets.previous.as_ref(),
             ),
+            notices,
             clock: clock.clone(),
         };
         let recovery = Recovery::new(
@@ -152,15 +156,20 @@ impl Services {
             Links::new(&settings.mail),
             &settings.recovery,
         );
+        let mfa = Mfa::new(core.clone(), settings.mfa.issuer.clone());
         Self {
             accounts: Accounts::new(core.clone(), recovery.clone()),
-            mfa: Mfa::new(core.clone(), settings.mfa.issuer.clone()),
             login: Login::new(
                 core,
                 recovery.clone(),
-                settings.recovery.require_verified_email,
-                settings.mfa.token_ttl.delta(),
+                mfa.clone(),
+                LoginPolicy {
+                    require_verified_email: settings.recovery.require_verified_email,
+                    mfa_required: settings.mfa.required,
+                    challenge_ttl: settings.mfa.token_ttl.delta(),
+                },
             ),
+            mfa,
             recovery,
             outbox,
             mailer,

@@ -323,9 +323,13 @@ async fn malformed_requests_are_400s_that_log_no_error() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     let db = TestDatabase::create();
-    // Without recovery there is no missing mail server to warn about: a
-    // start-up that logs nothing at WARN.
-    let mut server = Process::start(&db, &[("ACCOUNT_RECOVERY", "false")]).await;
+    // Without recovery and notices there is no missing mail server to warn
+    // about: a start-up that logs nothing at WARN.
+    let quiet = [
+        ("ACCOUNT_RECOVERY", "false"),
+        ("SECURITY_NOTIFICATIONS", "false"),
+    ];
+    let mut server = Process::start(&db, &quiet).await;
     let address = server.address.trim_start_matches("http://").to_owned();
     for request in [
         &b"POST /api/login HTTP/1.1\r\nHost: authd\r\nContent-Type: application/json\r\n\

@@ -28,6 +28,7 @@ mod metrics;
 mod mfa;
 mod microblog;
 mod next;
+mod notices;
 mod passwords;
 mod races;
 mod readme;

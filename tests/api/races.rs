@@ -1,8 +1,9 @@
 //! Logins in flight while the credential they checked changes. A login
 //! checks the password against the hash it read, then makes the session; a
-//! password change, a reset, a deactivation or a deletion committed in
-//! between must not leave a session behind that the old password opened,
-//! nor fail the login with anything but its normal refusal.
+//! password change, a reset, a deactivation, a deletion or an operator's
+//! removal of the second factor committed in between must not leave a
+//! session (or a second step) behind that the old credential opened, nor
+//! fail the login with anything but its normal refusal.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +17,7 @@ use serde_json::json;
 use crate::cli::{assert_code, authd};
 use crate::helpers::mail_sink::MailSink;
 use crate::helpers::{Login, PASSWORD, TestApp, TestResponse};
+use crate::mfa::{mfa_user, recovery_step};
 use crate::recovery::{NEW, RESET, delivered, forgot, mailing, reset};
 use authd::configuration::{Bucket, Settings};
 
@@ -190,6 +192,30 @@ async fn logins_racing_a_deactivation_leave_no_session_to_come_back() {
         0,
     );
     assert_none_accepted(&app, &logins).await;
+}
+
+/// Before the operator's reset a right password owes a second step; after
+/// it, it logs in. No second step owed to the removed factor survives it,
+/// whenever it was made.
+#[tokio::test]
+async fn logins_racing_an_mfa_reset_leave_no_second_step_behind() {
+    let app = TestApp::spawn_with(unthrottled).await;
+    let (_, _, codes) = mfa_user(&app, "susan").await;
+    let url = app.db.url();
+    let responses = logins_racing(&app, async {
+        assert_code(
+            &authd(&url, &["user", "mfa-reset", "susan"], "", &[]).await,
+            0,
+        );
+    })
+    .await;
+    answers(&responses, 401);
+    let client = app.anonymous();
+    for owed in responses.iter().filter(|r| r.status == 401) {
+        let token = owed.json()["mfa_token"].as_str().unwrap().to_owned();
+        let step = recovery_step(&client, &token, &codes[1]).await.problem(401);
+        assert_eq!(step["type"], "urn:authd:problem:mfa-expired");
+    }
 }
 
 /// A login whose account is deleted under it is an ordinary failed login,

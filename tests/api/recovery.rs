@@ -565,6 +565,9 @@ async fn production_refuses_recovery_without_a_mail_server() {
     assert_code(&run, 2);
     assert!(run.stderr.contains("SMTP_URL"), "{}", run.stderr);
     let without = [&base[..], &[("ACCOUNT_RECOVERY", "false")]].concat();
+    assert_code(&authd(&db.url(), &["migrate"], "", &without).await, 2);
+    let notices_off = [("SECURITY_NOTIFICATIONS", "false")];
+    let without = [&without[..], &notices_off].concat();
     assert_code(&authd(&db.url(), &["migrate"], "", &without).await, 0);
 }
 

@@ -10,9 +10,9 @@ use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpMessage, Route, web};
+use actix_web::{HttpMessage, HttpRequest, Route, web};
 
-use crate::http::auth::authenticate::Auth;
+use crate::http::auth::authenticate::{Auth, Authenticated};
 use crate::http::error::ApiError;
 
 /// Flask-Login's `@login_required`, for an actix-web route: only a request
@@ -33,9 +33,28 @@ pub fn login_required(route: Route) -> Route {
     route.wrap(from_fn(require_login))
 }
 
+/// The live session a request presents, as `login_required` finds it (and
+/// names it in the request's span); otherwise `401` with a `login_url`. For
+/// a handler that serves logged-in requests and others of its own kind.
+pub async fn logged_in(auth: &Auth, request: &HttpRequest) -> Result<Authenticated, ApiError> {
+    match auth.authenticate(request).await? {
+        Some(authenticated) => {
+            // The request's span (the current one) names who made it; the
+            // session by its public id, never its credential.
+            let span = tracing::Span::current();
+            span.record("user_id", authenticated.user.id.get());
+            span.record("session", authenticated.session.id.as_str());
+            Ok(authenticated)
+        }
+        None => Err(ApiError::LoginRequired {
+            login_url: login_url(request),
+        }),
+    }
+}
+
 /// Where a refused request should log in: the login route, with `next` set
 /// to its path and query, percent-encoded.
-fn login_url(request: &ServiceRequest) -> String {
+fn login_url(request: &HttpRequest) -> String {
     let target = match request.query_string() {
         "" => request.path().to_owned(),
         query => format!("{}?{query}", request.path()),
@@ -58,21 +77,10 @@ async fn require_login(
         .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("Auth is not registered")))?;
     // Refusals are responses, not errors, so that the layers outside
     // (default headers, logging) treat them like any other response.
-    match auth.authenticate(request.request()).await {
-        Ok(Some(authenticated)) => {
-            // The request's span (the current one) names who made it; the
-            // session by its public id, never its credential.
-            let span = tracing::Span::current();
-            span.record("user_id", authenticated.user.id.get());
-            span.record("session", authenticated.session.id.as_str());
+    match logged_in(&auth, request.request()).await {
+        Ok(authenticated) => {
             request.extensions_mut().insert(authenticated);
             Ok(next.call(request).await?.map_into_left_body())
-        }
-        Ok(None) => {
-            let login_url = login_url(&request);
-            Ok(request
-                .error_response(ApiError::LoginRequired { login_url })
-                .map_into_right_body())
         }
         Err(error) => Ok(request.error_response(error).map_into_right_body()),
     }

@@ -38,6 +38,10 @@ struct LoginResponse<'a> {
     remember_me: bool,
     csrf_token: &'a str,
     next: &'a str,
+    /// When the login set up the second factor (`MFA_REQUIRED`): its
+    /// recovery codes, shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    recovery_codes: Option<Vec<String>>,
 }
 
 /// `next` from the body, else from the query string.
@@ -70,7 +74,7 @@ pub async fn login(
     let logged_in = login
         .log_in(body.username, body.password.into(), wanted, &client)
         .await?;
-    logged_in_response(&request, &auth, &cookies, logged_in)
+    logged_in_response(&request, &auth, &cookies, logged_in, None)
 }
 
 #[derive(Deserialize, Validate)]
@@ -113,12 +117,13 @@ pub async fn login_second_step(
     let logged_in = login
         .second_step(MfaToken::presented(body.mfa_token), &code, &client)
         .await?;
-    logged_in_response(&request, &auth, &cookies, logged_in)
+    logged_in_response(&request, &auth, &cookies, logged_in, None)
 }
 
 /// A new session, as the client gets it: a cookie (persistent when
-/// remembered) with its CSRF cookie, and a bearer token in the body.
-fn logged_in_response(
+/// remembered) with its CSRF cookie, and a bearer token in the body (with
+/// the recovery codes of a factor set up on the way).
+pub(super) fn logged_in_response(
     request: &HttpRequest,
     auth: &Auth,
     cookies: &CookiePolicy,
@@ -127,6 +132,7 @@ fn logged_in_response(
         session,
         wanted,
     }: LoggedIn,
+    recovery_codes: Option<Vec<String>>,
 ) -> Result<HttpResponse, ApiError> {
     // actix-identity renews the cookie session, so no identifier from before
     // the login survives it.
@@ -156,5 +162,6 @@ fn logged_in_response(
         remember_me: remember,
         csrf_token,
         next: &wanted.next,
+        recovery_codes,
     }))
 }

@@ -1,21 +1,28 @@
 //! `/api/mfa/...`: turning the second factor (a TOTP authenticator) on and
-//! off, and renewing its recovery codes.
+//! off, and renewing its recovery codes. Under `MFA_REQUIRED`, setting it
+//! up is also the end of a login, with the login's `mfa_token`.
 
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use crate::domain::Client;
-use crate::http::auth::authenticate::Authenticated;
+use crate::domain::{Client, MfaToken, REQUIRED};
+use crate::http::auth::authenticate::{Auth, Authenticated};
+use crate::http::auth::cookies::CookiePolicy;
+use crate::http::auth::middleware::logged_in;
 use crate::http::error::ApiError;
 use crate::http::json::{ApiJson, check, text};
+use crate::http::routes::login::logged_in_response;
+use crate::services::login::Login;
 use crate::services::mfa::Mfa;
 
-#[derive(Deserialize, Validate)]
-pub struct PasswordRequest {
-    #[serde(default, deserialize_with = "text")]
-    #[validate(length(min = 1, message = "This field is required."))]
-    current_password: String,
+#[derive(Deserialize)]
+pub struct StartRequest {
+    /// From a logged-in owner: the current password.
+    current_password: Option<String>,
+    /// Or, under `MFA_REQUIRED`, instead of a session: the `mfa_token` of a
+    /// login that must set up a factor first.
+    mfa_token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -25,31 +32,43 @@ struct EnrolmentView {
 }
 
 /// Starts (or restarts) enrolment: a new secret, shown this once, that
-/// does nothing until a code from it is confirmed.
+/// does nothing until a code from it is confirmed. Either for the logged-in
+/// owner, confirmed by the password, or for the login an enrolment's
+/// `mfa_token` stands for.
 pub async fn start_totp(
-    me: Authenticated,
+    request: HttpRequest,
+    auth: web::Data<Auth>,
+    login: web::Data<Login>,
     mfa: web::Data<Mfa>,
     client: Client,
-    ApiJson(body): ApiJson<PasswordRequest>,
+    ApiJson(body): ApiJson<StartRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let errors = check(&body);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
-    }
-    let enrolment = mfa
-        .start_totp(&me.user, body.current_password.into(), &client)
-        .await?;
+    let enrolment = match body.mfa_token {
+        Some(token) => {
+            // A token stands in for a session: never beside one.
+            auth.require_anonymous(&request).await?;
+            let user = login
+                .enrolling(&MfaToken::presented(token), &client)
+                .await?;
+            mfa.begin_totp(&user).await?
+        }
+        None => {
+            let me = logged_in(&auth, &request).await?;
+            let password = required(body.current_password, "current_password")?;
+            mfa.start_totp(&me.user, password.into(), &client).await?
+        }
+    };
     Ok(HttpResponse::Ok().json(EnrolmentView {
         secret: enrolment.secret,
         otpauth_uri: enrolment.uri,
     }))
 }
 
-#[derive(Deserialize, Validate)]
-pub struct CodeRequest {
-    #[serde(default, deserialize_with = "text")]
-    #[validate(length(min = 1, message = "This field is required."))]
-    code: String,
+#[derive(Deserialize)]
+pub struct ConfirmRequest {
+    code: Option<String>,
+    /// As for [`StartRequest`]: instead of a session.
+    mfa_token: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -58,19 +77,36 @@ struct RecoveryCodesView {
 }
 
 /// Confirms the pending enrolment with a code from it: the factor is on,
-/// and the recovery codes are shown this once.
+/// and the recovery codes are shown this once. With an enrolment's
+/// `mfa_token`, it also finishes that login, answered as a login is.
 pub async fn confirm_totp(
-    me: Authenticated,
+    request: HttpRequest,
+    auth: web::Data<Auth>,
+    cookies: web::Data<CookiePolicy>,
+    login: web::Data<Login>,
     mfa: web::Data<Mfa>,
     client: Client,
-    ApiJson(body): ApiJson<CodeRequest>,
+    ApiJson(body): ApiJson<ConfirmRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let errors = check(&body);
-    if !errors.is_empty() {
-        return Err(ApiError::Validation(errors));
+    if let Some(token) = body.mfa_token {
+        auth.require_anonymous(&request).await?;
+        let code = required(body.code, "code")?;
+        let (logged_in, codes) = login
+            .enrol(MfaToken::presented(token), &code, &client)
+            .await?;
+        return logged_in_response(&request, &auth, &cookies, logged_in, Some(codes));
     }
-    let recovery_codes = mfa.confirm_totp(me.user.id, &body.code, &client).await?;
+    let me = logged_in(&auth, &request).await?;
+    let code = required(body.code, "code")?;
+    let recovery_codes = mfa.confirm_totp(me.user.id, &code, &client).await?;
     Ok(HttpResponse::Ok().json(RecoveryCodesView { recovery_codes }))
+}
+
+/// A text field that must be there and not be empty.
+fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
+    value
+        .filter(|value| !value.is_empty())
+        .ok_or_else(|| ApiError::field(field, REQUIRED))
 }
 
 #[derive(Deserialize, Validate)]

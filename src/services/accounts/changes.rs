@@ -11,6 +11,7 @@ use crate::db::{self};
 use crate::domain::{Client, Email, FieldErrors, Password, SessionToken, Username};
 use crate::services::accounts::{AccountError, Accounts, Refused, note_taken, written};
 use crate::services::audit::{Event, Record};
+use crate::services::notices::Notice;
 
 /// A change to an account, as parsed from a request: the username and
 /// address to set (either may stay as it is), what did not parse, and the
@@ -60,9 +61,11 @@ impl Accounts {
             Record::new(Event::PasswordChanged, Some(user.id), None, client),
         );
         let now = self.core.clock.now();
+        let notices = self.core.notices.clone();
         let (ended, event) = db::run(&self.core.pool, move |conn| {
             let change = |conn: &mut PgConnection| {
                 users::set_password_hash(conn, id, &hash)?;
+                notices.queue(conn, Notice::PasswordChanged, id)?;
                 let keep: Vec<SessionToken> = keep.into_iter().collect();
                 sessions::revoke_all_of(conn, id, &keep, now)
             };
@@ -118,6 +121,7 @@ impl Accounts {
         }
         let event = Record::new(Event::AccountUpdated, Some(id), None, client);
         let (recovery, old_email) = (self.recovery.clone(), user.email.clone());
+        let notices = self.core.notices.clone();
         let updated = db::run(&self.core.pool, move |conn| {
             let change = users::ProfileChange {
                 username: username.as_ref().map(Username::as_str),
@@ -128,8 +132,11 @@ impl Accounts {
                 event.store(conn)?;
                 // A new address is unverified (a trigger sees to it): ask
                 // its owner to prove it.
+                // The old address hears of it: if someone else made the
+                // change, the owner still reads the old one.
                 if user.email != old_email {
                     recovery.queue_verification(conn, id, &user.email)?;
+                    notices.queue_to(conn, Notice::EmailChanged, id, &old_email)?;
                 }
                 Ok::<_, Refused>((user, event))
             });

@@ -16,6 +16,7 @@ use crate::crypto::{derive_key, open, seal};
 use crate::db::second_factor as stored;
 use crate::db::{self, DbError, PgPool};
 use crate::domain::{AuthMethod, UserId};
+use crate::services::notices::{Notice, Notices};
 use totp::TotpSecret;
 
 /// The key TOTP secrets are sealed with, derived from `SECRET_KEY`, and the
@@ -33,14 +34,23 @@ const SEALING_LABEL: &str = "authd totp secrets v1";
 pub struct Factors {
     pool: PgPool,
     clock: Clock,
+    /// A recovery code used is news for its owner.
+    notices: Notices,
     keys: Arc<SealingKeys>,
 }
 
 impl Factors {
-    pub fn new(pool: PgPool, clock: Clock, key: &SecretKey, previous: Option<&SecretKey>) -> Self {
+    pub fn new(
+        pool: PgPool,
+        clock: Clock,
+        notices: Notices,
+        key: &SecretKey,
+        previous: Option<&SecretKey>,
+    ) -> Self {
         Self {
             pool,
             clock,
+            notices,
             keys: Arc::new(SealingKeys {
                 current: derive_key(key.expose(), SEALING_LABEL),
                 previous: previous.map(|key| derive_key(key.expose(), SEALING_LABEL)),
@@ -97,8 +107,15 @@ impl Factors {
             return Ok(None);
         };
         let digest = recovery_codes::digest(&code);
+        let notices = self.notices.clone();
         let used = db::run(&self.pool, move |conn| {
-            stored::use_recovery_code(conn, user_id, &digest, now)
+            conn.transaction(|conn| {
+                let used = stored::use_recovery_code(conn, user_id, &digest, now)?;
+                if used {
+                    notices.queue(conn, Notice::RecoveryCodeUsed, user_id)?;
+                }
+                Ok::<_, diesel::result::Error>(used)
+            })
         })
         .await?;
         Ok(used.then_some(AuthMethod::RecoveryCode))

@@ -17,6 +17,11 @@ impl Links {
         }
     }
 
+    /// The client application itself.
+    pub fn home(&self) -> &str {
+        &self.app_url
+    }
+
     /// The client's page at `path` (under `PUBLIC_APP_URL`), given `token`.
     pub fn page(&self, path: &str, token: &str) -> String {
         format!("{}{path}#token={token}", self.app_url)

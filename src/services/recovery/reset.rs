@@ -12,6 +12,7 @@ use crate::db::{self, sessions};
 use crate::domain::{Client, Email, Password};
 use crate::services::audit::{self, Event, Record};
 use crate::services::mail::{Composer, Links, Mail, spoken};
+use crate::services::notices::Notice;
 use crate::services::recovery::{RESET_MAIL, Recovery, RecoveryError, consume, tokens};
 
 /// A reset link that was valid when opened: whose password it sets. The new
@@ -87,6 +88,7 @@ impl Recovery {
         let id = user.id;
         let event = Record::new(Event::PasswordReset, Some(id), None, client);
         let now = self.core.clock.now();
+        let notices = self.core.notices.clone();
         let (ended, event) = db::run(&self.core.pool, move |conn| {
             conn.transaction(|conn| {
                 // Still the account's address, and the account still active:
@@ -100,6 +102,7 @@ impl Recovery {
                 users::mark_email_verified(conn, id, &token.email, now)?;
                 users::set_password_hash(conn, id, &hash)?;
                 let ended = sessions::revoke_all_of(conn, id, &[], now)?;
+                notices.queue(conn, Notice::PasswordReset, id)?;
                 event.store(conn)?;
                 Ok::<_, diesel::result::Error>((Some(ended), Some(event)))
             })

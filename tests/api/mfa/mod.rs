@@ -18,6 +18,9 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use totp_rs::{Algorithm, TOTP};
 
+mod required;
+mod reset;
+
 use crate::helpers::mail_sink::MailSink;
 use crate::helpers::{Actor, PASSWORD, TestApp, TestResponse};
 use authd::configuration::{Bucket, SecretKey};
@@ -198,9 +201,15 @@ async fn an_app_logs_in_in_two_steps() {
 async fn a_wrong_password_is_the_usual_invalid_credentials() {
     let app = TestApp::spawn().await;
     mfa_user(&app, "susan").await;
+    a_wrong_password_is_told_as_for_anyone(&app, "susan").await;
+}
+
+/// Asserts that a wrong password for `username` gets exactly what a wrong
+/// password for nobody gets.
+async fn a_wrong_password_is_told_as_for_anyone(app: &TestApp, username: &str) {
     let client = app.anonymous();
     let body = |username: &str| json!({"username": username, "password": "wrong-password"});
-    let wrong = client.post("/api/login", &body("susan")).await;
+    let wrong = client.post("/api/login", &body(username)).await;
     let unknown = client.post("/api/login", &body("nobody")).await;
     assert_eq!(
         wrong.problem(401)["type"],
@@ -1007,8 +1016,8 @@ async fn no_secret_code_or_token_reaches_the_logs() {
 /// The user's authenticator app: totp-rs on what the server served. Its
 /// clock is the server's, real time plus how far the test moved that
 /// (which the harness keeps to itself): moves go through here.
-struct Authenticator {
-    totp: TOTP,
+pub(crate) struct Authenticator {
+    pub(crate) totp: TOTP,
     ahead: Cell<Duration>,
 }
 
@@ -1043,7 +1052,7 @@ impl Authenticator {
     }
 
     /// The next step's code: one the server has not accepted yet.
-    fn next_code(&self, app: &TestApp) -> String {
+    pub(crate) fn next_code(&self, app: &TestApp) -> String {
         self.advance(app, STEP);
         self.code()
     }
@@ -1065,7 +1074,7 @@ impl Authenticator {
 /// Registers `username`, logs it in from an app and turns the factor on:
 /// the app, the authenticator and the recovery codes. The current step is
 /// spent: a login's code is [`Authenticator::next_code`].
-async fn mfa_user(app: &TestApp, username: &str) -> (Actor, Authenticator, Vec<String>) {
+pub(crate) async fn mfa_user(app: &TestApp, username: &str) -> (Actor, Authenticator, Vec<String>) {
     let (user, _) = app.logged_in_app(username).await;
     let (phone, codes) = enrol(&user).await;
     (user, phone, codes)
@@ -1091,7 +1100,7 @@ async fn confirm(user: &Actor, code: &str) -> TestResponse {
         .await
 }
 
-fn recovery_codes(response: &TestResponse) -> Vec<String> {
+pub(crate) fn recovery_codes(response: &TestResponse) -> Vec<String> {
     response.assert_status(200);
     serde_json::from_value(response.json()["recovery_codes"].clone()).unwrap()
 }
@@ -1110,7 +1119,7 @@ fn is_recovery_code(code: &str) -> bool {
 
 /// Logs `username` in with the password, as `client`: the `mfa_token` of
 /// the second step owed.
-async fn first_step(client: &Actor, username: &str) -> String {
+pub(crate) async fn first_step(client: &Actor, username: &str) -> String {
     mfa_token(&client.login(username, false).await)
 }
 
@@ -1129,7 +1138,7 @@ async fn second_step(client: &Actor, token: &str, code: &str) -> TestResponse {
         .await
 }
 
-async fn recovery_step(client: &Actor, token: &str, code: &str) -> TestResponse {
+pub(crate) async fn recovery_step(client: &Actor, token: &str, code: &str) -> TestResponse {
     let body = json!({"mfa_token": token, "recovery_code": code});
     client.post("/api/login/mfa", &body).await
 }
