@@ -44,7 +44,8 @@ pub enum UserCommand {
     ResetLink { username: String },
     /// Remove an account's second factor and recovery codes, for an owner
     /// who lost them and proved who they are some other way; every session
-    /// of the account ends, and the owner is mailed (and it is audited)
+    /// of the account ends, and it is audited (and mailed to the owner,
+    /// unless SECURITY_NOTIFICATIONS=false)
     MfaReset { username: String },
 }
 

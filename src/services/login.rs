@@ -248,16 +248,10 @@ impl Login {
         };
         let (id, checked, new) = (user.id, user.password_hash.clone(), upgrade.clone());
         let admit = move |conn: &mut PgConnection| {
-            let Some(current) = users::lock_credential(conn, id)? else {
-                return Ok(Err(Changed::Gone));
-            };
-            if !current.active {
-                return Ok(Err(Changed::Inactive));
-            }
             // A factor turned on or off meanwhile changes what the password
             // alone is worth: decided again.
-            if current.hash != checked || current.second_factor != second_step {
-                return Ok(Err(Changed::Credential));
+            if let Err(changed) = still_as_checked(conn, id, &checked, second_step)? {
+                return Ok(Err(changed));
             }
             if let Some(new) = &new {
                 users::replace_hash(conn, id, &checked, new)?;
@@ -309,7 +303,7 @@ impl Login {
     /// The second step owed by an account with a factor (or, under
     /// `MFA_REQUIRED`, by one that must set it up): a challenge, made only if
     /// `admit` agrees (as a session would be), for the token that
-    /// [`Login::second_step`] (or [`Login::enrol`]) takes.
+    /// [`Login::second_step`] (or [`Login::confirm_enrolment`]) takes.
     async fn challenge(
         &self,
         user: &User,
@@ -397,7 +391,9 @@ impl Login {
             Ok(CodeVerdict::Blocked(_)) | Err(_) => Some(challenge.failures),
         };
         if let Some(failures) = failures {
-            self.put_back(token.digest(), &challenge, failures).await?;
+            let checked = &user.password_hash;
+            self.put_back(token.digest(), &challenge, checked, failures)
+                .await?;
         }
         let method = match verdict? {
             CodeVerdict::Right(method) => method,
@@ -412,13 +408,20 @@ impl Login {
                 return Err(LoginError::Throttled(blocked));
             }
         };
-        self.finish(challenge, user, method, client).await
+        // The session is made only if the account is as the password found
+        // it, factor included: a second step in flight cannot outlive the
+        // factor's removal, nor a password change.
+        let (id, checked) = (user.id, user.password_hash.clone());
+        let admit = move |conn: &mut PgConnection| {
+            Ok(still_as_checked(conn, id, &checked, true)?.map_err(Unmade::Changed))
+        };
+        self.finish(&challenge, user, method, client, admit).await
     }
 
     /// The account an enrolment's `mfa_token` stands for (`MFA_REQUIRED`),
-    /// made by this client: to set up a factor for, which [`Login::enrol`]
+    /// made by this client: to set up a factor for, which [`Login::confirm_enrolment`]
     /// then confirms. The token stays valid.
-    pub async fn enrolling(&self, token: &MfaToken, client: &Client) -> Result<User, LoginError> {
+    pub async fn enrolment_account(&self, token: &MfaToken, client: &Client) -> Result<User, LoginError> {
         let digest = token.digest();
         let (ip, now) = (client.ip.map(Into::into), self.core.clock.now());
         let purpose = ChallengePurpose::Enroll;
@@ -436,7 +439,7 @@ impl Login {
     /// it, and finishes the login: the recovery codes, and the session the
     /// password was owed. Wrong codes void the token at the fifth.
     #[tracing::instrument(skip_all)]
-    pub async fn enrol(
+    pub async fn confirm_enrolment(
         &self,
         token: MfaToken,
         code: &str,
@@ -447,19 +450,31 @@ impl Login {
             login_outcome("mfa_expired");
             return Err(LoginError::MfaExpired);
         };
-        let codes = match self.mfa.confirm_totp(user.id, code, client).await {
-            Ok(codes) => codes,
-            Err(error) => {
-                let failures = match error {
-                    MfaError::WrongCode | MfaError::NotStarted => challenge.failures + 1,
-                    _ => challenge.failures,
-                };
-                self.put_back(token.digest(), &challenge, failures).await?;
-                return Err(error.into());
+        // The factor goes on in the session's own transaction, and only for
+        // the account as the password found it (still active, same hash, no
+        // factor yet): a change made meanwhile turns on nothing.
+        let (confirmation, codes) = self.mfa.confirmation(user.id, code, client);
+        let enabled = confirmation.event.clone();
+        let (id, checked) = (user.id, user.password_hash.clone());
+        let kept = checked.clone();
+        let admit = move |conn: &mut PgConnection| {
+            if let Err(changed) = still_as_checked(conn, id, &checked, false)? {
+                return Ok(Err(Unmade::Changed(changed)));
             }
+            Ok(confirmation.run(conn)?.map_err(Unmade::Code))
         };
-        let logged_in = self.finish(challenge, user, AuthMethod::Otp, client).await?;
-        Ok((logged_in, codes))
+        match self.finish(&challenge, user, AuthMethod::Otp, client, admit).await {
+            Ok(logged_in) => {
+                enabled.log();
+                Ok((logged_in, codes))
+            }
+            Err(LoginError::Mfa(error)) => {
+                let (digest, failures) = (token.digest(), challenge.failures + 1);
+                self.put_back(digest, &challenge, &kept, failures).await?;
+                Err(error.into())
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Takes the challenge `token` names for `purpose`, made by this client,
@@ -484,41 +499,42 @@ impl Login {
     }
 
     /// Puts a claimed challenge back with its count of wrong codes (void at
-    /// the limit).
+    /// the limit), if its account is still as the password found it: the
+    /// trigger that voids challenges on a change could not see this one
+    /// while it was out of the table.
     async fn put_back(
         &self,
         digest: [u8; 32],
         challenge: &Challenge,
+        checked: &PasswordHash,
         failures: i32,
     ) -> Result<(), DbError> {
-        let kept = challenge.clone();
+        let (kept, checked) = (challenge.clone(), checked.clone());
+        let owes_factor = challenge.purpose == ChallengePurpose::Login.as_str();
         db::run(&self.core.pool, move |conn| {
-            second_factor::restore_challenge(conn, &digest, &kept, failures, CODES_PER_CHALLENGE)
+            conn.transaction(|conn| {
+                if still_as_checked(conn, kept.user_id, &checked, owes_factor)?.is_err() {
+                    return Ok(());
+                }
+                second_factor::restore_challenge(conn, &digest, &kept, failures, CODES_PER_CHALLENGE)
+            })
         })
         .await
     }
 
     /// The session a claimed challenge was owed, now that `method` proved
-    /// the second factor.
+    /// the second factor, made if `admit` agrees in its transaction.
     async fn finish(
         &self,
-        challenge: Challenge,
+        challenge: &Challenge,
         user: User,
         method: AuthMethod,
         client: &Client,
+        admit: impl FnOnce(&mut PgConnection) -> diesel::QueryResult<Result<(), Unmade>>
+        + Send
+        + 'static,
     ) -> Result<LoggedIn, LoginError> {
-        // The challenge left the table when it was claimed, so the trigger
-        // that voids it on a password change no longer can: the check is
-        // here, in the session's transaction.
-        let (id, checked) = (user.id, user.password_hash.clone());
-        // So does the check that the factor proved is still there: a
-        // second step in flight cannot outlive the factor's removal.
-        let admit = move |conn: &mut PgConnection| match users::lock_credential(conn, id)? {
-            Some(current) if !current.active => Ok(Err(Changed::Inactive)),
-            Some(current) if current.hash == checked && current.second_factor => Ok(Ok(())),
-            Some(_) => Ok(Err(Changed::Credential)),
-            None => Ok(Err(Changed::Gone)),
-        };
+        let id = user.id;
         let success = Record::new(Event::LoginSuccess, Some(id), Some(&user.username), client);
         let started = self
             .core
@@ -534,15 +550,16 @@ impl Login {
             .await?;
         let session = match started {
             Ok(session) => session,
-            Err(Changed::Inactive) => {
+            Err(Unmade::Changed(Changed::Inactive)) => {
                 self.refuse(Event::LoginFailure, Some(id), &user.username, client, "inactive")
                     .await;
                 return Err(LoginError::Inactive { user_id: id });
             }
-            Err(Changed::Gone | Changed::Credential) => {
+            Err(Unmade::Changed(Changed::Gone | Changed::Credential)) => {
                 login_outcome("mfa_expired");
                 return Err(LoginError::MfaExpired);
             }
+            Err(Unmade::Code(error)) => return Err(LoginError::Mfa(error)),
         };
         let used = match method {
             AuthMethod::RecoveryCode => Event::RecoveryCodeUsed,
@@ -557,7 +574,7 @@ impl Login {
             session,
             wanted: Wanted {
                 remember: challenge.remember,
-                next: challenge.next,
+                next: challenge.next.clone(),
             },
         })
     }
@@ -609,6 +626,32 @@ enum Changed {
     Inactive,
     /// Its hash, or whether it has a second factor.
     Credential,
+}
+
+/// Why a second step made no session.
+enum Unmade {
+    Changed(Changed),
+    /// The code that was to turn the factor on (`MFA_REQUIRED`).
+    Code(MfaError),
+}
+
+/// Locks the account's row and checks it is as the password found it:
+/// active, with the hash that was checked, and with a second factor or
+/// without one as `second_factor` says.
+fn still_as_checked(
+    conn: &mut PgConnection,
+    id: UserId,
+    checked: &PasswordHash,
+    second_factor: bool,
+) -> diesel::QueryResult<Result<(), Changed>> {
+    Ok(match users::lock_credential(conn, id)? {
+        None => Err(Changed::Gone),
+        Some(current) if !current.active => Err(Changed::Inactive),
+        Some(current) if current.hash != *checked || current.second_factor != second_factor => {
+            Err(Changed::Credential)
+        }
+        Some(_) => Ok(()),
+    })
 }
 
 fn login_outcome(outcome: &'static str) {

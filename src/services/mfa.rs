@@ -2,7 +2,8 @@
 //! it on and off and renewing the codes. Checking a code is
 //! [`Factors`](crate::services::factors::Factors).
 
-use diesel::{Connection, PgConnection};
+use chrono::{DateTime, Utc};
+use diesel::{Connection, PgConnection, QueryResult};
 
 use crate::db::second_factor as stored;
 use crate::db::sessions;
@@ -12,16 +13,46 @@ use crate::domain::{Client, UserId};
 use crate::services::Core;
 use crate::services::audit::{Event, Record};
 use crate::services::credentials::ConfirmError;
-use crate::services::factors::recovery_codes;
+use crate::services::factors::{Factors, recovery_codes};
 use crate::services::factors::totp::{self, TotpSecret};
-use crate::services::notices::Notice;
+use crate::services::notices::{Notice, Notices};
 
-/// How confirming a pending factor ended.
-enum Confirmed {
-    On,
-    WrongCode,
-    /// No enrolment was started (or the factor is on already).
-    NotStarted,
+/// Turning a pending factor on with a code from it: with its recovery
+/// codes, its notice and its audit event, in one transaction.
+pub(crate) struct Confirmation {
+    factors: Factors,
+    notices: Notices,
+    user_id: UserId,
+    code: Option<String>,
+    digests: Vec<[u8; 32]>,
+    pub(crate) event: Record,
+    now: DateTime<Utc>,
+}
+
+impl Confirmation {
+    /// Runs in the caller's transaction: the factor on, or why not
+    /// ([`MfaError::WrongCode`], [`MfaError::NotStarted`]), nothing changed.
+    pub(crate) fn run(&self, conn: &mut PgConnection) -> QueryResult<Result<(), MfaError>> {
+        let user_id = self.user_id;
+        let pending = stored::totp(conn, user_id)?;
+        let Some(factor) = pending.filter(|factor| factor.confirmed_at.is_none()) else {
+            return Ok(Err(MfaError::NotStarted));
+        };
+        let step = self.code.as_deref().and_then(|code| {
+            let (secret, _) = self.factors.open(&factor.sealed)?;
+            secret.matching_step(code, self.now)
+        });
+        let Some(step) = step else {
+            return Ok(Err(MfaError::WrongCode));
+        };
+        if !stored::accept_step(conn, user_id, step, Some(self.now))? {
+            return Ok(Err(MfaError::WrongCode));
+        }
+        stored::replace_recovery_codes(conn, user_id, &self.digests)?;
+        self.notices.queue(conn, Notice::MfaEnabled, user_id)?;
+        self.event.store(conn)?;
+        Ok(Ok(()))
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -101,44 +132,38 @@ impl Mfa {
         typed: &str,
         client: &Client,
     ) -> Result<Vec<String>, MfaError> {
-        let now = self.core.clock.now();
-        let factors = self.core.factors.clone();
-        let code = totp::parse_code(typed);
-        let (codes, digests) = recovery_codes::new_set();
-        let event = Record::new(Event::MfaEnabled, Some(user_id), None, client);
-        let notices = self.core.notices.clone();
-        let (confirmed, event) = db::run(&self.core.pool, move |conn| {
-            let confirm = |conn: &mut PgConnection| {
-                let pending = stored::totp(conn, user_id)?;
-                let Some(factor) = pending.filter(|factor| factor.confirmed_at.is_none()) else {
-                    return Ok(Confirmed::NotStarted);
-                };
-                let step = code.as_deref().and_then(|code| {
-                    let (secret, _) = factors.open(&factor.sealed)?;
-                    secret.matching_step(code, now)
-                });
-                let Some(step) = step else {
-                    return Ok(Confirmed::WrongCode);
-                };
-                if !stored::accept_step(conn, user_id, step, Some(now))? {
-                    return Ok(Confirmed::WrongCode);
-                }
-                stored::replace_recovery_codes(conn, user_id, &digests)?;
-                notices.queue(conn, Notice::MfaEnabled, user_id)?;
-                Ok(Confirmed::On)
-            };
-            event.with(conn, confirm, |done| matches!(done, Confirmed::On))
+        let (confirmation, codes) = self.confirmation(user_id, typed, client);
+        let (confirmed, confirmation) = db::run(&self.core.pool, move |conn| {
+            let confirmed = conn.transaction(|conn| confirmation.run(conn))?;
+            Ok::<_, diesel::result::Error>((confirmed, confirmation))
         })
         .await?;
-        event.iter().for_each(Record::log);
-        match confirmed {
-            Confirmed::On => {
-                self.core.sessions.forget_user(user_id);
-                Ok(codes)
-            }
-            Confirmed::WrongCode => Err(MfaError::WrongCode),
-            Confirmed::NotStarted => Err(MfaError::NotStarted),
-        }
+        confirmed?;
+        confirmation.event.log();
+        self.core.sessions.forget_user(user_id);
+        Ok(codes)
+    }
+
+    /// The confirmation of `user_id`'s pending factor with `typed`, to run
+    /// in a transaction of the caller's, and the recovery codes it sets (to
+    /// show the owner once it has committed).
+    pub(crate) fn confirmation(
+        &self,
+        user_id: UserId,
+        typed: &str,
+        client: &Client,
+    ) -> (Confirmation, Vec<String>) {
+        let (codes, digests) = recovery_codes::new_set();
+        let confirmation = Confirmation {
+            factors: self.core.factors.clone(),
+            notices: self.core.notices.clone(),
+            user_id,
+            code: totp::parse_code(typed),
+            digests,
+            event: Record::new(Event::MfaEnabled, Some(user_id), None, client),
+            now: self.core.clock.now(),
+        };
+        (confirmation, codes)
     }
 
     /// Turns the factor off, confirmed by the password and a code.

@@ -75,32 +75,23 @@ impl Notice {
     }
 
     /// What happened, as one sentence that a time follows.
-    fn what(self, user: &users::User) -> String {
+    fn what(self) -> &'static str {
         match self {
-            Self::PasswordChanged => "The password of your account was changed".into(),
+            Self::PasswordChanged => "The password of your account was changed",
             Self::PasswordReset => "The password of your account was reset with a link \
-                                    mailed to its address, and every device was logged out"
-                .into(),
+                                    mailed to its address, and every device was logged out",
             Self::EmailChanged => "The address of your account was changed from this one \
-                                   to another; mail about the account now goes there"
-                .into(),
+                                   to another; mail about the account now goes there",
             Self::MfaEnabled => "An authenticator app was set up as a second factor for \
-                                 your account, with a new set of recovery codes"
-                .into(),
+                                 your account, with a new set of recovery codes",
             Self::MfaDisabled => "The second factor of your account (the authenticator app \
-                                  and its recovery codes) was turned off"
-                .into(),
+                                  and its recovery codes) was turned off",
             Self::RecoveryCodesRegenerated => "A new set of recovery codes was made for your \
-                                               account; the old ones no longer work"
-                .into(),
-            Self::RecoveryCodeUsed => format!(
-                "One of your account's recovery codes was used, and cannot be used again \
-                 ({} left)",
-                user.recovery_codes_left
-            ),
+                                               account; the old ones no longer work",
+            Self::RecoveryCodeUsed => "One of your account's recovery codes was used, and \
+                                       cannot be used again (make a new set before they run out)",
             Self::MfaReset => "An administrator removed the second factor of your account \
-                               and its recovery codes, and every device was logged out"
-                .into(),
+                               and its recovery codes, and every device was logged out",
         }
     }
 }
@@ -208,7 +199,7 @@ impl NoticeMail {
             "Hello {},\n\n{} on {when}.\n\nIf this was you, there is nothing more to do.\n\n\
              {advice}\n",
             user.username,
-            self.notice.what(user),
+            self.notice.what(),
         )
     }
 }

@@ -37,8 +37,7 @@ async fn each_change_is_told_to_the_owner_once_without_a_secret() {
     secrets.push(token.clone());
     let login = recovery_step(&client, &token, &codes[0]).await;
     secrets.push(login.login_body().token().to_owned());
-    let used = expect(OLD_ADDRESS, "A recovery code was used").await;
-    assert!(used.body.contains("(9 left)"), "{}", used.body);
+    expect(OLD_ADDRESS, "A recovery code was used").await;
 
     // The address it left hears of the move; the new one is not named.
     let body =

@@ -6,7 +6,7 @@
 //! fail the login with anything but its normal refusal.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use diesel::prelude::*;
@@ -40,17 +40,23 @@ fn unthrottled(settings: &mut Settings) {
 /// it has finished.
 async fn logins_racing(app: &TestApp, change: impl Future<Output = ()>) -> Vec<TestResponse> {
     let stop = &AtomicBool::new(false);
+    let answered = &AtomicUsize::new(0);
     let client = |_| async move {
         let client = app.anonymous();
         let mut responses = Vec::new();
         while !stop.load(Ordering::Relaxed) {
             responses.push(client.login("susan", false).await);
+            answered.fetch_add(1, Ordering::Relaxed);
         }
         responses
     };
     let clients = futures_util::future::join_all((0..CLIENTS).map(client));
     let change = async {
+        // Some logins answered before the change, however loaded the machine.
         tokio::time::sleep(AROUND).await;
+        while answered.load(Ordering::Relaxed) < CLIENTS {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         change.await;
         tokio::time::sleep(AROUND).await;
         stop.store(true, Ordering::Relaxed);

@@ -48,7 +48,7 @@ pub async fn start_totp(
             // A token stands in for a session: never beside one.
             auth.require_anonymous(&request).await?;
             let user = login
-                .enrolling(&MfaToken::presented(token), &client)
+                .enrolment_account(&MfaToken::presented(token), &client)
                 .await?;
             mfa.begin_totp(&user).await?
         }
@@ -92,7 +92,7 @@ pub async fn confirm_totp(
         auth.require_anonymous(&request).await?;
         let code = required(body.code, "code")?;
         let (logged_in, codes) = login
-            .enrol(MfaToken::presented(token), &code, &client)
+            .confirm_enrolment(MfaToken::presented(token), &code, &client)
             .await?;
         return logged_in_response(&request, &auth, &cookies, logged_in, Some(codes));
     }

@@ -198,3 +198,46 @@ impl TestApp {
         (self.bearer(&token), token)
     }
 }
+
+/// A confirmation in flight when the account is disabled (or its password
+/// changes) turns nothing on: the factor goes on in the session's own
+/// transaction, only for the account as its password found it. The row is
+/// held locked so that the confirmation has claimed its token and waits.
+#[tokio::test]
+async fn a_confirmation_racing_a_deactivation_turns_nothing_on() {
+    use diesel::connection::SimpleConnection;
+    use diesel::prelude::*;
+
+    let app = required().await;
+    app.user("susan").await;
+    let client = app.anonymous();
+    let token = enrolment_token(&client, "susan").await;
+    let phone = Authenticator::served(&start_with(&client, &token).await);
+
+    let mut holder = app.db.connect();
+    holder
+        .batch_execute("BEGIN; SELECT 1 FROM users WHERE username = 'susan' FOR UPDATE")
+        .unwrap();
+    let confirming = tokio::spawn({
+        let (client, token, code) = (client.clone(), token.clone(), phone.code());
+        async move { confirm_with(&client, &token, &code).await }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    holder
+        .batch_execute("UPDATE users SET is_active = false WHERE username = 'susan'; COMMIT")
+        .unwrap();
+    let refused = confirming.await.unwrap().problem(403);
+    assert_eq!(refused["type"], "urn:authd:problem:inactive-account");
+
+    use authd::schema::totp_factors::dsl::*;
+    let on: i64 = totp_factors
+        .filter(confirmed_at.is_not_null())
+        .count()
+        .get_result(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(on, 0, "no factor was turned on");
+    let again = confirm_with(&client, &token, &phone.code())
+        .await
+        .problem(401);
+    assert_eq!(again["type"], "urn:authd:problem:mfa-expired");
+}
