@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use crate::configuration::ConfigError;
-use crate::configuration::env::{DAY, Env, HOUR, Period, parse_period, seconds};
+use crate::configuration::env::{DAY, Env, HOUR, Period, parse_period, parse_within, seconds};
 
 #[derive(Clone, Copy, Debug)]
 pub struct SessionSettings {
@@ -14,6 +14,9 @@ pub struct SessionSettings {
     pub remember_ttl: Period,
     /// Inactivity after which a non-remembered session ends.
     pub idle_ttl: Period,
+    /// `SESSION_CACHE_CAPACITY`: how many validated sessions each instance
+    /// keeps in memory (0: none).
+    pub cache_capacity: usize,
 }
 
 impl SessionSettings {
@@ -37,6 +40,9 @@ impl SessionSettings {
                     return Err("must be at least 1s".into());
                 }
                 Ok(period)
+            })?,
+            cache_capacity: env.parse("SESSION_CACHE_CAPACITY", 100_000, |value| {
+                parse_within(value, 0..=10_000_000)
             })?,
         })
     }

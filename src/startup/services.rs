@@ -130,6 +130,7 @@ impl Services {
                 remember: settings.sessions.remember_ttl,
                 idle: settings.sessions.idle_ttl,
             },
+            settings.sessions.cache_capacity,
             clock.clone(),
         );
         let notices = Notices::new(settings.mail.security_notifications, clock.clone());

@@ -30,6 +30,7 @@ mod microblog;
 mod next;
 mod notices;
 mod passwords;
+mod query_plans;
 mod races;
 mod readme;
 mod recovery;

@@ -8,43 +8,56 @@
 //! - The cache is used only while its listener is connected and has proved
 //!   so within the last [`FRESH`]: after any gap it starts empty, since
 //!   notifications may have been missed.
-//! - A session read from the database is cached only if no invalidation
-//!   arrived meanwhile (a generation counter), so a revocation racing the
-//!   read cannot leave it cached.
+//! - Every invalidation takes a number from one counter; a session cached
+//!   remembers the counter from before its database read, and is not used
+//!   once an invalidation of its user (or of everything) is newer: a
+//!   revocation racing the read cannot leave it in use. Invalidating a user
+//!   touches one slot of a fixed table (users share slots: a neighbour's
+//!   invalidation costs a miss, never a stale hit), not every entry.
+//! - It holds `SESSION_CACHE_CAPACITY` sessions at most, and past that
+//!   evicts the least useful (quick_cache's S3-FIFO-like policy), one at a
+//!   time: a working set larger than the cache costs misses, not a cliff.
 //! - Only "live" is cached. A cached session whose idle timeout looks
 //!   passed is checked against the database, where another instance may
 //!   have seen it more recently.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::db::notifications::Invalidation;
-use crate::domain::SessionToken;
+use crate::domain::{SessionToken, UserId};
 use crate::services::sessions::live::LiveSession;
 
 /// How long a session stays cached without being invalidated: a bound on
 /// memory, not on correctness.
 const TTL: Duration = Duration::from_secs(600);
-/// Past this many sessions the cache starts over.
-const CAPACITY: usize = 100_000;
 /// The cache is not used when its listener last proved itself alive
 /// longer ago than this (it does every
 /// [`HEARTBEAT`](super::listener::HEARTBEAT)): a connection that stalls
 /// without failing stops vouching for the cache within this, so a
 /// revocation it does not pass on is still seen within a second.
 const FRESH: Duration = Duration::from_millis(800);
+/// Slots of the table of users' last invalidations.
+const USER_SLOTS: usize = 65_536;
 
+#[derive(Clone)]
 struct Cached {
     live: Arc<LiveSession>,
     stored: Instant,
+    /// The invalidation counter before the database read it came from.
+    read_at: u64,
 }
 
 pub struct SessionCache {
-    entries: Mutex<HashMap<SessionToken, Cached>>,
-    /// Bumped by every invalidation: what was read before a bump may be stale.
+    /// `None` when `SESSION_CACHE_CAPACITY` is 0.
+    entries: Option<quick_cache::sync::Cache<SessionToken, Cached>>,
+    /// The last number an invalidation took.
     generation: AtomicU64,
+    /// The newest invalidation of everything.
+    all: AtomicU64,
+    /// The newest invalidation of the users of each slot.
+    users: Box<[AtomicU64]>,
     /// The listener is subscribed (and the cache was emptied when it
     /// subscribed).
     live: AtomicBool,
@@ -54,21 +67,24 @@ pub struct SessionCache {
     epoch: Instant,
 }
 
-impl Default for SessionCache {
-    fn default() -> Self {
+impl SessionCache {
+    /// A cache of `capacity` sessions at most (none at 0).
+    pub fn new(capacity: usize) -> Self {
         Self {
-            entries: Mutex::default(),
+            entries: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
             generation: AtomicU64::new(0),
+            all: AtomicU64::new(0),
+            users: (0..USER_SLOTS).map(|_| AtomicU64::new(0)).collect(),
             live: AtomicBool::new(false),
             last_beat: AtomicU64::new(0),
             epoch: Instant::now(),
         }
     }
-}
 
-impl SessionCache {
-    fn entries(&self) -> std::sync::MutexGuard<'_, HashMap<SessionToken, Cached>> {
-        self.entries.lock().unwrap_or_else(PoisonError::into_inner)
+    fn slot(&self, user_id: UserId) -> &AtomicU64 {
+        // Ids are sequential: consecutive users land in different slots.
+        let index = user_id.get().unsigned_abs() % USER_SLOTS as u64;
+        &self.users[usize::try_from(index).unwrap_or(0)]
     }
 
     fn now_ms(&self) -> u64 {
@@ -83,19 +99,28 @@ impl SessionCache {
         self.live.load(Ordering::Acquire) && Duration::from_millis(since_beat) < FRESH
     }
 
+    /// Whether anything invalidated `cached` since it was read.
+    fn stale(&self, cached: &Cached) -> bool {
+        let newest = self
+            .all
+            .load(Ordering::Acquire)
+            .max(self.slot(cached.live.user.id).load(Ordering::Acquire));
+        newest > cached.read_at || cached.stored.elapsed() > TTL
+    }
+
     /// The cached session with this token and its user, if the cache is
     /// usable.
     pub fn get(&self, token: &SessionToken) -> Option<Arc<LiveSession>> {
+        let entries = self.entries.as_ref()?;
         if !self.usable() {
             return None;
         }
-        let mut entries = self.entries();
         let cached = entries.get(token)?;
-        if cached.stored.elapsed() > TTL {
+        if self.stale(&cached) {
             entries.remove(token);
             return None;
         }
-        Some(cached.live.clone())
+        Some(cached.live)
     }
 
     /// Taken before reading from the database, for [`SessionCache::insert`].
@@ -103,44 +128,50 @@ impl SessionCache {
         self.generation.load(Ordering::Acquire)
     }
 
-    /// Caches what was read at `generation`, unless anything was
-    /// invalidated since.
+    /// Caches what was read after `generation` was taken; an invalidation
+    /// since then keeps it from being used.
     pub fn insert(&self, generation: u64, live: &Arc<LiveSession>) {
+        let Some(entries) = &self.entries else {
+            return;
+        };
         if !self.usable() {
             return;
         }
-        let mut entries = self.entries();
-        // Checked under the lock that invalidations take too.
-        if self.generation() != generation {
-            return;
+        let cached = Cached {
+            live: live.clone(),
+            stored: Instant::now(),
+            read_at: generation,
+        };
+        if !self.stale(&cached) {
+            entries.insert(live.session.token.clone(), cached);
         }
-        if entries.len() >= CAPACITY {
-            entries.clear();
-        }
-        entries.insert(
-            live.session.token.clone(),
-            Cached {
-                live: live.clone(),
-                stored: Instant::now(),
-            },
-        );
     }
 
     /// Puts the session as last seen now in place of the one cached.
     pub fn touch(&self, live: &Arc<LiveSession>) {
-        if let Some(cached) = self.entries().get_mut(&live.session.token) {
+        let Some(entries) = &self.entries else {
+            return;
+        };
+        let token = &live.session.token;
+        if let Some(mut cached) = entries.get(token) {
             cached.live = live.clone();
+            entries.insert(token.clone(), cached);
         }
     }
 
     pub fn forget(&self, invalidation: Invalidation) {
-        let mut entries = self.entries();
-        self.generation.fetch_add(1, Ordering::AcqRel);
+        let number = self.generation.fetch_add(1, Ordering::AcqRel) + 1;
         match invalidation {
             Invalidation::User(user_id) => {
-                entries.retain(|_, cached| cached.live.user.id != user_id);
+                self.slot(user_id).fetch_max(number, Ordering::AcqRel);
             }
-            Invalidation::All => entries.clear(),
+            Invalidation::All => {
+                self.all.fetch_max(number, Ordering::AcqRel);
+                // Memory back at once; correctness does not need it.
+                if let Some(entries) = &self.entries {
+                    entries.clear();
+                }
+            }
         }
     }
 
@@ -169,5 +200,101 @@ impl SessionCache {
             self.forget(Invalidation::All);
         }
         self.last_beat.store(self.now_ms(), Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, Utc};
+
+    use super::*;
+    use crate::db::sessions::Session;
+    use crate::db::users::User;
+    use crate::domain::{CsrfToken, PasswordHash, SessionId};
+
+    fn live(user: i64) -> Arc<LiveSession> {
+        let now = Utc::now();
+        Arc::new(LiveSession {
+            session: Session {
+                token: SessionToken::generate(),
+                user_id: UserId::new(user),
+                created_at: now,
+                last_seen_at: now,
+                expires_at: now + TimeDelta::hours(1),
+                remember: false,
+                user_agent: None,
+                ip: None,
+                csrf_token: CsrfToken::generate(),
+                revoked_at: None,
+                id: SessionId::generate(),
+                amr: vec![Some("pwd".into())],
+            },
+            user: User {
+                id: UserId::new(user),
+                username: format!("user{user}"),
+                email: format!("user{user}@example.com"),
+                password_hash: PasswordHash::new("$2b$04$hash".into()),
+                is_active: true,
+                created_at: now,
+                last_login_at: None,
+                email_verified_at: None,
+                totp_enabled: false,
+                recovery_codes_left: 0,
+            },
+        })
+    }
+
+    fn listening(capacity: usize) -> SessionCache {
+        let cache = SessionCache::new(capacity);
+        cache.subscribed();
+        cache
+    }
+
+    fn cached(cache: &SessionCache, user: i64) -> Arc<LiveSession> {
+        let session = live(user);
+        cache.insert(cache.generation(), &session);
+        session
+    }
+
+    #[test]
+    fn a_full_cache_evicts_some_not_all() {
+        let cache = listening(1_000);
+        let sessions: Vec<_> = (1..=3_000).map(|user| cached(&cache, user)).collect();
+        let kept = sessions
+            .iter()
+            .filter(|live| cache.get(&live.session.token).is_some())
+            .count();
+        assert!((500..=1_000).contains(&kept), "{kept} of 3000 kept");
+    }
+
+    #[test]
+    fn forgetting_a_user_forgets_only_that_user() {
+        let cache = listening(100);
+        let (susan, bob) = (cached(&cache, 1), cached(&cache, 2));
+        cache.forget(Invalidation::User(UserId::new(1)));
+        assert!(cache.get(&susan.session.token).is_none());
+        assert!(cache.get(&bob.session.token).is_some());
+        cache.forget(Invalidation::All);
+        assert!(cache.get(&bob.session.token).is_none());
+    }
+
+    /// A read that began before an invalidation is cached, but never used.
+    #[test]
+    fn a_read_racing_an_invalidation_is_not_used() {
+        let cache = listening(100);
+        let before = cache.generation();
+        cache.forget(Invalidation::User(UserId::new(7)));
+        let session = live(7);
+        cache.insert(before, &session);
+        assert!(cache.get(&session.session.token).is_none());
+        cache.insert(cache.generation(), &session);
+        assert!(cache.get(&session.session.token).is_some());
+    }
+
+    #[test]
+    fn capacity_zero_caches_nothing() {
+        let cache = listening(0);
+        let session = cached(&cache, 1);
+        assert!(cache.get(&session.session.token).is_none());
     }
 }

@@ -96,11 +96,13 @@ pub struct Sessions {
 }
 
 impl Sessions {
-    pub fn new(pool: PgPool, lifetimes: Lifetimes, clock: Clock) -> Self {
+    /// Sessions in `pool`, up to `cache_capacity` of them validated from
+    /// memory.
+    pub fn new(pool: PgPool, lifetimes: Lifetimes, cache_capacity: usize, clock: Clock) -> Self {
         Self {
             pool,
             lifetimes,
-            cache: Arc::default(),
+            cache: Arc::new(SessionCache::new(cache_capacity)),
             activity: Arc::default(),
             clock,
         }
