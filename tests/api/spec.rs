@@ -159,6 +159,25 @@ fn me_repeats_the_user_fields_exactly() {
     );
 }
 
+/// Generated clients name the problem types' enum members from
+/// `x-enum-varnames`, pairwise: a type added without its name shifts every
+/// name after it.
+#[test]
+fn each_problem_type_has_its_enum_name() {
+    let problem_type = &SPEC["components"]["schemas"]["ProblemType"];
+    let kinds = problem_type["enum"].as_array().unwrap();
+    let names = problem_type["x-enum-varnames"].as_array().unwrap();
+    assert_eq!(kinds.len(), names.len(), "one name per problem type");
+    for (kind, name) in kinds.iter().zip(names) {
+        let kind = kind.as_str().unwrap();
+        let expected = kind
+            .trim_start_matches("urn:authd:problem:")
+            .replace('-', "_")
+            .to_uppercase();
+        assert_eq!(name.as_str(), Some(expected.as_str()), "the name of {kind}");
+    }
+}
+
 #[test]
 fn every_operation_is_named_summarised_and_illustrated() {
     for (path, item) in SPEC["paths"].as_object().unwrap() {
