@@ -41,6 +41,29 @@ impl Session {
     }
 }
 
+#[cfg(test)]
+impl Session {
+    /// A plain session of `user_id` with this credential, made now and live
+    /// for an hour: for unit tests.
+    pub(crate) fn sample(user_id: UserId, token: SessionToken) -> Self {
+        let now = Utc::now();
+        Self {
+            token,
+            user_id,
+            created_at: now,
+            last_seen_at: now,
+            expires_at: now + chrono::TimeDelta::hours(1),
+            remember: false,
+            user_agent: None,
+            ip: None,
+            csrf_token: CsrfToken::generate(),
+            revoked_at: None,
+            id: SessionId::generate(),
+            amr: vec![Some("pwd".into())],
+        }
+    }
+}
+
 pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values(session)

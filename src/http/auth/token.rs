@@ -103,32 +103,18 @@ impl TokenKeys {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeDelta, Utc};
     use proptest::prelude::*;
 
     use super::*;
-    use crate::domain::{CsrfToken, SessionId, SessionToken, UserId};
+    use crate::domain::{SessionToken, UserId};
 
     fn keys() -> TokenKeys {
         TokenKeys::derive(&SecretKey::new(vec![7; 64]).unwrap(), None)
     }
 
     fn session() -> Session {
-        let now = Utc::now();
-        Session {
-            token: SessionToken::presented("session-id-0123456789abcdef".into()),
-            user_id: UserId::new(42),
-            created_at: now,
-            last_seen_at: now,
-            expires_at: now + TimeDelta::hours(1),
-            remember: false,
-            user_agent: None,
-            ip: None,
-            csrf_token: CsrfToken::generate(),
-            revoked_at: None,
-            id: SessionId::generate(),
-            amr: vec![Some("pwd".into())],
-        }
+        let token = SessionToken::presented("session-id-0123456789abcdef".into());
+        Session::sample(UserId::new(42), token)
     }
 
     #[test]

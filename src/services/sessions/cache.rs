@@ -205,30 +205,15 @@ impl SessionCache {
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeDelta, Utc};
-
     use super::*;
     use crate::db::sessions::Session;
     use crate::db::users::User;
-    use crate::domain::{CsrfToken, PasswordHash, SessionId};
+    use crate::domain::PasswordHash;
 
     fn live(user: i64) -> Arc<LiveSession> {
-        let now = Utc::now();
+        let now = chrono::Utc::now();
         Arc::new(LiveSession {
-            session: Session {
-                token: SessionToken::generate(),
-                user_id: UserId::new(user),
-                created_at: now,
-                last_seen_at: now,
-                expires_at: now + TimeDelta::hours(1),
-                remember: false,
-                user_agent: None,
-                ip: None,
-                csrf_token: CsrfToken::generate(),
-                revoked_at: None,
-                id: SessionId::generate(),
-                amr: vec![Some("pwd".into())],
-            },
+            session: Session::sample(UserId::new(user), SessionToken::generate()),
             user: User {
                 id: UserId::new(user),
                 username: format!("user{user}"),
