@@ -142,45 +142,12 @@ step "tsc --strict --noEmit: both TypeScript clients and their drivers"
 "$bin/tsc" -p "$TS" || fail "tsc (building the drivers)"
 
 # --- drive them against a fresh server
-server_pid=""
-database=""
-log=""
-cleanup() {
-    status=$?
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
-    if [ -n "$log" ]; then
-        if [ "$status" -ne 0 ]; then
-            echo "check-clients: the server's log ($log), last lines:" >&2
-            tail -n 50 "$log" >&2 || true
-        fi
-        rm -f "$log"
-    fi
-    if [ -n "$database" ]; then
-        psql "$POSTGRES/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null || true
-    fi
-}
-trap cleanup EXIT
-
-cargo build --locked --quiet --bin authd
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-database="authd_clients_$$"
-log=$(mktemp -t authd-clients.XXXXXX.log)
-step "starting authd on port $port (database $database)"
+# shellcheck source=scripts/lib/server.sh
+. scripts/lib/server.sh
+trap 'authd_stop check-clients $?' EXIT
 # Mails (the verification link a registration sends) go to the log.
-DATABASE_URL="$POSTGRES/$database" BIND="127.0.0.1:$port" BCRYPT_COST=4 \
-    COOKIE_SECURE=false SECRET_KEY="$(head -c 48 /dev/urandom | base64 -w0)" \
-    SMTP_URL="" LOG_FORMAT=json RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/authd" >"$log" 2>&1 &
-server_pid=$!
-url="http://127.0.0.1:$port"
-for _ in $(seq 1 120); do
-    curl -fsS "$url/healthz" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || fail "authd did not start"
-    sleep 0.5
-done
-curl -fsS "$url/healthz" >/dev/null || fail "authd did not answer /healthz"
+authd_start check-clients SMTP_URL= || fail "authd did not start"
+url=$AUTHD_URL
 
 step "driving the Python client"
 PYTHONPATH="$PY/generated" "$VENV/bin/python" "$PY/drive.py" "$url" || fail "the Python client's flow"

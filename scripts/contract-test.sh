@@ -41,17 +41,13 @@ if [ "${1:-}" = "--url" ]; then
     shift 2
 fi
 
-server_pid=""
+# shellcheck source=scripts/lib/server.sh
+. scripts/lib/server.sh
 sink_pid=""
 maildir=""
-database=""
-log=""
 cleanup() {
     status=$?
-    if [ -n "$server_pid" ]; then
-        kill "$server_pid" 2>/dev/null || true
-        wait "$server_pid" 2>/dev/null || true
-    fi
+    authd_stop contract-test "$status"
     if [ -n "$sink_pid" ]; then
         kill "$sink_pid" 2>/dev/null || true
         wait "$sink_pid" 2>/dev/null || true
@@ -59,31 +55,16 @@ cleanup() {
     if [ -n "$maildir" ]; then
         rm -rf "$maildir"
     fi
-    if [ -n "$log" ]; then
-        # The server's log is worth reading only when something failed.
-        if [ "$status" -ne 0 ]; then
-            echo "contract-test: the server's log ($log), last lines:" >&2
-            tail -n 50 "$log" >&2 || true
-        fi
-        rm -f "$log"
-    fi
-    if [ -n "$database" ]; then
-        psql "$POSTGRES/postgres" -qc "DROP DATABASE IF EXISTS $database WITH (FORCE)" >/dev/null || true
-    fi
 }
 trap cleanup EXIT
 
 if [ -z "$url" ]; then
     scripts/test-deps.sh
-    cargo build --locked --quiet --bin authd
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    database="authd_contract_$$"
-    log=$(mktemp -t authd-contract.XXXXXX.log)
     # Recovery mails go to a real SMTP server (aiosmtpd, as in the
     # integration tests) when it is installed; to the log otherwise.
     smtp_url=""
     if /usr/bin/python3 -c 'import aiosmtpd' 2>/dev/null; then
-        smtp_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+        smtp_port=$(free_port)
         maildir=$(mktemp -d -t authd-contract-mail.XXXXXX)
         # The handler makes a Maildir's tmp/new/cur only in a directory it
         # creates itself; in an existing one every delivery fails.
@@ -92,23 +73,14 @@ if [ -z "$url" ]; then
         smtp_url="smtp://127.0.0.1:$smtp_port"
         echo "contract-test: mail goes to an SMTP sink on port $smtp_port"
     fi
-    echo "contract-test: starting authd on port $port (database $database, log $log)"
     # Thousands of generated requests come from one address: with the
     # default throttle nearly all of them would meet a 429 before reaching
     # the code under test. The throttle has tests of its own.
-    DATABASE_URL="$POSTGRES/$database" BIND="127.0.0.1:$port" BCRYPT_COST=4 \
-        COOKIE_SECURE=false SECRET_KEY="$(head -c 48 /dev/urandom | base64 -w0)" \
+    authd_start contract-test \
         LOGIN_FAILURES_PER_IDENTIFIER=1000000 LOGIN_FAILURES_PER_IP=1000000 \
         REGISTRATIONS_PER_IP=1000000 RECOVERY_MAILS_PER_ADDRESS=1000000 \
-        RECOVERY_MAILS_PER_IP=1000000 SMTP_URL="$smtp_url" \
-        LOG_FORMAT=json RUST_LOG=warn "${CARGO_TARGET_DIR:-target}/debug/authd" >"$log" 2>&1 &
-    server_pid=$!
-    url="http://127.0.0.1:$port"
-    for _ in $(seq 1 120); do
-        curl -fsS "$url/healthz" >/dev/null 2>&1 && break
-        kill -0 "$server_pid" 2>/dev/null || { cat "$log"; exit 1; }
-        sleep 0.5
-    done
+        RECOVERY_MAILS_PER_IP=1000000 SMTP_URL="$smtp_url"
+    url=$AUTHD_URL
 fi
 
 # A known account, so that the operations behind a login are tested too.
