@@ -9,6 +9,7 @@ diesel::table! {
         identifier -> Nullable<Text>,
         ip -> Nullable<Inet>,
         user_agent -> Nullable<Text>,
+        reason -> Nullable<Text>,
     }
 }
 
@@ -57,6 +58,39 @@ diesel::table! {
         failures -> Int4,
         created_at -> Timestamptz,
         expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    passkey_ceremonies (id_hash) {
+        id_hash -> Bytea,
+        purpose -> Text,
+        user_id -> Nullable<Int8>,
+        session_id -> Nullable<Text>,
+        mfa_token_hash -> Nullable<Bytea>,
+        state -> Jsonb,
+        created_at -> Timestamptz,
+        expires_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    passkey_handles (user_id) {
+        user_id -> Int8,
+        handle -> Uuid,
+    }
+}
+
+diesel::table! {
+    passkeys (id) {
+        id -> Text,
+        user_id -> Int8,
+        credential_id -> Bytea,
+        name -> Text,
+        credential -> Jsonb,
+        sign_count -> Int8,
+        created_at -> Timestamptz,
+        last_used_at -> Nullable<Timestamptz>,
     }
 }
 
@@ -126,12 +160,16 @@ diesel::table! {
         email_verified_at -> Nullable<Timestamptz>,
         totp_enabled -> Bool,
         recovery_codes_left -> Int4,
+        passkey_count -> Int4,
     }
 }
 
 diesel::joinable!(auth_events -> users (user_id));
 diesel::joinable!(email_tokens -> users (user_id));
 diesel::joinable!(mfa_challenges -> users (user_id));
+diesel::joinable!(passkey_ceremonies -> users (user_id));
+diesel::joinable!(passkey_handles -> users (user_id));
+diesel::joinable!(passkeys -> users (user_id));
 diesel::joinable!(recovery_codes -> users (user_id));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(totp_factors -> users (user_id));
@@ -142,6 +180,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     email_tokens,
     mail_outbox,
     mfa_challenges,
+    passkey_ceremonies,
+    passkey_handles,
+    passkeys,
     recovery_codes,
     sessions,
     shared_secrets,

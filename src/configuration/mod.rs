@@ -13,6 +13,7 @@ mod recovery;
 mod secrets;
 mod sessions;
 pub mod throttle;
+mod webauthn;
 
 use std::collections::HashMap;
 
@@ -26,6 +27,7 @@ pub use recovery::RecoverySettings;
 pub use secrets::{MIN_SECRET_KEY_BYTES, SecretKey, SecretSettings};
 pub use sessions::{RetentionSettings, SessionSettings};
 pub use throttle::{Bucket, Limit, ThrottleSettings};
+pub use webauthn::WebauthnSettings;
 
 use env::Env;
 
@@ -55,6 +57,7 @@ pub struct Settings {
     pub mail: MailSettings,
     pub recovery: RecoverySettings,
     pub mfa: MfaSettings,
+    pub webauthn: WebauthnSettings,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,6 +100,13 @@ impl Settings {
                  recovery)",
             ),
         )?;
+        let http = HttpSettings::read(&env)?;
+        let webauthn = WebauthnSettings::read(
+            &env,
+            &mail.app_url,
+            http.public_origin.as_deref(),
+            &http.cors_origins,
+        )?;
         Ok(Self {
             environment,
             log_format: env.parse("LOG_FORMAT", LogFormat::Pretty, |v| match v {
@@ -106,7 +116,7 @@ impl Settings {
             })?,
             secrets,
             database: DatabaseSettings::read(&env)?,
-            http: HttpSettings::read(&env)?,
+            http,
             sessions,
             passwords: PasswordSettings::read(&env)?,
             throttle: ThrottleSettings::read(&env)?,
@@ -114,6 +124,7 @@ impl Settings {
             mail,
             recovery,
             mfa: MfaSettings::read(&env)?,
+            webauthn,
         })
     }
 }

@@ -15,6 +15,7 @@ pub struct NewAuthEvent<'a> {
     pub identifier: Option<&'a str>,
     pub ip: Option<IpNet>,
     pub user_agent: Option<&'a str>,
+    pub reason: Option<&'a str>,
 }
 
 pub fn insert(conn: &mut PgConnection, event: &NewAuthEvent<'_>) -> QueryResult<()> {

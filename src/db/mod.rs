@@ -9,6 +9,7 @@ pub mod locks;
 pub mod mail_outbox;
 pub mod migrations;
 pub mod notifications;
+pub mod passkeys;
 pub mod second_factor;
 mod pool;
 pub mod sessions;

@@ -36,6 +36,17 @@ pub struct User {
     pub totp_enabled: bool,
     #[serde(skip)]
     pub recovery_codes_left: i32,
+    /// How many passkeys the account has (kept by a trigger from `passkeys`).
+    #[serde(skip)]
+    pub passkey_count: i32,
+}
+
+impl User {
+    /// Whether a password alone is not enough: a TOTP authenticator, or a
+    /// passkey, must answer a login's second step.
+    pub fn has_second_factor(&self) -> bool {
+        self.totp_enabled || self.passkey_count > 0
+    }
 }
 
 /// Clients see whether the address is verified, not when.
@@ -294,7 +305,11 @@ pub struct Credential {
 pub fn lock_credential(conn: &mut PgConnection, id: UserId) -> QueryResult<Option<Credential>> {
     users::table
         .find(id)
-        .select((users::is_active, users::password_hash, users::totp_enabled))
+        .select((
+            users::is_active,
+            users::password_hash,
+            users::totp_enabled.or(users::passkey_count.gt(0)),
+        ))
         .for_no_key_update()
         .first(conn)
         .optional()

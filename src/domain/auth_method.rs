@@ -11,6 +11,10 @@ pub enum AuthMethod {
     Otp,
     #[serde(rename = "recovery")]
     RecoveryCode,
+    /// A passkey with user verification: a factor the device holds and one
+    /// the person is (or knows), so multi-factor on its own.
+    #[serde(rename = "passkey")]
+    Passkey,
 }
 
 impl AuthMethod {
@@ -19,6 +23,7 @@ impl AuthMethod {
             Self::Password => "pwd",
             Self::Otp => "otp",
             Self::RecoveryCode => "recovery",
+            Self::Passkey => "passkey",
         }
     }
 }

@@ -85,68 +85,99 @@ impl std::str::FromStr for UserId {
     }
 }
 
-/// A session's public id: how its owner lists and ends it, and how logs
-/// name it. Not a credential: it opens nothing.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, AsExpression, FromSqlRow)]
-#[diesel(sql_type = Text)]
-#[serde(transparent)]
-pub struct SessionId(String);
-stored_as!(SessionId, String, Text);
+/// A public id: 128 random bits as 32 lower-case hex digits. It names a
+/// thing to its owner and in logs; it is not a credential and opens nothing.
+macro_rules! public_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, AsExpression, FromSqlRow)]
+        #[diesel(sql_type = Text)]
+        #[serde(transparent)]
+        pub struct $name(String);
+        stored_as!($name, String, Text);
 
-impl SessionId {
-    /// 128 random bits, as 32 lower-case hex digits.
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-        Self(hex(&bytes))
-    }
+        impl $name {
+            pub fn generate() -> Self {
+                let mut bytes = [0u8; 16];
+                rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+                Self(hex(&bytes))
+            }
 
-    /// Anything but the form [`SessionId::generate`] gives names no
-    /// session, and never reaches the database (a NUL would not even be
-    /// valid text there).
-    pub fn parse(value: &str) -> Option<Self> {
-        let shaped = value.len() == 32
-            && value
-                .bytes()
-                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        shaped.then(|| Self(value.to_owned()))
-    }
+            /// Anything but the form `generate` gives names nothing, and
+            /// never reaches the database (a NUL would not even be valid
+            /// text there).
+            pub fn parse(value: &str) -> Option<Self> {
+                let shaped = value.len() == 32
+                    && value
+                        .bytes()
+                        .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+                shaped.then(|| Self(value.to_owned()))
+            }
 
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
 }
 
-impl fmt::Display for SessionId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
+public_id!(
+    /// A session's public id: how its owner lists and ends it, and how logs
+    /// name it.
+    SessionId
+);
+
+public_id!(
+    /// A passkey's public id: how its owner renames and removes it.
+    PasskeyId
+);
+
+/// A one-time token a client holds between two requests: 256 random bits,
+/// stored only as a digest, good once.
+macro_rules! one_time_token {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
+        redacted!($name);
+
+        impl $name {
+            pub fn generate() -> Self {
+                Self(random_token())
+            }
+
+            pub fn presented(value: String) -> Self {
+                Self(value)
+            }
+
+            /// What is stored of it.
+            pub fn digest(&self) -> [u8; 32] {
+                crate::crypto::sha256(self.0.as_bytes())
+            }
+
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+    };
 }
 
-/// What a login that owes a second step holds in the meantime: 256 random
-/// bits, stored only as a digest, good for one second step.
-#[derive(Clone, PartialEq, Eq)]
-pub struct MfaToken(String);
-redacted!(MfaToken);
+one_time_token!(
+    /// What a login that owes a second step holds in the meantime.
+    MfaToken
+);
 
-impl MfaToken {
-    pub fn generate() -> Self {
-        Self(random_token())
-    }
-
-    pub fn presented(value: String) -> Self {
-        Self(value)
-    }
-
-    /// What is stored of it.
-    pub fn digest(&self) -> [u8; 32] {
-        crate::crypto::sha256(self.0.as_bytes())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
+one_time_token!(
+    /// What names a passkey ceremony (`challenge_id`) between its start and
+    /// its finish.
+    CeremonyId
+);
 
 /// The credential a session cookie or bearer token carries: 256 random
 /// bits. Whoever has it is logged in.
@@ -226,7 +257,11 @@ mod tests {
         let hash = PasswordHash::new(
             "$2b$12$abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQ".into(),
         );
+        let mfa = MfaToken::generate();
+        let ceremony = CeremonyId::generate();
         for (secret, shown) in [
+            (mfa.expose(), format!("{mfa:?} {mfa}")),
+            (ceremony.expose(), format!("{ceremony:?} {ceremony}")),
             (token.expose(), format!("{token:?} {token}")),
             (csrf.expose(), format!("{csrf:?} {csrf}")),
             (hash.expose(), format!("{hash:?} {hash}")),
@@ -236,9 +271,11 @@ mod tests {
     }
 
     #[test]
-    fn only_generated_shapes_are_session_ids() {
+    fn only_generated_shapes_are_public_ids() {
         let id = SessionId::generate();
         assert_eq!(SessionId::parse(id.as_str()), Some(id));
+        let id = PasskeyId::generate();
+        assert_eq!(PasskeyId::parse(id.as_str()), Some(id));
         for bad in [
             "",
             "0A1B2C3D4E5F60718293A4B5C6D7E8F9",

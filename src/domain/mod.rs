@@ -15,7 +15,9 @@ use std::collections::BTreeMap;
 pub use auth_method::AuthMethod;
 pub use client::Client;
 pub use email::{Email, is_invisible};
-pub use ids::{CsrfToken, MfaToken, PasswordHash, SessionId, SessionToken, UserId};
+pub use ids::{
+    CeremonyId, CsrfToken, MfaToken, PasskeyId, PasswordHash, SessionId, SessionToken, UserId,
+};
 pub use login_name::LoginName;
 pub use next_path::NextPath;
 pub use password::{MAX_BYTES as PASSWORD_MAX_BYTES, Owner, Password};

@@ -18,6 +18,7 @@ use crate::domain::{FieldErrors, REQUIRED};
 use crate::services::accounts::AccountError;
 use crate::services::login::LoginError;
 use crate::services::mfa::MfaError;
+use crate::services::passkeys::PasskeyError;
 use crate::services::passwords::HashError;
 use crate::services::recovery::RecoveryError;
 use crate::services::throttle::ThrottleError;
@@ -49,7 +50,11 @@ pub enum ApiError {
     /// The right password for an account with a second factor: the login
     /// goes on at `POST /api/login/mfa` with this token.
     #[error("a second factor is required")]
-    MfaRequired { mfa_token: String },
+    MfaRequired {
+        mfa_token: String,
+        /// What the second step accepts, from the account's factors.
+        methods: &'static [&'static str],
+    },
     /// The right password, under `MFA_REQUIRED`, for an account without a
     /// second factor: it sets one up with this token at `/api/mfa/totp`.
     #[error("a second factor must be set up")]
@@ -66,6 +71,12 @@ pub enum ApiError {
     MfaAlreadyEnabled,
     #[error("no second factor is on")]
     MfaNotEnabled,
+    /// A passkey refused, whatever the reason (the audit trail has it).
+    #[error("the passkey was refused")]
+    PasskeyFailed,
+    /// No relying party is configured.
+    #[error("passkeys are off")]
+    PasskeysDisabled,
     #[error("the account is disabled")]
     InactiveAccount,
     /// `REQUIRE_VERIFIED_EMAIL`: `sent` when a new link is on its way.
@@ -199,7 +210,8 @@ impl ApiError {
                 "mfa-required",
                 "Second factor required",
                 "The password is right; send a code from the authenticator app (or a recovery \
-                 code) with `mfa_token` to `POST /api/login/mfa`."
+                 code), or a passkey, with `mfa_token` to `POST /api/login/mfa`: `methods` \
+                 lists what this account has."
                     .into(),
                 bearer_challenge(),
             ),
@@ -285,6 +297,22 @@ impl ApiError {
                 "already-verified",
                 "Already verified",
                 "This account's e-mail address is verified already.".into(),
+                None,
+            ),
+            Self::PasskeyFailed => (
+                S::UNAUTHORIZED,
+                "passkey-failed",
+                "Passkey refused",
+                "The passkey could not be verified, or its challenge was used or expired. Start \
+                 again."
+                    .into(),
+                bearer_challenge(),
+            ),
+            Self::PasskeysDisabled => (
+                S::NOT_FOUND,
+                "passkeys-disabled",
+                "Passkeys are turned off",
+                "This server has no WebAuthn relying party (WEBAUTHN_RP_ID) for passkeys.".into(),
                 None,
             ),
             Self::RecoveryDisabled => (
@@ -428,8 +456,13 @@ impl From<LoginError> for ApiError {
         match error {
             LoginError::InvalidCredentials { .. } => Self::InvalidCredentials,
             LoginError::Inactive { .. } => Self::InactiveAccount,
-            LoginError::MfaRequired(token) => Self::MfaRequired {
+            LoginError::MfaRequired(token, factors) => Self::MfaRequired {
                 mfa_token: token.expose().to_owned(),
+                methods: match (factors.totp, factors.passkey) {
+                    (true, true) => &["totp", "recovery_code", "passkey"],
+                    (false, true) => &["passkey"],
+                    _ => &["totp", "recovery_code"],
+                },
             },
             LoginError::MfaEnrollmentRequired(token) => Self::MfaEnrollmentRequired {
                 mfa_token: token.expose().to_owned(),
@@ -443,6 +476,25 @@ impl From<LoginError> for ApiError {
             LoginError::Hash(error) => error.into(),
             LoginError::Recovery(error) => error.into(),
             LoginError::Mfa(error) => error.into(),
+            LoginError::Passkey(error) => error.into(),
+        }
+    }
+}
+
+impl From<PasskeyError> for ApiError {
+    fn from(error: PasskeyError) -> Self {
+        match error {
+            PasskeyError::Off => Self::PasskeysDisabled,
+            PasskeyError::Failed(_) => Self::PasskeyFailed,
+            PasskeyError::NotFound => Self::NotFound,
+            PasskeyError::NoPasskey => Self::field(
+                "mfa_token",
+                "This login's account has no passkey: answer it with a code.",
+            ),
+            PasskeyError::Throttled(blocked) => Self::TooManyRequests(blocked.retry_after),
+            PasskeyError::Confirm(error) => AccountError::from(error).into(),
+            PasskeyError::Throttle(error) => error.into(),
+            PasskeyError::Db(error) => error.into(),
         }
     }
 }
@@ -495,8 +547,6 @@ struct ProblemBody<'a> {
     methods: Option<&'static [&'static str]>,
 }
 
-/// The second factors a login's second step accepts.
-const MFA_METHODS: &[&str] = &["totp", "recovery_code"];
 /// The second factors an account can set up when it must.
 const ENROLLABLE_METHODS: &[&str] = &["totp"];
 
@@ -547,9 +597,9 @@ impl ResponseError for ApiError {
                 login_url: Some(login_url),
                 ..Extras::default()
             },
-            Self::MfaRequired { mfa_token } => Extras {
+            Self::MfaRequired { mfa_token, methods } => Extras {
                 mfa_token: Some(mfa_token),
-                methods: Some(MFA_METHODS),
+                methods: Some(methods),
                 ..Extras::default()
             },
             Self::MfaEnrollmentRequired { mfa_token } => Extras {

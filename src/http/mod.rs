@@ -32,6 +32,7 @@ use crate::http::security_headers::security_headers;
 use crate::services::accounts::Accounts;
 use crate::services::login::Login;
 use crate::services::mfa::Mfa;
+use crate::services::passkeys::Passkeys;
 use crate::services::recovery::Recovery;
 
 /// What the HTTP layer is built from. Each part is registered as app data
@@ -43,6 +44,7 @@ pub struct HttpParts {
     pub accounts: web::Data<Accounts>,
     pub login: web::Data<Login>,
     pub mfa: web::Data<Mfa>,
+    pub passkeys: web::Data<Passkeys>,
     pub recovery: web::Data<Recovery>,
     pub auth: web::Data<Auth>,
     pub cookies: web::Data<CookiePolicy>,
@@ -93,6 +95,7 @@ fn app(
         .app_data(parts.accounts)
         .app_data(parts.login)
         .app_data(parts.mfa)
+        .app_data(parts.passkeys)
         .app_data(parts.recovery)
         .app_data(parts.auth)
         .app_data(parts.cookies)
@@ -148,6 +151,28 @@ fn app(
         .service(
             web::resource("/api/mfa/recovery-codes")
                 .route(login_required(web::post().to(routes::regenerate_recovery_codes))),
+        )
+        .service(
+            web::resource("/api/passkeys/register/start")
+                .route(login_required(web::post().to(routes::start_passkey_registration))),
+        )
+        .service(
+            web::resource("/api/passkeys/register/finish")
+                .route(login_required(web::post().to(routes::finish_passkey_registration))),
+        )
+        .service(
+            web::resource("/api/passkeys/login/start")
+                .route(web::post().to(routes::start_passkey_login)),
+        )
+        .service(
+            web::resource("/api/passkeys/login/finish")
+                .route(web::post().to(routes::finish_passkey_login)),
+        )
+        .service(readable("/api/passkeys", routes::list_passkeys, login_required))
+        .service(
+            web::resource("/api/passkeys/{id}")
+                .route(login_required(web::patch().to(routes::rename_passkey)))
+                .route(login_required(web::delete().to(routes::remove_passkey))),
         )
         .service(readable("/api/sessions", routes::list_sessions, login_required))
         .service(

@@ -39,6 +39,9 @@ pub enum Event {
     RecoveryCodeUsed,
     RecoveryCodesRegenerated,
     MfaReset,
+    PasskeyAdded,
+    PasskeyRemoved,
+    PasskeyFailure,
 }
 
 impl Event {
@@ -68,6 +71,9 @@ impl Event {
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::MfaReset => "mfa_reset",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
+            Self::PasskeyFailure => "passkey_failure",
         }
     }
 }
@@ -83,6 +89,8 @@ pub struct Record {
     identifier: Option<String>,
     ip: Option<IpNet>,
     user_agent: Option<String>,
+    /// Why, for a failure whose kind alone does not say (a passkey's).
+    reason: Option<&'static str>,
 }
 
 impl Record {
@@ -104,7 +112,14 @@ impl Record {
             }),
             ip: client.ip.map(Into::into),
             user_agent: client.user_agent.clone(),
+            reason: None,
         }
+    }
+
+    /// The same event, with why it happened.
+    pub fn because(mut self, reason: &'static str) -> Self {
+        self.reason = Some(reason);
+        self
     }
 
     /// The same event about `user_id`, once the change has made it.
@@ -123,6 +138,7 @@ impl Record {
                 identifier: self.identifier.as_deref(),
                 ip: self.ip,
                 user_agent: self.user_agent.as_deref(),
+                reason: self.reason,
             },
         )
     }
@@ -156,6 +172,7 @@ impl Record {
             identifier = self.identifier.as_deref(),
             ip = self.ip.map(|ip| ip.addr().to_string()),
             user_agent = self.user_agent.as_deref(),
+            reason = self.reason,
             "auth event"
         );
     }

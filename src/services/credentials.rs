@@ -108,7 +108,7 @@ impl Core {
     }
 
     /// `check` under the login throttle's counters for `subject`.
-    async fn throttled<E: From<ThrottleError> + From<C>, C>(
+    pub(crate) async fn throttled<E: From<ThrottleError> + From<C>, C>(
         &self,
         subject: &str,
         client: &Client,
@@ -193,6 +193,6 @@ pub fn account_subject(user: &User) -> String {
     account_key(user.id)
 }
 
-fn account_key(user_id: UserId) -> String {
+pub(crate) fn account_key(user_id: UserId) -> String {
     format!("user:{user_id}")
 }

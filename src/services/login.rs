@@ -9,11 +9,13 @@ use crate::db::second_factor::{self, Challenge, ChallengePurpose, NewChallenge};
 use crate::db::sessions::Session;
 use crate::db::users::{self, User};
 use crate::db::{self, DbError};
-use crate::domain::{AuthMethod, Client, LoginName, MfaToken, PasswordHash, UserId};
+use crate::domain::{AuthMethod, CeremonyId, Client, LoginName, MfaToken, PasswordHash, UserId};
 use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
 use crate::services::credentials::{CodeVerdict, Verdict, account_subject};
 use crate::services::mfa::{Mfa, MfaError};
+use crate::services::passkeys::{Failure, PasskeyError, Passkeys, Started};
+use webauthn_rs::prelude::PublicKeyCredential;
 use crate::services::passwords::HashError;
 use crate::services::recovery::{Recovery, RecoveryError};
 use crate::services::throttle::{Blocked, ThrottleError};
@@ -31,9 +33,9 @@ pub enum LoginError {
     #[error("the address is not verified")]
     Unverified { mailed: bool },
     /// The right password for an account with a second factor: the login
-    /// goes on with a code and this token.
+    /// goes on with this token and one of the account's factors.
     #[error("a second factor is required")]
-    MfaRequired(MfaToken),
+    MfaRequired(MfaToken, Factors),
     /// The right password for an account without a second factor, under
     /// `MFA_REQUIRED`: the login goes on with setting one up, with this
     /// token.
@@ -57,6 +59,37 @@ pub enum LoginError {
     /// Confirming the factor an enrolment set up.
     #[error(transparent)]
     Mfa(#[from] MfaError),
+    /// A passkey refused (or passkeys off).
+    #[error(transparent)]
+    Passkey(#[from] PasskeyError),
+}
+
+/// Which second factors an account has: what its second step accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Factors {
+    /// A TOTP authenticator, and its recovery codes.
+    pub totp: bool,
+    pub passkey: bool,
+}
+
+impl Factors {
+    fn of(user: &User) -> Self {
+        Self {
+            totp: user.totp_enabled,
+            passkey: user.passkey_count > 0,
+        }
+    }
+}
+
+/// What answers a login's second step.
+pub enum Proof {
+    /// A TOTP code or a recovery code.
+    Code(String),
+    /// A passkey's assertion, for a ceremony started with the login's token.
+    Passkey {
+        challenge_id: CeremonyId,
+        credential: Box<PublicKeyCredential>,
+    },
 }
 
 /// Wrong codes that void a second step's token.
@@ -96,15 +129,24 @@ pub struct Login {
     recovery: Recovery,
     /// For the factor a login must set up under `MFA_REQUIRED`.
     mfa: Mfa,
+    /// For logins with a passkey, alone or as the second factor.
+    passkeys: Passkeys,
     policy: LoginPolicy,
 }
 
 impl Login {
-    pub fn new(core: Core, recovery: Recovery, mfa: Mfa, policy: LoginPolicy) -> Self {
+    pub fn new(
+        core: Core,
+        recovery: Recovery,
+        mfa: Mfa,
+        passkeys: Passkeys,
+        policy: LoginPolicy,
+    ) -> Self {
         Self {
             core,
             recovery,
             mfa,
+            passkeys,
             policy,
         }
     }
@@ -191,7 +233,7 @@ impl Login {
         let user_id = found.as_ref().map(|user| user.id);
         // Verify even without an account, so unknown users cost a hash too.
         let hash = found.as_ref().map(|user| user.password_hash.clone());
-        let second_step = found.as_ref().is_some_and(|user| user.totp_enabled);
+        let second_step = found.as_ref().is_some_and(User::has_second_factor);
         let verdict = self
             .core
             .check_password::<LoginError>(&subject, client, password.clone(), hash, !second_step)
@@ -345,7 +387,7 @@ impl Login {
             Ok(()) => Ok(Attempted::Refused(match purpose {
                 ChallengePurpose::Login => {
                     login_outcome("mfa_required");
-                    LoginError::MfaRequired(token)
+                    LoginError::MfaRequired(token, Factors::of(user))
                 }
                 ChallengePurpose::Enroll => {
                     login_outcome("mfa_enrollment_required");
@@ -367,14 +409,15 @@ impl Login {
         }
     }
 
-    /// The second step: a code (TOTP or recovery) for the challenge that
-    /// `token` names, made by this client. Wrong codes count as failed
-    /// logins of the account, and void the challenge at the fifth.
+    /// The second step: a code (TOTP or recovery) or a passkey for the
+    /// challenge that `token` names, made by this client. Wrong codes and
+    /// refused passkeys count as failed logins of the account, and void the
+    /// challenge at the fifth.
     #[tracing::instrument(skip_all)]
     pub async fn second_step(
         &self,
         token: MfaToken,
-        code: &str,
+        proof: Proof,
         client: &Client,
     ) -> Result<LoggedIn, LoginError> {
         let Some((challenge, user)) = self.claim(&token, ChallengePurpose::Login, client).await?
@@ -382,7 +425,32 @@ impl Login {
             login_outcome("mfa_expired");
             return Err(LoginError::MfaExpired);
         };
-        let verdict = self.core.check_code::<LoginError>(user.id, client, code).await;
+        // A refused passkey was audited, with its reason, where it was
+        // checked; it is answered as itself.
+        let (verdict, refused_passkey) = match proof {
+            Proof::Code(code) => {
+                let verdict = self.core.check_code::<LoginError>(user.id, client, &code).await;
+                (verdict, None)
+            }
+            Proof::Passkey {
+                challenge_id,
+                credential,
+            } => match self
+                .passkeys
+                .check_second_factor(&challenge_id, user.id, token.digest(), &credential, client)
+                .await
+            {
+                Ok(_) => (Ok(CodeVerdict::Right(AuthMethod::Passkey)), None),
+                Err(PasskeyError::Failed(failure)) => {
+                    (Ok(CodeVerdict::Wrong), Some(PasskeyError::Failed(failure)))
+                }
+                Err(PasskeyError::Throttled(blocked)) => (
+                    Ok(CodeVerdict::Blocked(blocked)),
+                    Some(PasskeyError::Throttled(blocked)),
+                ),
+                Err(error) => (Err(error.into()), None),
+            },
+        };
         // Anything but the right code puts the challenge back, a wrong code
         // counted against it.
         let failures = match &verdict {
@@ -394,6 +462,10 @@ impl Login {
             let checked = &user.password_hash;
             self.put_back(token.digest(), &challenge, checked, failures)
                 .await?;
+        }
+        if let Some(refused) = refused_passkey {
+            login_outcome("passkey_failed");
+            return Err(refused.into());
         }
         let method = match verdict? {
             CodeVerdict::Right(method) => method,
@@ -577,6 +649,102 @@ impl Login {
                 next: challenge.next.clone(),
             },
         })
+    }
+
+    /// Starts answering the second step of `token`'s login with a passkey:
+    /// request options limited to the account's passkeys. The token stays
+    /// valid (a code may still answer it).
+    pub async fn start_passkey_second_step(
+        &self,
+        token: &MfaToken,
+        client: &Client,
+    ) -> Result<Started, LoginError> {
+        let digest = token.digest();
+        let (ip, now) = (client.ip.map(Into::into), self.core.clock.now());
+        let purpose = ChallengePurpose::Login;
+        let challenge = db::run(&self.core.pool, move |conn| {
+            second_factor::find_challenge(conn, &digest, purpose, ip, now)
+        })
+        .await?
+        .ok_or(LoginError::MfaExpired)?;
+        Ok(self
+            .passkeys
+            .start_second_factor(challenge.user_id, digest)
+            .await?)
+    }
+
+    /// A login with a passkey alone: its user verification is a second
+    /// factor of its own, so no password and no second step (`amr` is
+    /// `passkey`, and `MFA_REQUIRED` is met). Refused passkeys count as
+    /// failed logins of their account.
+    #[tracing::instrument(skip_all)]
+    pub async fn with_passkey(
+        &self,
+        challenge_id: CeremonyId,
+        credential: &PublicKeyCredential,
+        wanted: Wanted,
+        client: &Client,
+    ) -> Result<LoggedIn, LoginError> {
+        let checked = match self.passkeys.check_login(&challenge_id, credential, client).await {
+            Ok(checked) => checked,
+            Err(error) => {
+                login_outcome(match error {
+                    PasskeyError::Throttled(_) => "throttled",
+                    _ => "passkey_failed",
+                });
+                return Err(error.into());
+            }
+        };
+        let id = checked.user_id;
+        let found = db::run(&self.core.pool, move |conn| users::find(conn, id)).await?;
+        let Some(mut user) = found else {
+            return Err(PasskeyError::Failed(Failure::UnknownCredential).into());
+        };
+        if !user.is_active {
+            let error = LoginError::Inactive { user_id: id };
+            self.refuse(Event::LoginFailure, Some(id), &user.username, client, "inactive")
+                .await;
+            return Err(error);
+        }
+        if self.policy.require_verified_email && user.email_verified_at.is_none() {
+            self.refuse(Event::LoginFailure, Some(id), &user.username, client, "unverified")
+                .await;
+            let mailed = self.recovery.remail_on_refused_login(&user, client).await?;
+            return Err(LoginError::Unverified { mailed });
+        }
+        // Made only if the account is still active when the session is.
+        let admit = move |conn: &mut PgConnection| {
+            Ok(match users::lock_credential(conn, id)? {
+                None => Err(Changed::Gone),
+                Some(current) if !current.active => Err(Changed::Inactive),
+                Some(_) => Ok(()),
+            })
+        };
+        let success = Record::new(Event::LoginSuccess, Some(id), Some(&user.username), client);
+        let started = self
+            .core
+            .sessions
+            .start(id, wanted.remember, client.clone(), &[AuthMethod::Passkey], success, admit)
+            .await?;
+        match started {
+            Ok(session) => {
+                login_outcome("success");
+                user.last_login_at = Some(session.created_at);
+                Ok(LoggedIn {
+                    user,
+                    session,
+                    wanted,
+                })
+            }
+            Err(Changed::Inactive) => {
+                self.refuse(Event::LoginFailure, Some(id), &user.username, client, "inactive")
+                    .await;
+                Err(LoginError::Inactive { user_id: id })
+            }
+            Err(Changed::Gone | Changed::Credential) => {
+                Err(PasskeyError::Failed(Failure::UnknownCredential).into())
+            }
+        }
     }
 
     /// Counts and audits a refused login.

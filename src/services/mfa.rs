@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, QueryResult};
 
 use crate::db::second_factor as stored;
-use crate::db::sessions;
+use crate::db::{passkeys, sessions};
 use crate::db::users::User;
 use crate::db::{self, DbError};
 use crate::domain::{Client, UserId};
@@ -230,7 +230,7 @@ impl Mfa {
 
     /// An operator's reset, for an owner who lost the factor and proved
     /// who they are some other way (ASVS 6.4.4): the factor, pending or on,
-    /// and the recovery codes go, every session of the account ends, and
+    /// the recovery codes and the passkeys go, every session of the account ends, and
     /// any second step still owed is void. False, and nothing changed,
     /// when the account had none.
     pub async fn reset(&self, user: &User, client: &Client) -> Result<bool, MfaError> {
@@ -239,7 +239,9 @@ impl Mfa {
         let (notices, now) = (self.core.notices.clone(), self.core.clock.now());
         let (ended, event) = db::run(&self.core.pool, move |conn| {
             let reset = |conn: &mut PgConnection| {
-                if !stored::remove_all(conn, id)? {
+                let factor = stored::remove_all(conn, id)?;
+                let passkeys = passkeys::delete_all_of(conn, id)? > 0;
+                if !(factor || passkeys) {
                     return Ok(None);
                 }
                 stored::void_challenges(conn, id)?;

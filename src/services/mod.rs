@@ -11,6 +11,7 @@ pub mod login;
 pub mod mail;
 pub mod mfa;
 pub mod notices;
+pub mod passkeys;
 pub mod passwords;
 pub mod recovery;
 pub mod retention;

@@ -34,10 +34,12 @@ pub enum Notice {
     RecoveryCodeUsed,
     /// An operator removed the account's second factor.
     MfaReset,
+    PasskeyAdded,
+    PasskeyRemoved,
 }
 
 impl Notice {
-    const ALL: [Self; 8] = [
+    const ALL: [Self; 10] = [
         Self::PasswordChanged,
         Self::PasswordReset,
         Self::EmailChanged,
@@ -46,6 +48,8 @@ impl Notice {
         Self::RecoveryCodesRegenerated,
         Self::RecoveryCodeUsed,
         Self::MfaReset,
+        Self::PasskeyAdded,
+        Self::PasskeyRemoved,
     ];
 
     pub const fn kind(self) -> MailKind {
@@ -58,6 +62,8 @@ impl Notice {
             Self::RecoveryCodesRegenerated => "recovery_codes_regenerated",
             Self::RecoveryCodeUsed => "recovery_code_used",
             Self::MfaReset => "mfa_reset",
+            Self::PasskeyAdded => "passkey_added",
+            Self::PasskeyRemoved => "passkey_removed",
         })
     }
 
@@ -71,6 +77,8 @@ impl Notice {
             Self::RecoveryCodesRegenerated => "New recovery codes were made",
             Self::RecoveryCodeUsed => "A recovery code was used",
             Self::MfaReset => "Your second factor was removed by an administrator",
+            Self::PasskeyAdded => "A passkey was added to your account",
+            Self::PasskeyRemoved => "A passkey was removed from your account",
         }
     }
 
@@ -91,7 +99,12 @@ impl Notice {
             Self::RecoveryCodeUsed => "One of your account's recovery codes was used, and \
                                        cannot be used again (make a new set before they run out)",
             Self::MfaReset => "An administrator removed the second factor of your account \
-                               and its recovery codes, and every device was logged out",
+                               (authenticator app, recovery codes and passkeys), and every \
+                               device was logged out",
+            Self::PasskeyAdded => "A passkey was added to your account: it logs in without \
+                                   the password, and stands for the second factor",
+            Self::PasskeyRemoved => "A passkey was removed from your account, and no longer \
+                                     logs in",
         }
     }
 }

@@ -1,6 +1,6 @@
 //! Nothing piles up: sessions that ended long ago, audit events past their
 //! retention, throttle hits no window can see any more and mailed tokens
-//! that expired are deleted, in
+//! and the second steps and passkey ceremonies that expired are deleted, in
 //! bounded batches, by one instance at a time.
 
 use diesel::{Connection, PgConnection, QueryResult};
@@ -9,7 +9,8 @@ use crate::clock::Clock;
 use crate::configuration::Period;
 use crate::db::locks::{self, Job};
 use crate::db::{
-    self, DbError, PgPool, auth_events, email_tokens, second_factor, sessions, throttle_hits,
+    self, DbError, PgPool, auth_events, email_tokens, passkeys, second_factor, sessions,
+    throttle_hits,
 };
 
 /// Rows deleted per statement: small enough not to hold locks for long.
@@ -23,6 +24,7 @@ pub struct Purged {
     pub throttle_hits: usize,
     pub email_tokens: usize,
     pub mfa_challenges: usize,
+    pub passkey_ceremonies: usize,
 }
 
 #[derive(Clone)]
@@ -64,6 +66,9 @@ impl Retention {
                     email_tokens: batches(conn, |c| email_tokens::purge_expired(c, now, BATCH))?,
                     mfa_challenges: batches(conn, |c| {
                         second_factor::purge_expired_challenges(c, now, BATCH)
+                    })?,
+                    passkey_ceremonies: batches(conn, |c| {
+                        passkeys::purge_expired_ceremonies(c, now, BATCH)
                     })?,
                 })
             })();

@@ -277,6 +277,28 @@ fn warn_about_settings(settings: &Settings) {
         );
     }
     warn_about_mail(settings);
+    warn_about_passkeys(settings);
+}
+
+/// Says, once at start-up, when passkeys are off or some pages cannot use
+/// them, and why.
+fn warn_about_passkeys(settings: &Settings) {
+    let webauthn = &settings.webauthn;
+    if webauthn.rp_id.is_none() {
+        tracing::warn!(
+            "passkeys are off: PUBLIC_APP_URL's host is no domain to bind them to and \
+             WEBAUTHN_RP_ID is not set"
+        );
+        return;
+    }
+    for origin in &webauthn.left_out {
+        tracing::warn!(
+            %origin,
+            "passkeys will not work from this origin: its host is not under the default \
+             WEBAUTHN_RP_ID (the host of PUBLIC_APP_URL); set WEBAUTHN_RP_ID and \
+             WEBAUTHN_ORIGINS"
+        );
+    }
 }
 
 /// Behind a transaction pooler `DB_STATEMENT_TIMEOUT` cannot be set per

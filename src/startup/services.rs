@@ -25,6 +25,7 @@ use crate::services::mail::{Links, Mailer, Outbox};
 use crate::services::factors::Factors;
 use crate::services::mfa::Mfa;
 use crate::services::notices::Notices;
+use crate::services::passkeys::Passkeys;
 use crate::services::passwords::PasswordHasher;
 use crate::services::recovery::Recovery;
 use crate::services::retention::Retention;
@@ -39,6 +40,7 @@ pub struct Services {
     pub pool: PgPool,
     pub accounts: Accounts,
     pub mfa: Mfa,
+    pub passkeys: Passkeys,
     pub login: Login,
     pub sessions: Sessions,
     pub retention: Retention,
@@ -158,12 +160,18 @@ impl Services {
             &settings.recovery,
         );
         let mfa = Mfa::new(core.clone(), settings.mfa.issuer.clone());
+        let passkeys = Passkeys::new(
+            core.clone(),
+            settings.webauthn.relying_party(),
+            settings.webauthn.challenge_ttl.delta(),
+        );
         Self {
             accounts: Accounts::new(core.clone(), recovery.clone()),
             login: Login::new(
                 core,
                 recovery.clone(),
                 mfa.clone(),
+                passkeys.clone(),
                 LoginPolicy {
                     require_verified_email: settings.recovery.require_verified_email,
                     mfa_required: settings.mfa.required,
@@ -171,6 +179,7 @@ impl Services {
                 },
             ),
             mfa,
+            passkeys,
             recovery,
             outbox,
             mailer,
@@ -194,6 +203,7 @@ impl Services {
             accounts: web::Data::new(self.accounts.clone()),
             login: web::Data::new(self.login.clone()),
             mfa: web::Data::new(self.mfa.clone()),
+            passkeys: web::Data::new(self.passkeys.clone()),
             recovery: web::Data::new(self.recovery.clone()),
             auth: web::Data::new(Auth {
                 sessions: self.sessions.clone(),

@@ -9,12 +9,13 @@ use serde::{Deserialize, Serialize};
 use validator::Validate;
 
 use crate::db::users::User;
-use crate::domain::{Client, MfaToken, NextPath, add_error};
+use crate::domain::{CeremonyId, Client, MfaToken, NextPath, add_error};
 use crate::http::auth::authenticate::Auth;
 use crate::http::auth::cookies::{CookiePolicy, PersistSessionCookie};
 use crate::http::error::ApiError;
 use crate::http::json::{ApiJson, check, text};
-use crate::services::login::{LoggedIn, Login, Wanted};
+use crate::services::login::{LoggedIn, Login, Proof, Wanted};
+use webauthn_rs::prelude::PublicKeyCredential;
 
 #[derive(Deserialize, Validate)]
 pub struct LoginRequest {
@@ -45,7 +46,7 @@ struct LoginResponse<'a> {
 }
 
 /// `next` from the body, else from the query string.
-fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String> {
+pub(super) fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String> {
     body.or_else(|| {
         url::form_urlencoded::parse(request.query_string().as_bytes())
             .find(|(key, _)| key == "next")
@@ -84,8 +85,16 @@ pub struct SecondStepRequest {
     mfa_token: String,
     /// A code from the authenticator app...
     code: Option<String>,
-    /// ...or one of the recovery codes.
+    /// ...or one of the recovery codes...
     recovery_code: Option<String>,
+    /// ...or a passkey, for a ceremony started with this `mfa_token`.
+    passkey: Option<PasskeyAnswer>,
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyAnswer {
+    challenge_id: String,
+    credential: Box<PublicKeyCredential>,
 }
 
 /// `POST /api/login/mfa`: the second step of a login, answered as the
@@ -100,22 +109,27 @@ pub async fn login_second_step(
 ) -> Result<HttpResponse, ApiError> {
     auth.require_anonymous(&request).await?;
     let mut errors = check(&body);
-    let code = match (body.code, body.recovery_code) {
-        (Some(code), None) | (None, Some(code)) if !code.is_empty() => Some(code),
-        (Some(_), Some(_)) => {
-            add_error(&mut errors, "code", "Send either code or recovery_code, not both.");
-            None
-        }
-        _ => {
+    let given = |text: Option<String>| text.filter(|text| !text.is_empty());
+    let proof = match (given(body.code), given(body.recovery_code), body.passkey) {
+        (Some(code), None, None) | (None, Some(code), None) => Some(Proof::Code(code)),
+        (None, None, Some(passkey)) => Some(Proof::Passkey {
+            challenge_id: CeremonyId::presented(passkey.challenge_id),
+            credential: passkey.credential,
+        }),
+        (None, None, None) => {
             add_error(&mut errors, "code", "This field is required.");
             None
         }
+        _ => {
+            add_error(&mut errors, "code", "Send one of code, recovery_code or passkey, not more.");
+            None
+        }
     };
-    let (Some(code), true) = (code, errors.is_empty()) else {
+    let (Some(proof), true) = (proof, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
     let logged_in = login
-        .second_step(MfaToken::presented(body.mfa_token), &code, &client)
+        .second_step(MfaToken::presented(body.mfa_token), proof, &client)
         .await?;
     logged_in_response(&request, &auth, &cookies, logged_in, None)
 }

@@ -33,7 +33,7 @@ struct CurrentSession<'a> {
     id: &'a SessionId,
     expires_at: DateTime<Utc>,
     remember: bool,
-    /// How it was made (`pwd`, `otp`, `recovery`).
+    /// How it was made (`pwd`, `otp`, `recovery`, `passkey`).
     amr: Vec<&'a str>,
 }
 
@@ -42,6 +42,8 @@ struct CurrentSession<'a> {
 struct SecondFactor {
     totp: bool,
     recovery_codes_left: i32,
+    /// How many passkeys the account has.
+    passkeys: i32,
 }
 
 pub async fn me(me: Authenticated) -> HttpResponse {
@@ -57,6 +59,7 @@ pub async fn me(me: Authenticated) -> HttpResponse {
         mfa: SecondFactor {
             totp: me.user.totp_enabled,
             recovery_codes_left: me.user.recovery_codes_left,
+            passkeys: me.user.passkey_count,
         },
     })
 }

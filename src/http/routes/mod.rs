@@ -8,6 +8,7 @@ mod logout;
 mod me;
 mod mfa;
 mod openapi;
+mod passkeys;
 mod password;
 mod recovery;
 mod register;
@@ -20,6 +21,10 @@ pub use logout::logout;
 pub use me::{delete_me, me, update_me};
 pub use mfa::{confirm_totp, disable_totp, regenerate_recovery_codes, start_totp};
 pub use openapi::openapi;
+pub use passkeys::{
+    finish_passkey_login, finish_passkey_registration, list_passkeys, remove_passkey,
+    rename_passkey, start_passkey_login, start_passkey_registration,
+};
 pub use password::change_password;
 pub use recovery::{forgot_password, resend_verification, reset_password, verify_email};
 pub use register::register;

@@ -225,6 +225,7 @@ mod tests {
                 email_verified_at: None,
                 totp_enabled: false,
                 recovery_codes_left: 0,
+                passkey_count: 0,
             },
         })
     }
