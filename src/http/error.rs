@@ -102,6 +102,9 @@ pub enum ApiError {
     NotFound,
     #[error("no such session")]
     NoSuchSession,
+    /// The account has no passkey with this id (or it is another's).
+    #[error("no such passkey")]
+    NoSuchPasskey,
     /// A dependency (Postgres, Redis, the blocking pool) is down or
     /// overloaded; the client may retry shortly.
     #[error("a dependency is unavailable: {0:#}")]
@@ -370,6 +373,13 @@ impl ApiError {
                 "There is no such route.".into(),
                 None,
             ),
+            Self::NoSuchPasskey => (
+                S::NOT_FOUND,
+                "not-found",
+                "Not found",
+                "You have no passkey with this id.".into(),
+                None,
+            ),
             Self::NoSuchSession => (
                 S::NOT_FOUND,
                 "not-found",
@@ -486,7 +496,7 @@ impl From<PasskeyError> for ApiError {
         match error {
             PasskeyError::Off => Self::PasskeysDisabled,
             PasskeyError::Failed(_) => Self::PasskeyFailed,
-            PasskeyError::NotFound => Self::NotFound,
+            PasskeyError::NotFound => Self::NoSuchPasskey,
             PasskeyError::NoPasskey => Self::field(
                 "mfa_token",
                 "This login's account has no passkey: answer it with a code.",

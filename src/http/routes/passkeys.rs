@@ -156,7 +156,7 @@ pub async fn rename_passkey(
     id: web::Path<String>,
     ApiJson(body): ApiJson<RenameRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = PasskeyId::parse(&id).ok_or(ApiError::NotFound)?;
+    let id = PasskeyId::parse(&id).ok_or(ApiError::NoSuchPasskey)?;
     let name = match body.name.as_deref() {
         None => Err(REQUIRED),
         Some(name) => parse_name(name),
@@ -174,7 +174,7 @@ pub async fn remove_passkey(
     client: Client,
     ApiJson(body): ApiJson<ConfirmedRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    let id = PasskeyId::parse(&id).ok_or(ApiError::NotFound)?;
+    let id = PasskeyId::parse(&id).ok_or(ApiError::NoSuchPasskey)?;
     let (password, code) = body.parts()?;
     passkeys
         .remove(&me.user, id, password, code, &client)

@@ -50,7 +50,9 @@ pub fn validator(pointer: &str) -> Arc<jsonschema::Validator> {
         .or_insert_with(|| {
             let resource =
                 jsonschema::Resource::from_contents(SPEC.clone()).expect("spec resource");
-            let schema = json!({"$ref": format!("{SPEC_URI}#{pointer}")});
+            // A URI fragment: a path template's braces are escaped.
+            let fragment = pointer.replace('{', "%7B").replace('}', "%7D");
+            let schema = json!({"$ref": format!("{SPEC_URI}#{fragment}")});
             Arc::new(
                 jsonschema::options()
                     .with_draft(jsonschema::Draft::Draft202012)
