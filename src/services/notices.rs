@@ -37,7 +37,8 @@ pub enum Notice {
 }
 
 impl Notice {
-    const ALL: [Self; 8] = [
+    /// Every notice, each a kind of mail ([`Notice::kind`]).
+    pub const ALL: [Self; 8] = [
         Self::PasswordChanged,
         Self::PasswordReset,
         Self::EmailChanged,
