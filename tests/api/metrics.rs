@@ -170,6 +170,34 @@ async fn every_metric_is_described_and_there_from_the_start() {
     assert_described(&text);
 }
 
+/// The README's metrics table names every login outcome and every kind of
+/// mail, from the same lists `/metrics` zeroes.
+#[test]
+fn the_readme_names_every_login_outcome_and_mail_kind() {
+    let readme = include_str!("../../README.md");
+    let row = |metric: &str| {
+        readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{metric}")))
+            .unwrap_or_else(|| panic!("no row for {metric} in the README's metrics table"))
+    };
+    let logins = row("authd_logins_total{outcome}");
+    for outcome in LOGIN_OUTCOMES {
+        assert!(
+            logins.contains(&format!("`{outcome}`")),
+            "{outcome}: {logins}"
+        );
+    }
+    let mails = row("authd_mails_total{kind,outcome}");
+    for kind in mail_kinds() {
+        assert!(
+            mails.contains(&format!("`{}`", kind.0)),
+            "{}: {mails}",
+            kind.0
+        );
+    }
+}
+
 /// Asserts that every metric family in a scrape has a `# TYPE` and a
 /// non-empty `# HELP`.
 fn assert_described(text: &str) {
