@@ -80,10 +80,22 @@ where
     };
 }
 
+/// The label values of the counters whose events happen in the services,
+/// which know them: each counter is zeroed for every one at start-up.
+#[derive(Clone, Copy, Debug)]
+pub struct LabelValues<'a> {
+    /// `authd_logins_total`'s outcomes (`services::login::LOGIN_OUTCOMES`).
+    pub login_outcomes: &'a [&'static str],
+    /// `authd_mails_total`'s kinds (`services::mail_kinds`).
+    pub mail_kinds: &'a [&'static str],
+}
+
 /// The Prometheus recorder behind the `metrics` macros every layer uses,
-/// installed once per process (by the first server that serves metrics).
-/// Until then the macros record nothing, at no cost.
-pub fn metrics() -> &'static PrometheusHandle {
+/// installed once per process (by the first server that serves metrics),
+/// every metric described and each counter at zero for `labels` and the
+/// label values named here; a later call returns the same recorder and
+/// zeroes nothing. Until then the macros record nothing, at no cost.
+pub fn metrics(labels: LabelValues<'_>) -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let seconds = [
@@ -97,7 +109,7 @@ pub fn metrics() -> &'static PrometheusHandle {
         let handle = recorder.handle();
         // Another recorder (a test's) may be in place; the handle still renders.
         let _ = metrics::set_global_recorder(recorder);
-        describe_and_zero();
+        describe_and_zero(labels);
         handle
     })
 }
@@ -105,7 +117,7 @@ pub fn metrics() -> &'static PrometheusHandle {
 /// Every metric authd records, with its help text, each counter and gauge
 /// present from the start at zero (for every label value it can take), so
 /// that a dashboard or an alert on a rate sees it before its first event.
-fn describe_and_zero() {
+fn describe_and_zero(labels: LabelValues<'_>) {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
     describe_counter!(
         "authd_http_requests_total",
@@ -121,7 +133,7 @@ fn describe_and_zero() {
             "authd_logins_total",
             "Login attempts, by outcome",
             "outcome",
-            &["success", "failure", "throttled", "inactive", "unverified"],
+            labels.login_outcomes,
         ),
         (
             "authd_registrations_total",
@@ -159,9 +171,9 @@ fn describe_and_zero() {
         "authd_mails_total",
         "Mails handled by this instance's worker, by kind and outcome"
     );
-    for kind in ["reset", "verify"] {
+    for kind in labels.mail_kinds {
         for outcome in ["sent", "retry", "skipped", "dropped"] {
-            metrics::counter!("authd_mails_total", "kind" => kind, "outcome" => outcome)
+            metrics::counter!("authd_mails_total", "kind" => *kind, "outcome" => outcome)
                 .absolute(0);
         }
     }

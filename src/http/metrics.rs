@@ -2,10 +2,14 @@
 //! (`METRICS_BIND`), so that it is never public by accident.
 
 use actix_web::{App, HttpResponse, web};
+use metrics_exporter_prometheus::PrometheusHandle;
 
 use crate::db::{self, PgPool, mail_outbox};
 
-pub async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
+pub async fn metrics(
+    pool: web::Data<PgPool>,
+    recorder: web::Data<PrometheusHandle>,
+) -> HttpResponse {
     // Levels are read when asked: they change without an event here (the
     // outbox is shared by every instance, and survives restarts).
     let state = pool.state();
@@ -18,12 +22,14 @@ pub async fn metrics(pool: web::Data<PgPool>) -> HttpResponse {
     }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
-        .body(crate::telemetry::metrics().render())
+        .body(recorder.render())
 }
 
-/// The metrics listener's app: `/metrics` only.
+/// The metrics listener's app: `/metrics` only, rendered from `recorder`
+/// (the one [`telemetry::metrics`](crate::telemetry::metrics) installed).
 pub fn app(
     pool: web::Data<PgPool>,
+    recorder: web::Data<PrometheusHandle>,
 ) -> App<
     impl actix_web::dev::ServiceFactory<
         actix_web::dev::ServiceRequest,
@@ -33,7 +39,7 @@ pub fn app(
         InitError = (),
     >,
 > {
-    App::new().app_data(pool).service(
+    App::new().app_data(pool).app_data(recorder).service(
         web::resource("/metrics")
             .route(web::get().to(metrics))
             .route(web::head().to(metrics)),

@@ -822,6 +822,26 @@ fn still_as_checked(
     })
 }
 
+/// Every outcome `authd_logins_total` counts, each shown at zero on
+/// `/metrics` from start-up: the one list, which `login_outcome` checks
+/// (in debug builds) and the metrics test and the README's table follow.
+pub const LOGIN_OUTCOMES: &[&str] = &[
+    "success",
+    "failure",
+    "throttled",
+    "inactive",
+    "unverified",
+    "mfa_required",
+    "mfa_enrollment_required",
+    "mfa_expired",
+    "mfa_failure",
+    "passkey_failed",
+];
+
 fn login_outcome(outcome: &'static str) {
+    debug_assert!(
+        LOGIN_OUTCOMES.contains(&outcome),
+        "login outcome {outcome:?} is not in LOGIN_OUTCOMES"
+    );
     metrics::counter!("authd_logins_total", "outcome" => outcome).increment(1);
 }

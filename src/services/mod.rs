@@ -24,7 +24,8 @@ use crate::clock::Clock;
 use crate::configuration::ThrottleSettings;
 use crate::db::PgPool;
 use crate::services::factors::Factors;
-use crate::services::notices::Notices;
+use crate::services::mail::MailKind;
+use crate::services::notices::{Notice, Notices};
 use crate::services::passwords::PasswordHasher;
 use crate::services::sessions::Sessions;
 use crate::services::throttle::Throttle;
@@ -46,4 +47,14 @@ pub struct Core {
     /// Mail to an account's owner about each change to how they log in.
     pub notices: Notices,
     pub clock: Clock,
+}
+
+/// Every kind of mail authd sends: recovery's two, then one per security
+/// notice. The mail worker is given a composer for each (start-up checks
+/// it, in debug builds), and `/metrics` counts each from zero.
+pub fn mail_kinds() -> Vec<MailKind> {
+    recovery::MAIL_KINDS
+        .into_iter()
+        .chain(Notice::ALL.map(Notice::kind))
+        .collect()
 }

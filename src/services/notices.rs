@@ -39,7 +39,8 @@ pub enum Notice {
 }
 
 impl Notice {
-    const ALL: [Self; 10] = [
+    /// Every notice, each a kind of mail ([`Notice::kind`]).
+    pub const ALL: [Self; 10] = [
         Self::PasswordChanged,
         Self::PasswordReset,
         Self::EmailChanged,

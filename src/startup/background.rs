@@ -78,17 +78,26 @@ impl Background {
         // Mail is for account recovery and security notices; with both
         // off, nothing is queued.
         if settings.recovery.enabled || settings.mail.security_notifications {
+            let composers: Vec<_> = services
+                .recovery
+                .composers()
+                .into_iter()
+                .chain(Notices::composers(&Links::new(&settings.mail)))
+                .collect();
+            // `/metrics` counts the kinds of services::mail_kinds from zero:
+            // it must be every kind the worker sends, and no other.
+            debug_assert_eq!(
+                sorted(composers.iter().map(|(kind, _)| kind.0)),
+                sorted(crate::services::mail_kinds().iter().map(|kind| kind.0)),
+                "the mail worker's composers are not services::mail_kinds()"
+            );
             // A pool of its own: mail never waits for, nor starves, the
             // requests' pool.
             let worker = Worker::new(
                 pool(settings, 2, 0),
                 services.mailer.clone(),
                 &services.outbox,
-                services
-                    .recovery
-                    .composers()
-                    .into_iter()
-                    .chain(Notices::composers(&Links::new(&settings.mail))),
+                composers,
                 services.clock.clone(),
             );
             match delivery {
@@ -163,4 +172,11 @@ where
             job().await;
         }
     })
+}
+
+/// Mail kinds' names in order, to compare two lists as sets.
+fn sorted<'a>(kinds: impl Iterator<Item = &'a str>) -> Vec<&'a str> {
+    let mut kinds: Vec<_> = kinds.collect();
+    kinds.sort_unstable();
+    kinds
 }

@@ -374,10 +374,20 @@ fn serve(
         .run();
     let metrics = match metrics_socket {
         Some(socket) => {
-            crate::telemetry::metrics();
+            let mail_kinds: Vec<&'static str> = crate::services::mail_kinds()
+                .into_iter()
+                .map(|kind| kind.0)
+                .collect();
+            let recorder = crate::telemetry::metrics(crate::telemetry::LabelValues {
+                login_outcomes: crate::services::login::LOGIN_OUTCOMES,
+                mail_kinds: &mail_kinds,
+            });
             let port = socket.local_addr()?.port();
             let pool = web::Data::new(authd.services.pool.clone());
-            let server = HttpServer::new(move || crate::http::metrics::app(pool.clone()))
+            let recorder = web::Data::new(recorder.clone());
+            let server = HttpServer::new(move || {
+                crate::http::metrics::app(pool.clone(), recorder.clone())
+            })
                 .workers(1)
                 .shutdown_timeout(shutdown_timeout)
                 .disable_signals()

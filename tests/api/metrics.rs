@@ -5,6 +5,8 @@ use serde_json::json;
 
 use crate::helpers::{PASSWORD, TestApp};
 use authd::configuration::Bucket;
+use authd::services::login::LOGIN_OUTCOMES;
+use authd::services::mail_kinds;
 
 /// `GET /metrics` answers on its own listener, in Prometheus' text format,
 /// with what an operator watches; the API's port does not serve it.
@@ -113,12 +115,11 @@ async fn every_metric_is_described_and_there_from_the_start() {
         "authd_sessions_created_total 0".to_owned(),
         "authd_sessions_revoked_total 0".to_owned(),
     ];
+    // The services' own lists: an outcome or a kind of mail added there is
+    // checked here without a copy to forget.
+    let mail_kinds: Vec<&str> = mail_kinds().iter().map(|kind| kind.0).collect();
     for (name, label, values) in [
-        (
-            "authd_logins_total",
-            "outcome",
-            &["success", "failure", "throttled", "inactive", "unverified"][..],
-        ),
+        ("authd_logins_total", "outcome", LOGIN_OUTCOMES),
         (
             "authd_registrations_total",
             "outcome",
@@ -130,7 +131,7 @@ async fn every_metric_is_described_and_there_from_the_start() {
             zeros.push(format!(r#"{name}{{{label}="{value}"}} 0"#));
         }
     }
-    for kind in ["reset", "verify"] {
+    for kind in &mail_kinds {
         for outcome in ["sent", "retry", "skipped", "dropped"] {
             zeros.push(format!(
                 r#"authd_mails_total{{kind="{kind}",outcome="{outcome}"}} 0"#
@@ -167,6 +168,34 @@ async fn every_metric_is_described_and_there_from_the_start() {
         "{text}"
     );
     assert_described(&text);
+}
+
+/// The README's metrics table names every login outcome and every kind of
+/// mail, from the same lists `/metrics` zeroes.
+#[test]
+fn the_readme_names_every_login_outcome_and_mail_kind() {
+    let readme = include_str!("../../README.md");
+    let row = |metric: &str| {
+        readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| `{metric}")))
+            .unwrap_or_else(|| panic!("no row for {metric} in the README's metrics table"))
+    };
+    let logins = row("authd_logins_total{outcome}");
+    for outcome in LOGIN_OUTCOMES {
+        assert!(
+            logins.contains(&format!("`{outcome}`")),
+            "{outcome}: {logins}"
+        );
+    }
+    let mails = row("authd_mails_total{kind,outcome}");
+    for kind in mail_kinds() {
+        assert!(
+            mails.contains(&format!("`{}`", kind.0)),
+            "{}: {mails}",
+            kind.0
+        );
+    }
 }
 
 /// Asserts that every metric family in a scrape has a `# TYPE` and a

@@ -7,7 +7,7 @@ use secrecy::SecretString;
 
 use crate::helpers::{PASSWORD, TestApp};
 use authd::db::DbError;
-use authd::domain::{FieldErrors, Owner, Password};
+use authd::domain::{FieldErrors, MfaToken, Owner, Password};
 use authd::services::accounts::{AccountError, ProfileChange};
 use authd::services::login::LoginError;
 use authd::{ApiError, LiveSession, Session, User};
@@ -100,6 +100,30 @@ async fn users_sessions_and_their_credentials_never_print() {
         !format!("{change:?}").contains("9qzd"),
         "ProfileChange shows the recovery code"
     );
+}
+
+/// The token a login owing a second step answers with stands for the
+/// password that was right: neither it nor the errors that carry it print
+/// it.
+#[test]
+fn an_mfa_token_never_prints() {
+    let token = MfaToken::generate();
+    let secrets = [("mfa token", token.expose())];
+    assert_hides(
+        "MfaToken",
+        &format!("{token:?} {token} {token:#?}"),
+        &secrets,
+    );
+    for error in [
+        LoginError::MfaRequired(token.clone()),
+        LoginError::MfaEnrollmentRequired(token.clone()),
+    ] {
+        assert_hides(
+            "LoginError",
+            &format!("{error:?} {error} {error:#?}"),
+            &secrets,
+        );
+    }
 }
 
 /// A database error about a session row holds its credential (Postgres

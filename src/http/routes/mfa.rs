@@ -6,7 +6,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use validator::Validate;
 
-use crate::domain::{Client, MfaToken, REQUIRED};
+use crate::domain::{Client, MfaToken};
 use crate::http::auth::authenticate::{Auth, Authenticated};
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::auth::middleware::logged_in;
@@ -16,13 +16,27 @@ use crate::http::routes::login::logged_in_response;
 use crate::services::login::Login;
 use crate::services::mfa::Mfa;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct StartRequest {
     /// From a logged-in owner: the current password.
-    current_password: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    current_password: String,
     /// Or, under `MFA_REQUIRED`, instead of a session: the `mfa_token` of a
-    /// login that must set up a factor first.
+    /// login that must set up a factor first. The token stands in for the
+    /// password: only a request without one is checked for it.
     mfa_token: Option<String>,
+}
+
+impl StartRequest {
+    /// The logged-in owner's password, once the body passes its checks.
+    fn current_password(self) -> Result<secrecy::SecretString, ApiError> {
+        let errors = check(&self);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(self.current_password.into())
+    }
 }
 
 #[derive(Serialize)]
@@ -54,8 +68,8 @@ pub async fn start_totp(
         }
         None => {
             let me = logged_in(&auth, &request).await?;
-            let password = required(body.current_password, "current_password")?;
-            mfa.start_totp(&me.user, password.into(), &client).await?
+            let password = body.current_password()?;
+            mfa.start_totp(&me.user, password, &client).await?
         }
     };
     Ok(HttpResponse::Ok().json(EnrolmentView {
@@ -64,11 +78,25 @@ pub async fn start_totp(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, Validate)]
 pub struct ConfirmRequest {
-    code: Option<String>,
+    #[serde(default, deserialize_with = "text")]
+    #[validate(length(min = 1, message = "This field is required."))]
+    code: String,
     /// As for [`StartRequest`]: instead of a session.
     mfa_token: Option<String>,
+}
+
+impl ConfirmRequest {
+    /// The code, once the body passes its checks: with a token or a
+    /// session alike.
+    fn code(&self) -> Result<&str, ApiError> {
+        let errors = check(self);
+        if !errors.is_empty() {
+            return Err(ApiError::Validation(errors));
+        }
+        Ok(&self.code)
+    }
 }
 
 #[derive(Serialize)]
@@ -88,25 +116,17 @@ pub async fn confirm_totp(
     client: Client,
     ApiJson(body): ApiJson<ConfirmRequest>,
 ) -> Result<HttpResponse, ApiError> {
-    if let Some(token) = body.mfa_token {
+    if let Some(token) = &body.mfa_token {
         auth.require_anonymous(&request).await?;
-        let code = required(body.code, "code")?;
-        let (logged_in, codes) = login
-            .confirm_enrolment(MfaToken::presented(token), &code, &client)
-            .await?;
+        let code = body.code()?;
+        let token = MfaToken::presented(token.clone());
+        let (logged_in, codes) = login.confirm_enrolment(token, code, &client).await?;
         return logged_in_response(&request, &auth, &cookies, logged_in, Some(codes));
     }
     let me = logged_in(&auth, &request).await?;
-    let code = required(body.code, "code")?;
-    let recovery_codes = mfa.confirm_totp(me.user.id, &code, &client).await?;
+    let code = body.code()?;
+    let recovery_codes = mfa.confirm_totp(me.user.id, code, &client).await?;
     Ok(HttpResponse::Ok().json(RecoveryCodesView { recovery_codes }))
-}
-
-/// A text field that must be there and not be empty.
-fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
-    value
-        .filter(|value| !value.is_empty())
-        .ok_or_else(|| ApiError::field(field, REQUIRED))
 }
 
 #[derive(Deserialize, Validate)]

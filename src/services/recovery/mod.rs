@@ -28,6 +28,8 @@ use crate::services::throttle::{Blocked, Counter, ThrottleError, client_key};
 /// carries.
 pub const RESET_MAIL: MailKind = MailKind(Purpose::Reset.as_str());
 pub const VERIFY_MAIL: MailKind = MailKind(Purpose::Verify.as_str());
+/// Both, as [`Recovery::composers`] makes them.
+pub const MAIL_KINDS: [MailKind; 2] = [RESET_MAIL, VERIFY_MAIL];
 
 #[derive(Debug, thiserror::Error)]
 pub enum RecoveryError {

@@ -116,6 +116,27 @@ async fn enrolment_serves_a_uri_and_a_code_from_it_turns_the_factor_on() {
     first_step(&app.anonymous(), "susan").await;
 }
 
+/// A password or a code left out, `null` or empty is one mistake, told in
+/// the words every route uses for it.
+#[tokio::test]
+async fn a_missing_password_or_code_is_told_as_on_every_route() {
+    let app = TestApp::spawn().await;
+    let (susan, _) = app.logged_in_app("susan").await;
+    for (path, field) in [
+        ("/api/mfa/totp", "current_password"),
+        ("/api/mfa/totp/confirm", "code"),
+    ] {
+        for body in [json!({}), json!({field: null}), json!({field: ""})] {
+            let problem = susan.post(path, &body).await.problem(422);
+            assert_eq!(
+                problem["errors"],
+                json!({field: ["This field is required."]}),
+                "{path} {body}"
+            );
+        }
+    }
+}
+
 #[tokio::test]
 async fn confirming_with_a_wrong_code_turns_nothing_on() {
     let app = TestApp::spawn().await;

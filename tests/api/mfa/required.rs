@@ -43,6 +43,29 @@ async fn confirm_with(client: &Actor, token: &str, code: &str) -> TestResponse {
     client.post("/api/mfa/totp/confirm", &body).await
 }
 
+/// With a token instead of a session: no password is asked, and a code
+/// left out is told as anywhere else.
+#[tokio::test]
+async fn a_token_stands_in_for_the_password_but_not_for_the_code() {
+    let app = required().await;
+    app.user("susan").await;
+    let user = app.browser();
+    let token = enrolment_token(&user, "susan").await;
+    start_with(&user, &token).await.assert_status(200);
+    for code in [None, Some(json!(null)), Some(json!(""))] {
+        let mut body = json!({"mfa_token": token});
+        if let Some(code) = code {
+            body["code"] = code;
+        }
+        let problem = user.post("/api/mfa/totp/confirm", &body).await.problem(422);
+        assert_eq!(
+            problem["errors"],
+            json!({"code": ["This field is required."]}),
+            "{body}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_login_without_a_factor_sets_one_up_and_the_confirmation_logs_in() {
     let app = required().await;
