@@ -9,7 +9,7 @@ use crate::helpers::{PASSWORD, TestApp};
 use authd::db::DbError;
 use authd::domain::{FieldErrors, MfaToken, Owner, Password};
 use authd::services::accounts::{AccountError, ProfileChange};
-use authd::services::login::LoginError;
+use authd::services::login::{Factors, LoginError};
 use authd::{ApiError, LiveSession, Session, User};
 
 /// The longest run of a secret's characters that may print.
@@ -115,7 +115,13 @@ fn an_mfa_token_never_prints() {
         &secrets,
     );
     for error in [
-        LoginError::MfaRequired(token.clone()),
+        LoginError::MfaRequired(
+            token.clone(),
+            Factors {
+                totp: true,
+                passkey: true,
+            },
+        ),
         LoginError::MfaEnrollmentRequired(token.clone()),
     ] {
         assert_hides(
