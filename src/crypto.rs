@@ -3,9 +3,9 @@
 //! knows about HTTP, the database or accounts.
 
 use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
 use rand::RngCore;
@@ -95,12 +95,19 @@ mod tests {
     #[test]
     fn sealed_values_open_only_with_their_key_and_unchanged() {
         let sealed = seal(&[1; 32], b"totp secret");
-        assert_eq!(open(&[1; 32], &sealed).as_deref(), Some(&b"totp secret"[..]));
+        assert_eq!(
+            open(&[1; 32], &sealed).as_deref(),
+            Some(&b"totp secret"[..])
+        );
         assert_eq!(open(&[2; 32], &sealed), None);
         let mut changed = sealed.clone();
         *changed.last_mut().unwrap() ^= 1;
         assert_eq!(open(&[1; 32], &changed), None);
-        assert_ne!(seal(&[1; 32], b"totp secret"), sealed, "a fresh nonce each time");
+        assert_ne!(
+            seal(&[1; 32], b"totp secret"),
+            sealed,
+            "a fresh nonce each time"
+        );
     }
 
     #[test]

@@ -64,7 +64,10 @@ pub struct NewPasskey<'a> {
 /// Stores a new passkey; false when its credential is registered already
 /// (to this account or any other).
 pub fn insert(conn: &mut PgConnection, passkey: &NewPasskey<'_>) -> QueryResult<bool> {
-    match diesel::insert_into(passkeys::table).values(passkey).execute(conn) {
+    match diesel::insert_into(passkeys::table)
+        .values(passkey)
+        .execute(conn)
+    {
         Ok(_) => Ok(true),
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => Ok(false),
         Err(error) => Err(error),
@@ -99,18 +102,26 @@ pub fn rename(
     id: &PasskeyId,
     name: &str,
 ) -> QueryResult<Option<StoredPasskey>> {
-    diesel::update(passkeys::table.find(id).filter(passkeys::user_id.eq(user_id)))
-        .set(passkeys::name.eq(name))
-        .returning(StoredPasskey::as_returning())
-        .get_result(conn)
-        .optional()
+    diesel::update(
+        passkeys::table
+            .find(id)
+            .filter(passkeys::user_id.eq(user_id)),
+    )
+    .set(passkeys::name.eq(name))
+    .returning(StoredPasskey::as_returning())
+    .get_result(conn)
+    .optional()
 }
 
 /// Removes the account's passkey; false when it has no such passkey.
 pub fn delete(conn: &mut PgConnection, user_id: UserId, id: &PasskeyId) -> QueryResult<bool> {
-    diesel::delete(passkeys::table.find(id).filter(passkeys::user_id.eq(user_id)))
-        .execute(conn)
-        .map(|rows| rows == 1)
+    diesel::delete(
+        passkeys::table
+            .find(id)
+            .filter(passkeys::user_id.eq(user_id)),
+    )
+    .execute(conn)
+    .map(|rows| rows == 1)
 }
 
 /// Removes every passkey of the account; how many there were.

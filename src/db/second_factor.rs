@@ -220,10 +220,15 @@ pub fn claim_challenge(
     ip: Option<IpNet>,
     now: DateTime<Utc>,
 ) -> QueryResult<Option<Challenge>> {
-    diesel::delete(live_challenge(token_hash.as_slice(), purpose.as_str(), ip, now))
-        .returning(Challenge::as_returning())
-        .get_result(conn)
-        .optional()
+    diesel::delete(live_challenge(
+        token_hash.as_slice(),
+        purpose.as_str(),
+        ip,
+        now,
+    ))
+    .returning(Challenge::as_returning())
+    .get_result(conn)
+    .optional()
 }
 
 /// The challenge with this digest, if unexpired and made for `purpose` by

@@ -149,16 +149,19 @@ fn app(
         )
         .service(web::resource("/api/mfa/totp/confirm").route(web::post().to(routes::confirm_totp)))
         .service(
-            web::resource("/api/mfa/recovery-codes")
-                .route(login_required(web::post().to(routes::regenerate_recovery_codes))),
+            web::resource("/api/mfa/recovery-codes").route(login_required(
+                web::post().to(routes::regenerate_recovery_codes),
+            )),
         )
         .service(
-            web::resource("/api/passkeys/register/start")
-                .route(login_required(web::post().to(routes::start_passkey_registration))),
+            web::resource("/api/passkeys/register/start").route(login_required(
+                web::post().to(routes::start_passkey_registration),
+            )),
         )
         .service(
-            web::resource("/api/passkeys/register/finish")
-                .route(login_required(web::post().to(routes::finish_passkey_registration))),
+            web::resource("/api/passkeys/register/finish").route(login_required(
+                web::post().to(routes::finish_passkey_registration),
+            )),
         )
         .service(
             web::resource("/api/passkeys/login/start")
@@ -168,18 +171,28 @@ fn app(
             web::resource("/api/passkeys/login/finish")
                 .route(web::post().to(routes::finish_passkey_login)),
         )
-        .service(readable("/api/passkeys", routes::list_passkeys, login_required))
+        .service(readable(
+            "/api/passkeys",
+            routes::list_passkeys,
+            login_required,
+        ))
         .service(
             web::resource("/api/passkeys/{id}")
                 .route(login_required(web::patch().to(routes::rename_passkey)))
                 .route(login_required(web::delete().to(routes::remove_passkey))),
         )
-        .service(readable("/api/sessions", routes::list_sessions, login_required))
+        .service(readable(
+            "/api/sessions",
+            routes::list_sessions,
+            login_required,
+        ))
         .service(
             web::resource("/api/sessions/{id}")
                 .route(login_required(web::delete().to(routes::end_session))),
         )
-        .service(web::resource("/api/password/forgot").route(web::post().to(routes::forgot_password)))
+        .service(
+            web::resource("/api/password/forgot").route(web::post().to(routes::forgot_password)),
+        )
         .service(web::resource("/api/password/reset").route(web::post().to(routes::reset_password)))
         .service(web::resource("/api/email/verify").route(web::post().to(routes::verify_email)))
         .service(

@@ -81,8 +81,13 @@ impl Core {
                 retry_after: IN_FLIGHT_RETRY,
             }));
         };
-        self.throttled(subject, client, forgive, self.hasher.verify(candidate, hash))
-            .await
+        self.throttled(
+            subject,
+            client,
+            forgive,
+            self.hasher.verify(candidate, hash),
+        )
+        .await
     }
 
     /// A second-factor code (TOTP or recovery code) under the same throttle
@@ -100,11 +105,16 @@ impl Core {
             method = self.factors.redeem(user_id, typed).await?;
             Ok::<_, DbError>(method.is_some())
         };
-        Ok(match self.throttled::<E, DbError>(&subject, client, true, redeem).await? {
-            Verdict::Matched => method.map_or(CodeVerdict::Wrong, CodeVerdict::Right),
-            Verdict::Mismatched => CodeVerdict::Wrong,
-            Verdict::Blocked(blocked) => CodeVerdict::Blocked(blocked),
-        })
+        Ok(
+            match self
+                .throttled::<E, DbError>(&subject, client, true, redeem)
+                .await?
+            {
+                Verdict::Matched => method.map_or(CodeVerdict::Wrong, CodeVerdict::Right),
+                Verdict::Mismatched => CodeVerdict::Wrong,
+                Verdict::Blocked(blocked) => CodeVerdict::Blocked(blocked),
+            },
+        )
     }
 
     /// `check` under the login throttle's counters for `subject`.
@@ -164,7 +174,10 @@ impl Core {
         {
             Verdict::Matched => match code {
                 None => return Ok(()),
-                Some(code) => match self.check_code::<ConfirmError>(user.id, client, &code).await? {
+                Some(code) => match self
+                    .check_code::<ConfirmError>(user.id, client, &code)
+                    .await?
+                {
                     CodeVerdict::Right(_) => return Ok(()),
                     CodeVerdict::Wrong => (Event::MfaFailure, ConfirmError::WrongCode),
                     CodeVerdict::Blocked(blocked) => {

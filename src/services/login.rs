@@ -15,10 +15,10 @@ use crate::services::audit::{self, Event, Record};
 use crate::services::credentials::{CodeVerdict, Verdict, account_subject};
 use crate::services::mfa::{Mfa, MfaError};
 use crate::services::passkeys::{Failure, PasskeyError, Passkeys, Started};
-use webauthn_rs::prelude::PublicKeyCredential;
 use crate::services::passwords::HashError;
 use crate::services::recovery::{Recovery, RecoveryError};
 use crate::services::throttle::{Blocked, ThrottleError};
+use webauthn_rs::prelude::PublicKeyCredential;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -402,8 +402,14 @@ impl Login {
                 Ok(Attempted::Refused(error))
             }
             Err(Changed::Inactive) => {
-                self.refuse(Event::LoginFailure, Some(user_id), &user.username, client, "inactive")
-                    .await;
+                self.refuse(
+                    Event::LoginFailure,
+                    Some(user_id),
+                    &user.username,
+                    client,
+                    "inactive",
+                )
+                .await;
                 Ok(Attempted::Refused(LoginError::Inactive { user_id }))
             }
         }
@@ -429,7 +435,10 @@ impl Login {
         // checked; it is answered as itself.
         let (verdict, refused_passkey) = match proof {
             Proof::Code(code) => {
-                let verdict = self.core.check_code::<LoginError>(user.id, client, &code).await;
+                let verdict = self
+                    .core
+                    .check_code::<LoginError>(user.id, client, &code)
+                    .await;
                 (verdict, None)
             }
             Proof::Passkey {
@@ -470,13 +479,25 @@ impl Login {
         let method = match verdict? {
             CodeVerdict::Right(method) => method,
             CodeVerdict::Wrong => {
-                self.refuse(Event::MfaFailure, Some(user.id), &user.username, client, "mfa_failure")
-                    .await;
+                self.refuse(
+                    Event::MfaFailure,
+                    Some(user.id),
+                    &user.username,
+                    client,
+                    "mfa_failure",
+                )
+                .await;
                 return Err(LoginError::InvalidCode);
             }
             CodeVerdict::Blocked(blocked) => {
-                self.refuse(Event::LoginThrottled, Some(user.id), &user.username, client, "throttled")
-                    .await;
+                self.refuse(
+                    Event::LoginThrottled,
+                    Some(user.id),
+                    &user.username,
+                    client,
+                    "throttled",
+                )
+                .await;
                 return Err(LoginError::Throttled(blocked));
             }
         };
@@ -493,16 +514,21 @@ impl Login {
     /// The account an enrolment's `mfa_token` stands for (`MFA_REQUIRED`),
     /// made by this client: to set up a factor for, which [`Login::confirm_enrolment`]
     /// then confirms. The token stays valid.
-    pub async fn enrolment_account(&self, token: &MfaToken, client: &Client) -> Result<User, LoginError> {
+    pub async fn enrolment_account(
+        &self,
+        token: &MfaToken,
+        client: &Client,
+    ) -> Result<User, LoginError> {
         let digest = token.digest();
         let (ip, now) = (client.ip.map(Into::into), self.core.clock.now());
         let purpose = ChallengePurpose::Enroll;
-        let user = db::run(&self.core.pool, move |conn| {
-            match second_factor::find_challenge(conn, &digest, purpose, ip, now)? {
+        let user = db::run(
+            &self.core.pool,
+            move |conn| match second_factor::find_challenge(conn, &digest, purpose, ip, now)? {
                 Some(challenge) => users::find(conn, challenge.user_id),
                 None => Ok(None),
-            }
-        })
+            },
+        )
         .await?;
         user.ok_or(LoginError::MfaExpired)
     }
@@ -535,7 +561,10 @@ impl Login {
             }
             Ok(confirmation.run(conn)?.map_err(Unmade::Code))
         };
-        match self.finish(&challenge, user, AuthMethod::Otp, client, admit).await {
+        match self
+            .finish(&challenge, user, AuthMethod::Otp, client, admit)
+            .await
+        {
             Ok(logged_in) => {
                 enabled.log();
                 Ok((logged_in, codes))
@@ -588,7 +617,13 @@ impl Login {
                 if still_as_checked(conn, kept.user_id, &checked, owes_factor)?.is_err() {
                     return Ok(());
                 }
-                second_factor::restore_challenge(conn, &digest, &kept, failures, CODES_PER_CHALLENGE)
+                second_factor::restore_challenge(
+                    conn,
+                    &digest,
+                    &kept,
+                    failures,
+                    CODES_PER_CHALLENGE,
+                )
             })
         })
         .await
@@ -623,8 +658,14 @@ impl Login {
         let session = match started {
             Ok(session) => session,
             Err(Unmade::Changed(Changed::Inactive)) => {
-                self.refuse(Event::LoginFailure, Some(id), &user.username, client, "inactive")
-                    .await;
+                self.refuse(
+                    Event::LoginFailure,
+                    Some(id),
+                    &user.username,
+                    client,
+                    "inactive",
+                )
+                .await;
                 return Err(LoginError::Inactive { user_id: id });
             }
             Err(Unmade::Changed(Changed::Gone | Changed::Credential)) => {
@@ -685,7 +726,11 @@ impl Login {
         wanted: Wanted,
         client: &Client,
     ) -> Result<LoggedIn, LoginError> {
-        let checked = match self.passkeys.check_login(&challenge_id, credential, client).await {
+        let checked = match self
+            .passkeys
+            .check_login(&challenge_id, credential, client)
+            .await
+        {
             Ok(checked) => checked,
             Err(error) => {
                 login_outcome(match error {
@@ -702,13 +747,25 @@ impl Login {
         };
         if !user.is_active {
             let error = LoginError::Inactive { user_id: id };
-            self.refuse(Event::LoginFailure, Some(id), &user.username, client, "inactive")
-                .await;
+            self.refuse(
+                Event::LoginFailure,
+                Some(id),
+                &user.username,
+                client,
+                "inactive",
+            )
+            .await;
             return Err(error);
         }
         if self.policy.require_verified_email && user.email_verified_at.is_none() {
-            self.refuse(Event::LoginFailure, Some(id), &user.username, client, "unverified")
-                .await;
+            self.refuse(
+                Event::LoginFailure,
+                Some(id),
+                &user.username,
+                client,
+                "unverified",
+            )
+            .await;
             let mailed = self.recovery.remail_on_refused_login(&user, client).await?;
             return Err(LoginError::Unverified { mailed });
         }
@@ -724,7 +781,14 @@ impl Login {
         let started = self
             .core
             .sessions
-            .start(id, wanted.remember, client.clone(), &[AuthMethod::Passkey], success, admit)
+            .start(
+                id,
+                wanted.remember,
+                client.clone(),
+                &[AuthMethod::Passkey],
+                success,
+                admit,
+            )
             .await?;
         match started {
             Ok(session) => {
@@ -737,8 +801,14 @@ impl Login {
                 })
             }
             Err(Changed::Inactive) => {
-                self.refuse(Event::LoginFailure, Some(id), &user.username, client, "inactive")
-                    .await;
+                self.refuse(
+                    Event::LoginFailure,
+                    Some(id),
+                    &user.username,
+                    client,
+                    "inactive",
+                )
+                .await;
                 Err(LoginError::Inactive { user_id: id })
             }
             Err(Changed::Gone | Changed::Credential) => {

@@ -6,15 +6,15 @@ use chrono::{DateTime, Utc};
 use diesel::{Connection, PgConnection, QueryResult};
 
 use crate::db::second_factor as stored;
-use crate::db::{passkeys, sessions};
 use crate::db::users::User;
 use crate::db::{self, DbError};
+use crate::db::{passkeys, sessions};
 use crate::domain::{Client, UserId};
 use crate::services::Core;
 use crate::services::audit::{Event, Record};
 use crate::services::credentials::ConfirmError;
-use crate::services::factors::{Factors, recovery_codes};
 use crate::services::factors::totp::{self, TotpSecret};
+use crate::services::factors::{Factors, recovery_codes};
 use crate::services::notices::{Notice, Notices};
 
 /// Turning a pending factor on with a code from it: with its recovery
@@ -177,7 +177,9 @@ impl Mfa {
         if !user.totp_enabled {
             return Err(MfaError::NotOn);
         }
-        self.core.confirm(user, password, Some(code), client).await?;
+        self.core
+            .confirm(user, password, Some(code), client)
+            .await?;
         let id = user.id;
         let event = Record::new(Event::MfaDisabled, Some(id), None, client);
         let notices = self.core.notices.clone();
@@ -209,7 +211,9 @@ impl Mfa {
         if !user.totp_enabled {
             return Err(MfaError::NotOn);
         }
-        self.core.confirm(user, password, Some(code), client).await?;
+        self.core
+            .confirm(user, password, Some(code), client)
+            .await?;
         let (codes, digests) = recovery_codes::new_set();
         let id = user.id;
         let event = Record::new(Event::RecoveryCodesRegenerated, Some(id), None, client);

@@ -87,25 +87,43 @@ impl Notice {
     fn what(self) -> &'static str {
         match self {
             Self::PasswordChanged => "The password of your account was changed",
-            Self::PasswordReset => "The password of your account was reset with a link \
-                                    mailed to its address, and every device was logged out",
-            Self::EmailChanged => "The address of your account was changed from this one \
-                                   to another; mail about the account now goes there",
-            Self::MfaEnabled => "An authenticator app was set up as a second factor for \
-                                 your account, with a new set of recovery codes",
-            Self::MfaDisabled => "The second factor of your account (the authenticator app \
-                                  and its recovery codes) was turned off",
-            Self::RecoveryCodesRegenerated => "A new set of recovery codes was made for your \
-                                               account; the old ones no longer work",
-            Self::RecoveryCodeUsed => "One of your account's recovery codes was used, and \
-                                       cannot be used again (make a new set before they run out)",
-            Self::MfaReset => "An administrator removed the second factor of your account \
+            Self::PasswordReset => {
+                "The password of your account was reset with a link \
+                                    mailed to its address, and every device was logged out"
+            }
+            Self::EmailChanged => {
+                "The address of your account was changed from this one \
+                                   to another; mail about the account now goes there"
+            }
+            Self::MfaEnabled => {
+                "An authenticator app was set up as a second factor for \
+                                 your account, with a new set of recovery codes"
+            }
+            Self::MfaDisabled => {
+                "The second factor of your account (the authenticator app \
+                                  and its recovery codes) was turned off"
+            }
+            Self::RecoveryCodesRegenerated => {
+                "A new set of recovery codes was made for your \
+                                               account; the old ones no longer work"
+            }
+            Self::RecoveryCodeUsed => {
+                "One of your account's recovery codes was used, and \
+                                       cannot be used again (make a new set before they run out)"
+            }
+            Self::MfaReset => {
+                "An administrator removed the second factor of your account \
                                (authenticator app, recovery codes and passkeys), and every \
-                               device was logged out",
-            Self::PasskeyAdded => "A passkey was added to your account: it logs in without \
-                                   the password, and stands for the second factor",
-            Self::PasskeyRemoved => "A passkey was removed from your account, and no longer \
-                                     logs in",
+                               device was logged out"
+            }
+            Self::PasskeyAdded => {
+                "A passkey was added to your account: it logs in without \
+                                   the password, and stands for the second factor"
+            }
+            Self::PasskeyRemoved => {
+                "A passkey was removed from your account, and no longer \
+                                     logs in"
+            }
         }
     }
 }
@@ -125,7 +143,12 @@ impl Notices {
 
     /// Queues `notice` to the account's address, in the caller's
     /// transaction (nothing when notices are off).
-    pub fn queue(&self, conn: &mut PgConnection, notice: Notice, user_id: UserId) -> QueryResult<()> {
+    pub fn queue(
+        &self,
+        conn: &mut PgConnection,
+        notice: Notice,
+        user_id: UserId,
+    ) -> QueryResult<()> {
         if !self.enabled {
             return Ok(());
         }
@@ -146,7 +169,14 @@ impl Notices {
             return Ok(());
         }
         let expires_at = self.clock.now() + NOTICE_TTL;
-        mail_outbox::enqueue(conn, notice.kind().0, Some(user_id), address, None, expires_at)
+        mail_outbox::enqueue(
+            conn,
+            notice.kind().0,
+            Some(user_id),
+            address,
+            None,
+            expires_at,
+        )
     }
 
     /// What the mail worker needs to make notices: every kind, even with

@@ -13,13 +13,15 @@ use chrono::{DateTime, TimeDelta, Utc};
 use diesel::{Connection, PgConnection};
 use serde::Serialize;
 use webauthn_rs::Webauthn;
-use webauthn_rs_proto::ResidentKeyRequirement;
 use webauthn_rs::prelude::{
     DiscoverableAuthentication, Passkey, PasskeyAuthentication, PasskeyRegistration,
     PublicKeyCredential, RegisterPublicKeyCredential, WebauthnError,
 };
+use webauthn_rs_proto::ResidentKeyRequirement;
 
-use crate::db::passkeys::{self as stored, CeremonyPurpose, NewCeremony, NewPasskey, StoredPasskey};
+use crate::db::passkeys::{
+    self as stored, CeremonyPurpose, NewCeremony, NewPasskey, StoredPasskey,
+};
 use crate::db::users::User;
 use crate::db::{self, DbError};
 use crate::domain::{CeremonyId, Client, PasskeyId, SessionId, UserId};
@@ -155,13 +157,18 @@ impl Passkeys {
         client: &Client,
     ) -> Result<Started, PasskeyError> {
         let relying_party = self.relying_party()?;
-        self.core.confirm(user, password, Some(code), client).await?;
+        self.core
+            .confirm(user, password, Some(code), client)
+            .await?;
         let id = user.id;
         let (handle, existing) = db::run(&self.core.pool, move |conn| {
             Ok::<_, diesel::result::Error>((stored::handle(conn, id)?, stored::of_user(conn, id)?))
         })
         .await?;
-        let exclude = existing.iter().map(|key| key.credential_id.clone()).collect();
+        let exclude = existing
+            .iter()
+            .map(|key| key.credential_id.clone())
+            .collect();
         let (mut options, state) = relying_party
             .start_passkey_registration(handle, &user.username, &user.username, Some(exclude))
             .map_err(|_| PasskeyError::Failed(Failure::Invalid))?;
@@ -236,7 +243,9 @@ impl Passkeys {
                 self.core.sessions.forget_user(user.id);
                 Ok(added)
             }
-            None => Err(self.refused(Failure::AlreadyRegistered, Some(user.id), client).await),
+            None => Err(self
+                .refused(Failure::AlreadyRegistered, Some(user.id), client)
+                .await),
         }
     }
 
@@ -251,9 +260,11 @@ impl Passkeys {
         id: PasskeyId,
         name: String,
     ) -> Result<StoredPasskey, PasskeyError> {
-        db::run(&self.core.pool, move |conn| stored::rename(conn, user_id, &id, &name))
-            .await?
-            .ok_or(PasskeyError::NotFound)
+        db::run(&self.core.pool, move |conn| {
+            stored::rename(conn, user_id, &id, &name)
+        })
+        .await?
+        .ok_or(PasskeyError::NotFound)
     }
 
     /// Removes one of the account's passkeys, confirmed by the password
@@ -270,7 +281,9 @@ impl Passkeys {
         if !owned {
             return Err(PasskeyError::NotFound);
         }
-        self.core.confirm(user, password, Some(code), client).await?;
+        self.core
+            .confirm(user, password, Some(code), client)
+            .await?;
         let user_id = user.id;
         let event = Record::new(Event::PasskeyRemoved, Some(user_id), None, client);
         let notices = self.core.notices.clone();
@@ -351,9 +364,15 @@ impl Passkeys {
         let state = claimed.and_then(|ceremony| {
             serde_json::from_value::<DiscoverableAuthentication>(ceremony.state).ok()
         });
-        self.check(state, None, credential, client, |relying_party, state, key| {
-            relying_party.finish_discoverable_authentication_v2(credential, state, key)
-        })
+        self.check(
+            state,
+            None,
+            credential,
+            client,
+            |relying_party, state, key| {
+                relying_party.finish_discoverable_authentication_v2(credential, state, key)
+            },
+        )
         .await
     }
 
@@ -376,9 +395,15 @@ impl Passkeys {
             .and_then(|ceremony| {
                 serde_json::from_value::<PasskeyAuthentication>(ceremony.state).ok()
             });
-        self.check(state, Some(user_id), credential, client, |relying_party, state, _| {
-            relying_party.finish_passkey_authentication(credential, &state)
-        })
+        self.check(
+            state,
+            Some(user_id),
+            credential,
+            client,
+            |relying_party, state, _| {
+                relying_party.finish_passkey_authentication(credential, &state)
+            },
+        )
         .await
     }
 
@@ -396,7 +421,8 @@ impl Passkeys {
             &Webauthn,
             S,
             &Passkey,
-        ) -> Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
+        )
+            -> Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
     ) -> Result<Checked, PasskeyError> {
         let relying_party = self.relying_party()?;
         let credential_id = credential.get_credential_id().to_vec();
@@ -432,7 +458,9 @@ impl Passkeys {
                 verify,
             );
             let outcome = match outcome {
-                Ok((key, credential, count)) => self.record_use(key, credential, count, now).await?,
+                Ok((key, credential, count)) => {
+                    self.record_use(key, credential, count, now).await?
+                }
                 Err(failure) => Err(failure),
             };
             failure = outcome.err();
@@ -469,7 +497,8 @@ impl Passkeys {
             &Webauthn,
             S,
             &Passkey,
-        ) -> Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
+        )
+            -> Result<webauthn_rs::prelude::AuthenticationResult, WebauthnError>,
     ) -> Result<(StoredPasskey, serde_json::Value, i64), Failure> {
         let state = state.ok_or(Failure::Challenge)?;
         let found = found.ok_or(Failure::UnknownCredential)?;
@@ -480,13 +509,16 @@ impl Passkeys {
         }
         let mut passkey: Passkey =
             serde_json::from_value(found.credential.clone()).map_err(|_| Failure::Invalid)?;
-        let result =
-            verify(relying_party, state, &passkey).map_err(|error| Failure::of(&error))?;
+        let result = verify(relying_party, state, &passkey).map_err(|error| Failure::of(&error))?;
         if !result.user_verified() {
             return Err(Failure::UserVerification);
         }
         passkey.update_credential(&result);
-        Ok((found.clone(), to_json(&passkey), i64::from(result.counter())))
+        Ok((
+            found.clone(),
+            to_json(&passkey),
+            i64::from(result.counter()),
+        ))
     }
 
     /// Stores a use, if no other use of the passkey moved its counter
@@ -502,7 +534,11 @@ impl Passkeys {
             stored::record_use(conn, &key, &credential, count, now)
         })
         .await?;
-        Ok(if recorded { Ok(()) } else { Err(Failure::Counter) })
+        Ok(if recorded {
+            Ok(())
+        } else {
+            Err(Failure::Counter)
+        })
     }
 
     /// Stores a started ceremony's state.
@@ -553,8 +589,14 @@ impl Passkeys {
     }
 
     /// Audits a refused passkey, with its reason: the error to answer.
-    async fn refused(&self, failure: Failure, user_id: Option<UserId>, client: &Client) -> PasskeyError {
-        let event = Record::new(Event::PasskeyFailure, user_id, None, client).because(failure.as_str());
+    async fn refused(
+        &self,
+        failure: Failure,
+        user_id: Option<UserId>,
+        client: &Client,
+    ) -> PasskeyError {
+        let event =
+            Record::new(Event::PasskeyFailure, user_id, None, client).because(failure.as_str());
         audit::record(&self.core.pool, event).await;
         PasskeyError::Failed(failure)
     }

@@ -124,7 +124,10 @@ pub struct Builder {
 impl Builder {
     /// Adds the application's routes, served beside authd's with the same
     /// middleware (protect one with [`login_required`](crate::login_required)).
-    pub fn routes(mut self, routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static) -> Self {
+    pub fn routes(
+        mut self,
+        routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,
+    ) -> Self {
         self.routes = Arc::new(routes);
         self
     }
@@ -186,7 +189,10 @@ impl Application {
 
     #[cfg(feature = "internals")]
     pub async fn build_with(settings: Settings, delivery: MailDelivery) -> anyhow::Result<Self> {
-        Self::builder(settings).mail_delivery(delivery).build().await
+        Self::builder(settings)
+            .mail_delivery(delivery)
+            .build()
+            .await
     }
 
     pub fn builder(settings: Settings) -> Builder {
@@ -363,15 +369,15 @@ fn serve(
         let routes = routes.clone();
         parts.app(move |config| routes(config))
     })
-        // A head that has not arrived in time gets 408 from actix itself;
-        // a body, from the JSON extractor.
-        .client_request_timeout(settings.http.client_timeout.std())
-        .shutdown_timeout(shutdown_timeout)
-        // Signals are ours to handle (`stop_on_signals`): /readyz must turn
-        // 503 as shutdown begins.
-        .disable_signals()
-        .listen(socket)?
-        .run();
+    // A head that has not arrived in time gets 408 from actix itself;
+    // a body, from the JSON extractor.
+    .client_request_timeout(settings.http.client_timeout.std())
+    .shutdown_timeout(shutdown_timeout)
+    // Signals are ours to handle (`stop_on_signals`): /readyz must turn
+    // 503 as shutdown begins.
+    .disable_signals()
+    .listen(socket)?
+    .run();
     let metrics = match metrics_socket {
         Some(socket) => {
             let mail_kinds: Vec<&'static str> = crate::services::mail_kinds()
@@ -385,14 +391,13 @@ fn serve(
             let port = socket.local_addr()?.port();
             let pool = web::Data::new(authd.services.pool.clone());
             let recorder = web::Data::new(recorder.clone());
-            let server = HttpServer::new(move || {
-                crate::http::metrics::app(pool.clone(), recorder.clone())
-            })
-                .workers(1)
-                .shutdown_timeout(shutdown_timeout)
-                .disable_signals()
-                .listen(socket)?
-                .run();
+            let server =
+                HttpServer::new(move || crate::http::metrics::app(pool.clone(), recorder.clone()))
+                    .workers(1)
+                    .shutdown_timeout(shutdown_timeout)
+                    .disable_signals()
+                    .listen(socket)?
+                    .run();
             Some((server, port))
         }
         None => None,

@@ -121,7 +121,11 @@ pub async fn login_second_step(
             None
         }
         _ => {
-            add_error(&mut errors, "code", "Send one of code, recovery_code or passkey, not more.");
+            add_error(
+                &mut errors,
+                "code",
+                "Send one of code, recovery_code or passkey, not more.",
+            );
             None
         }
     };

@@ -168,6 +168,8 @@ pub async fn regenerate_recovery_codes(
     ApiJson(body): ApiJson<StepUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (password, code) = body.parts()?;
-    let recovery_codes = mfa.regenerate_codes(&me.user, password, code, &client).await?;
+    let recovery_codes = mfa
+        .regenerate_codes(&me.user, password, code, &client)
+        .await?;
     Ok(HttpResponse::Ok().json(RecoveryCodesView { recovery_codes }))
 }

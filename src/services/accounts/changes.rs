@@ -159,7 +159,9 @@ impl Accounts {
         code: Option<String>,
         client: &Client,
     ) -> Result<(), AccountError> {
-        self.core.confirm(user, password, Some(code), client).await?;
+        self.core
+            .confirm(user, password, Some(code), client)
+            .await?;
         self.delete(user, client).await
     }
 

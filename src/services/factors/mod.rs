@@ -76,7 +76,11 @@ impl Factors {
     /// confirmed factor and uses it up: a TOTP step is accepted once, a
     /// recovery code works once. `None` when it is wrong, used, or the
     /// account has no factor.
-    pub async fn redeem(&self, user_id: UserId, typed: &str) -> Result<Option<AuthMethod>, DbError> {
+    pub async fn redeem(
+        &self,
+        user_id: UserId,
+        typed: &str,
+    ) -> Result<Option<AuthMethod>, DbError> {
         let now = self.clock.now();
         if let Some(code) = totp::parse_code(typed) {
             let this = self.clone();

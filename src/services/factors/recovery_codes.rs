@@ -79,9 +79,15 @@ mod tests {
     fn separators_and_case_do_not_matter() {
         let code = &generate()[0];
         let plain = normalise(code).unwrap();
-        assert_eq!(normalise(&code.to_uppercase()).as_deref(), Some(plain.as_str()));
+        assert_eq!(
+            normalise(&code.to_uppercase()).as_deref(),
+            Some(plain.as_str())
+        );
         assert_eq!(normalise(&plain).as_deref(), Some(plain.as_str()));
-        assert_eq!(normalise(&code.replace('-', " ")).as_deref(), Some(plain.as_str()));
+        assert_eq!(
+            normalise(&code.replace('-', " ")).as_deref(),
+            Some(plain.as_str())
+        );
         assert_eq!(normalise("123456"), None);
         assert_eq!(normalise(&plain.replacen(|_| true, "u", 1)), None);
     }

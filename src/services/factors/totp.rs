@@ -48,7 +48,9 @@ impl TotpSecret {
         for chunk in self.0.chunks(5) {
             let mut buffer = [0u8; 5];
             buffer[..chunk.len()].copy_from_slice(chunk);
-            let bits = buffer.iter().fold(0u64, |acc, byte| acc << 8 | u64::from(*byte));
+            let bits = buffer
+                .iter()
+                .fold(0u64, |acc, byte| acc << 8 | u64::from(*byte));
             let symbols = (chunk.len() * 8).div_ceil(5);
             for i in 0..symbols {
                 let index = (bits >> (35 - 5 * i)) & 31;
@@ -86,7 +88,11 @@ impl TotpSecret {
             digest[offset + 2],
             digest[offset + 3],
         ]);
-        format!("{:0width$}", word % 10u32.pow(DIGITS), width = DIGITS as usize)
+        format!(
+            "{:0width$}",
+            word % 10u32.pow(DIGITS),
+            width = DIGITS as usize
+        )
     }
 
     /// The step whose code `typed` is, among the current one and its two
@@ -146,7 +152,10 @@ mod tests {
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let step = step_at(now);
         for delta in -1..=1 {
-            assert_eq!(secret.matching_step(&secret.code(step + delta), now), Some(step + delta));
+            assert_eq!(
+                secret.matching_step(&secret.code(step + delta), now),
+                Some(step + delta)
+            );
         }
         for delta in [-3, -2, 2, 3] {
             let code = secret.code(step + delta);
@@ -159,7 +168,10 @@ mod tests {
 
     #[test]
     fn base32_is_rfc_4648() {
-        assert_eq!(TotpSecret::from_bytes(b"foobar".to_vec()).base32(), "MZXW6YTBOI");
+        assert_eq!(
+            TotpSecret::from_bytes(b"foobar".to_vec()).base32(),
+            "MZXW6YTBOI"
+        );
         assert_eq!(TotpSecret::generate().base32().len(), 32);
     }
 

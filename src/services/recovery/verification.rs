@@ -12,11 +12,9 @@ use crate::db::users::{self, User};
 use crate::db::{self};
 use crate::domain::{Client, UserId};
 use crate::services::audit::{self, Event, Record};
-use crate::services::mail::{Composer, Links, Mail, spoken};
 use crate::services::credentials::account_subject;
-use crate::services::recovery::{
-    Recovery, RecoveryError, VERIFY_MAIL, consume, tokens,
-};
+use crate::services::mail::{Composer, Links, Mail, spoken};
+use crate::services::recovery::{Recovery, RecoveryError, VERIFY_MAIL, consume, tokens};
 use crate::services::throttle::Counter;
 
 impl Recovery {
