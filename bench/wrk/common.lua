@@ -3,9 +3,11 @@
 
 local common = {}
 
-function common.lines(path)
+-- The non-empty lines of a file; only the first `limit` when given.
+function common.lines(path, limit)
   local lines = {}
   for line in io.lines(path) do
+    if limit and #lines >= limit then break end
     if line ~= "" then lines[#lines + 1] = line end
   end
   return lines
