@@ -42,7 +42,7 @@ pub enum UserCommand {
     /// Print a password reset link to hand to the account's owner (it
     /// replaces any earlier reset link, and is audited)
     ResetLink { username: String },
-    /// Remove an account's second factor and recovery codes, for an owner
+    /// Remove an account's second factor, recovery codes and passkeys, for an owner
     /// who lost them and proved who they are some other way; every session
     /// of the account ends, and it is audited (and mailed to the owner,
     /// unless SECURITY_NOTIFICATIONS=false)
@@ -192,8 +192,8 @@ impl UserCommand {
                     })?;
                 match reset {
                     true => println!(
-                        "{}'s second factor and recovery codes are removed, and every session \
-                         of theirs has ended",
+                        "{}'s second factor, recovery codes and passkeys are removed, and \
+                         every session of theirs has ended",
                         user.username
                     ),
                     false => println!("{} has no second factor: nothing changed", user.username),
