@@ -305,3 +305,43 @@ async fn a_batched_activity_write_does_not_revive_a_session_idled_out_in_sql() {
     a.app_login("susan", false).await;
     susan.via(&b).refused_within_a_second().await;
 }
+
+/// Deleting sessions that had ended (the purge's work) tells no instance
+/// anything: their end did, when it happened, and an expired session is
+/// refused from memory by its expiry. Deleting a live one is news.
+#[tokio::test]
+async fn deleting_ended_sessions_is_not_news() {
+    let app = TestApp::spawn().await;
+    let (susan, _) = app.logged_in_app("susan").await;
+    let (bob, _) = app.logged_in_app("bob").await;
+    bob.post("/api/logout", &json!({})).await.assert_status(204);
+    let mut listener = app.db.connect();
+    diesel::sql_query("LISTEN authd_invalidate")
+        .execute(&mut listener)
+        .unwrap();
+    let mut heard = || {
+        diesel::sql_query("SELECT 1")
+            .execute(&mut listener)
+            .unwrap();
+        listener
+            .notifications_iter()
+            .map(|notification| notification.unwrap().payload)
+            .collect::<Vec<_>>()
+    };
+    app.db
+        .execute("DELETE FROM sessions WHERE revoked_at IS NOT NULL");
+    app.db.execute(
+        "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, remember, \
+         csrf_token, public_id) SELECT 'expired-' || id, user_id, now() - interval '2 days', \
+         now() - interval '2 days', \
+         now() - interval '1 day', remember, csrf_token, md5(id) FROM sessions",
+    );
+    app.db
+        .execute("DELETE FROM sessions WHERE expires_at < now()");
+    assert_eq!(heard(), Vec::<String>::new());
+    app.db.execute("DELETE FROM sessions");
+    let heard = heard();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert!(heard[0].starts_with("u:"), "{heard:?}");
+    susan.refused_within_a_second().await;
+}
