@@ -513,6 +513,14 @@ impl Passkeys {
         if !result.user_verified() {
             return Err(Failure::UserVerification);
         }
+        // webauthn-rs compares the counter with the passkey as the ceremony
+        // began (the second step's state holds a copy): compared again with
+        // the one stored now, so that an older assertion presented after a
+        // newer one is no use. Synced passkeys keep 0, and skip this.
+        let count = i64::from(result.counter());
+        if (count > 0 || found.sign_count > 0) && count <= found.sign_count {
+            return Err(Failure::Counter);
+        }
         passkey.update_credential(&result);
         Ok((
             found.clone(),

@@ -29,6 +29,7 @@ mod mfa;
 mod microblog;
 mod next;
 mod notices;
+mod passkeys;
 mod passwords;
 mod query_plans;
 mod races;
