@@ -57,7 +57,7 @@ async fn enrolment_serves_a_uri_and_a_code_from_it_turns_the_factor_on() {
     let before = me(&susan).await;
     assert_eq!(
         before["mfa"],
-        json!({"totp": false, "recovery_codes_left": 0})
+        json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0})
     );
     assert_eq!(before["session"]["amr"], json!(["pwd"]));
 
@@ -111,7 +111,7 @@ async fn enrolment_serves_a_uri_and_a_code_from_it_turns_the_factor_on() {
     }
     assert_eq!(
         me(&susan).await["mfa"],
-        json!({"totp": true, "recovery_codes_left": 10})
+        json!({"totp": true, "recovery_codes_left": 10, "passkeys": 0})
     );
     first_step(&app.anonymous(), "susan").await;
 }
@@ -156,7 +156,7 @@ async fn confirming_with_a_wrong_code_turns_nothing_on() {
     assert!(missing["errors"]["code"].is_array());
     assert_eq!(
         me(&susan).await["mfa"],
-        json!({"totp": false, "recovery_codes_left": 0})
+        json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0})
     );
     app.anonymous()
         .login("susan", false)
@@ -673,7 +673,10 @@ async fn each_sensitive_change_needs_a_code() {
     }
     let me = me(&susan).await;
     assert_eq!(me["email"], "susan@example.com");
-    assert_eq!(me["mfa"], json!({"totp": true, "recovery_codes_left": 10}));
+    assert_eq!(
+        me["mfa"],
+        json!({"totp": true, "recovery_codes_left": 10, "passkeys": 0})
+    );
     let client = app.anonymous();
     let token = first_step(&client, "susan").await;
     recovery_step(&client, &token, &codes[0])
@@ -772,7 +775,7 @@ async fn turning_the_factor_off_takes_password_and_code_then_login_is_one_step()
         .assert_status(204);
     assert_eq!(
         me(&susan).await["mfa"],
-        json!({"totp": false, "recovery_codes_left": 0})
+        json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0})
     );
     let login = app.anonymous().login("susan", false).await;
     login.assert_status(200);

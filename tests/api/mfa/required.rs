@@ -103,7 +103,7 @@ async fn a_login_without_a_factor_sets_one_up_and_the_confirmation_logs_in() {
     assert_eq!(me_now["session"]["amr"], json!(["pwd", "otp"]));
     assert_eq!(
         me_now["mfa"],
-        json!({"totp": true, "recovery_codes_left": 10})
+        json!({"totp": true, "recovery_codes_left": 10, "passkeys": 0})
     );
     me(&app.bearer(response.login_body().token())).await;
 
@@ -190,7 +190,7 @@ async fn an_enrolment_token_is_bound_to_its_client_and_void_after_five_wrong_cod
     assert_eq!(void["type"], "urn:authd:problem:mfa-expired");
     assert_eq!(
         me_of(&app, "susan").await,
-        json!({"totp": false, "recovery_codes_left": 0})
+        json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0})
     );
 }
 

@@ -32,7 +32,10 @@ async fn the_reset_removes_the_factor_ends_the_sessions_and_tells_the_owner() {
     let login = client.login("susan", false).await;
     login.assert_status(200);
     let me = me(&app.bearer(login.login_body().token())).await;
-    assert_eq!(me["mfa"], json!({"totp": false, "recovery_codes_left": 0}));
+    assert_eq!(
+        me["mfa"],
+        json!({"totp": false, "recovery_codes_left": 0, "passkeys": 0})
+    );
     assert_eq!(me["session"]["amr"], json!(["pwd"]));
     assert_eq!(count(&events(&app), "mfa_reset"), 1);
 
