@@ -33,13 +33,14 @@ const API = (() => {
 // another site cannot read, so the page does not count on it.)
 let csrfToken = null;
 
-// An error answer (a problem document: `detail`, and `errors` per field for
-// a 422), or authd out of reach.
+// An error answer (a problem document: `type`, `detail`, and `errors` per
+// field for a 422), or authd out of reach.
 class ApiError extends Error {
   constructor(status, problem) {
     super(problem?.detail ?? `authd answered ${status}.`);
     this.status = status;
     this.errors = problem?.errors ?? {};
+    this.problem = problem ?? {};
   }
 }
 
@@ -128,10 +129,20 @@ async function refresh() {
   $("me-status").textContent =
     `Logged in as ${me.username} (${me.email}), ` +
     (me.session.remember ? `remembered until ${until}.` : `until ${until} at the latest.`);
+  $("me-amr").textContent =
+    `This session was made with ${me.session.amr.map((method) => METHODS[method] ?? method).join(" and ")}.`;
   $("guest").hidden = true;
   $("account").hidden = false;
-  await listSessions();
+  await Promise.all([listSessions(), listPasskeys()]);
 }
+
+// How a session was made (`amr` in GET /api/me), in words.
+const METHODS = {
+  pwd: "a password",
+  otp: "a code from an authenticator app",
+  recovery: "a recovery code",
+  passkey: "a passkey",
+};
 
 async function listSessions() {
   let sessions;
@@ -181,6 +192,192 @@ async function endSession(id) {
   await listSessions();
 }
 
+// Passkeys (WebAuthn). authd answers each ceremony's options in WebAuthn's
+// JSON form and takes the browser's answer in that form too, so the page
+// converts nothing by hand: parse...FromJSON() on the way in, toJSON() on
+// the way out. A ceremony is two requests to authd with the browser's
+// dialog between them: start (authd makes a challenge, remembered under
+// `challenge_id`), navigator.credentials.create() or .get(), finish.
+//
+// Browsers allow passkeys only on a secure origin (https, or http on
+// localhost) whose host is the relying party authd names (WEBAUTHN_RP_ID)
+// or under it. An IP address never is: open this page at localhost, not
+// 127.0.0.1.
+
+// Makes a passkey for the options of POST /api/passkeys/register/start.
+async function createPasskey(options) {
+  needPasskeys();
+  try {
+    const publicKey = PublicKeyCredential.parseCreationOptionsFromJSON(options);
+    const credential = await navigator.credentials.create({ publicKey });
+    return credential.toJSON();
+  } catch (error) {
+    throw refused(error);
+  }
+}
+
+// Signs authd's challenge with a passkey, for the options of
+// POST /api/passkeys/login/start.
+async function usePasskey(options) {
+  needPasskeys();
+  try {
+    const publicKey = PublicKeyCredential.parseRequestOptionsFromJSON(options);
+    const credential = await navigator.credentials.get({ publicKey });
+    return credential.toJSON();
+  } catch (error) {
+    throw refused(error);
+  }
+}
+
+function needPasskeys() {
+  if (typeof window.PublicKeyCredential?.parseCreationOptionsFromJSON !== "function") {
+    throw new ApiError(0, {
+      detail: window.isSecureContext
+        ? "This browser cannot use passkeys here (it lacks WebAuthn's JSON methods)."
+        : "Passkeys need a secure page: https, or http://localhost.",
+    });
+  }
+}
+
+// The browser's refusal (a DOMException), said for people.
+function refused(error) {
+  const why = {
+    // Also a timeout, and the browser's own privacy answer for some
+    // failures: it does not tell the page which.
+    NotAllowedError: "No passkey was used: the browser's dialog was closed or timed out.",
+    InvalidStateError: "This device already holds one of your passkeys.",
+    SecurityError:
+      `This page's host (${location.hostname}) is not under authd's relying party ` +
+      "(WEBAUTHN_RP_ID); open it at localhost, not 127.0.0.1.",
+  }[error.name];
+  return new ApiError(0, { detail: why ?? `The browser refused: ${error.message}` });
+}
+
+async function listPasskeys() {
+  let passkeys;
+  try {
+    passkeys = await call("GET", "/api/passkeys");
+  } catch (error) {
+    $("passkeys-error").textContent = error.message;
+    return;
+  }
+  $("passkeys-error").textContent = "";
+  $("passkeys").replaceChildren(...passkeys.map(passkeyItem));
+}
+
+function passkeyItem(passkey) {
+  const item = document.createElement("li");
+  item.dataset.id = passkey.id;
+  const name = document.createElement("strong");
+  name.textContent = passkey.name;
+  const added = new Date(passkey.created_at).toLocaleString();
+  const used = passkey.last_used_at ? new Date(passkey.last_used_at).toLocaleString() : "never";
+  item.append(name, `: added ${added}, last used ${used}.`);
+  return item;
+}
+
+$("passkey-add").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  try {
+    // The password again: whoever finds the device unlocked cannot add
+    // a way in of their own.
+    const started = await call("POST", "/api/passkeys/register/start", {
+      current_password: form.elements.current_password.value,
+    });
+    const credential = await createPasskey(started.publicKey);
+    const name = form.elements.name.value.trim();
+    const passkey = await call("POST", "/api/passkeys/register/finish", {
+      challenge_id: started.challenge_id,
+      ...(name === "" ? {} : { name }),
+      credential,
+    });
+    clearErrors(form);
+    form.reset();
+    say(`Passkey ${passkey.name} added. Your next login can use it.`);
+  } catch (error) {
+    showError(form, error);
+    return;
+  }
+  await listPasskeys();
+});
+
+// A login with a passkey alone: the options name no account, so the
+// browser offers every passkey it holds for this site, and the one chosen
+// says whose it is.
+$("passkey-login").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  try {
+    const started = await call("POST", "/api/passkeys/login/start", {});
+    const credential = await usePasskey(started.publicKey);
+    const login = await call("POST", "/api/passkeys/login/finish", {
+      challenge_id: started.challenge_id,
+      credential,
+      remember_me: $("login-remember").checked,
+    });
+    loggedIn(login);
+    clearErrors(form);
+  } catch (error) {
+    showError(form, error);
+    return;
+  }
+  await refresh();
+});
+
+// The login's second step, while the password was right but the account
+// asks for more: the `mfa_token` of authd's mfa-required answer.
+let mfaToken = null;
+
+function askSecondStep(problem) {
+  mfaToken = problem.mfa_token;
+  clearErrors($("second-step"));
+  $("login").hidden = true;
+  $("second-step").hidden = false;
+  $("second-step-passkey").focus();
+}
+
+function endSecondStep() {
+  mfaToken = null;
+  $("second-step").hidden = true;
+  $("login").hidden = false;
+}
+
+$("second-step").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const form = event.currentTarget;
+  try {
+    // With the mfa_token the options name that account's passkeys only.
+    const started = await call("POST", "/api/passkeys/login/start", { mfa_token: mfaToken });
+    const credential = await usePasskey(started.publicKey);
+    const login = await call("POST", "/api/login/mfa", {
+      mfa_token: mfaToken,
+      passkey: { challenge_id: started.challenge_id, credential },
+    });
+    loggedIn(login);
+    endSecondStep();
+  } catch (error) {
+    if (error.problem.type === "urn:authd:problem:mfa-expired") {
+      // Used, expired or voided: only a new login makes another.
+      endSecondStep();
+      showError($("login"), error);
+    } else {
+      showError(form, error);
+    }
+    return;
+  }
+  await refresh();
+});
+
+$("second-step-cancel").addEventListener("click", endSecondStep);
+
+// A login's answer, however it was made: the session's cookies are set
+// already; the page keeps the CSRF token.
+function loggedIn(login) {
+  csrfToken = login.csrf_token;
+  say("");
+}
+
 $("register").addEventListener("submit", async (event) => {
   event.preventDefault();
   const form = event.currentTarget;
@@ -207,12 +404,24 @@ $("login").addEventListener("submit", async (event) => {
       password: form.elements.password.value,
       remember_me: form.elements.remember_me.checked,
     });
-    csrfToken = login.csrf_token;
+    loggedIn(login);
     clearErrors(form);
     form.reset();
-    say("");
   } catch (error) {
-    showError(form, error);
+    // The right password of an account with a second factor: no session
+    // yet, and a token for the second step.
+    const { type, methods = [] } = error.problem;
+    if (type === "urn:authd:problem:mfa-required" && methods.includes("passkey")) {
+      clearErrors(form);
+      form.elements.password.value = "";
+      askSecondStep(error.problem);
+    } else if (type === "urn:authd:problem:mfa-required") {
+      const detail =
+        "This account's second step is a code from an authenticator app, which this page does not ask for.";
+      showError(form, new ApiError(401, { detail }));
+    } else {
+      showError(form, error);
+    }
     return;
   }
   await refresh();

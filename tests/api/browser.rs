@@ -1,6 +1,7 @@
 //! The example page, examples/spa/, clicked through in headless Chromium
 //! against a real authd on another origin: what the README shows people
-//! keeps working, credentialed CORS and the CSRF token included.
+//! keeps working, credentialed CORS and the CSRF token included, and
+//! passkeys with Chromium's virtual authenticator.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -9,10 +10,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::dev::ServerHandle;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use fantoccini::wd::Capabilities;
+use fantoccini::wd::{Capabilities, WebDriverCompatibleCommand};
 use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
+use reqwest::Method;
 use serde_json::{Value, json};
+use url::{ParseError, Url};
 
 use crate::helpers::{PASSWORD, TestApp, free_port};
 
@@ -22,7 +25,7 @@ async fn the_example_page_registers_logs_in_manages_sessions_and_logs_out() {
     let app = TestApp::spawn_with(|s| s.http.cors_origins = vec![site.origin.clone()]).await;
     let chromium = Chromium::start().await;
     let page = &chromium.client;
-    page.goto(&format!("{}/?api={}", site.origin, app.address()))
+    page.goto(&format!("{}/?api={}", site.origin, api_address(&app)))
         .await
         .unwrap();
     wait_for_text(page, "#me-status", "Not logged in.").await;
@@ -90,6 +93,191 @@ async fn the_example_page_registers_logs_in_manages_sessions_and_logs_out() {
     wait_for_text(page, "#login-error", "Invalid username or password").await;
 }
 
+#[tokio::test]
+async fn the_example_page_adds_a_passkey_and_logs_in_with_it_alone_and_after_the_password() {
+    let site = Site::start();
+    let app = spawn_with_passkeys(&site).await;
+    let chromium = Chromium::start().await;
+    let page = &chromium.client;
+    page.issue_cmd(AddVirtualAuthenticator).await.unwrap();
+    let api = api_address(&app);
+    page.goto(&format!("{}/?api={api}", site.origin))
+        .await
+        .unwrap();
+    wait_for_text(page, "#me-status", "Not logged in.").await;
+    let shown = "return document.querySelector('#second-step').checkVisibility()";
+    assert_eq!(page.execute(shown, vec![]).await.unwrap(), json!(false));
+
+    type_into(page, "#register-username", "susan").await;
+    type_into(page, "#register-email", "susan@example.com").await;
+    type_into(page, "#register-password", PASSWORD).await;
+    type_into(page, "#register-password2", PASSWORD).await;
+    click(page, "#register button[type=submit]").await;
+    wait_for_text(page, "#message", "Account susan created").await;
+    type_into(page, "#login-password", PASSWORD).await;
+    click(page, "#login button[type=submit]").await;
+    wait_for_text(page, "#me-status", "Logged in as susan").await;
+    wait_for_text(page, "#me-amr", "made with a password.").await;
+
+    // Adding a passkey takes the password again; a wrong one makes none.
+    type_into(page, "#passkey-add-name", "Laptop").await;
+    type_into(page, "#passkey-add-password", "not the password").await;
+    click(page, "#passkey-add button[type=submit]").await;
+    wait_for_text(page, "#passkey-add-error", "The current password is wrong.").await;
+    let password = page.find(Locator::Css("#passkey-add-password"));
+    password.await.unwrap().clear().await.unwrap();
+    type_into(page, "#passkey-add-password", PASSWORD).await;
+    click(page, "#passkey-add button[type=submit]").await;
+    wait_for_text(page, "#message", "Passkey Laptop added").await;
+    wait_for_text(page, "#passkeys li", "Laptop: added").await;
+    wait_for_text(page, "#passkeys li", "last used never").await;
+
+    click(page, "#logout").await;
+    wait_for_text(page, "#me-status", "Not logged in.").await;
+
+    // No username, no password: the authenticator offers the passkey it
+    // keeps for localhost, and the passkey says whose it is.
+    click(page, "#passkey-login-button").await;
+    wait_for_text(page, "#me-status", "Logged in as susan (susan@example.com)").await;
+    wait_for_text(page, "#me-amr", "made with a passkey.").await;
+    assert_eq!(session_amr(page, &api).await, json!(["passkey"]));
+    wait_for(
+        page,
+        "the passkey to show it was used",
+        "return document.querySelector('#passkeys li')?.textContent ?? null",
+        vec![],
+        |text| text.as_str().is_some_and(|text| !text.contains("never")),
+    )
+    .await;
+
+    click(page, "#logout").await;
+    wait_for_text(page, "#me-status", "Not logged in.").await;
+
+    // The password alone no longer logs in: the passkey is the second step.
+    type_into(page, "#login-username", "susan").await;
+    type_into(page, "#login-password", PASSWORD).await;
+    click(page, "#login button[type=submit]").await;
+    wait_until_visible(page, "#second-step-passkey").await;
+    assert_eq!(session_amr(page, &api).await, json!(null), "no session yet");
+    click(page, "#second-step-passkey").await;
+    wait_for_text(page, "#me-status", "Logged in as susan").await;
+    wait_for_text(page, "#me-amr", "made with a password and a passkey.").await;
+    assert_eq!(session_amr(page, &api).await, json!(["pwd", "passkey"]));
+}
+
+/// The README's page-side passkey example, pasted into a page on an origin
+/// of WEBAUTHN_ORIGINS (the example page's): it adds a passkey, logs in
+/// with it alone, and answers a password login's second step with it.
+#[tokio::test]
+async fn the_readmes_passkey_example_works_in_the_browser() {
+    let site = Site::start();
+    let app = spawn_with_passkeys(&site).await;
+    app.user("susan").await;
+    let chromium = Chromium::start().await;
+    let page = &chromium.client;
+    page.issue_cmd(AddVirtualAuthenticator).await.unwrap();
+    let api = api_address(&app);
+    page.goto(&format!("{}/?api={api}", site.origin))
+        .await
+        .unwrap();
+    wait_for_text(page, "#me-status", "Not logged in.").await;
+
+    let readme = include_str!("../../README.md");
+    let (_, example) = readme
+        .split_once("```js\n")
+        .expect("the README's passkey example");
+    let (example, _) = example.split_once("```").unwrap();
+    let authd = r#"const API = "http://localhost:8080";"#;
+    assert!(example.contains(authd), "{example}");
+    let example = example.replace(authd, &format!("const API = {api:?};"));
+    let script = format!(
+        "const [password, done] = arguments;
+        {example}
+        const amr = () => fetch(API + '/api/me', {{credentials: 'include'}})
+          .then((response) => response.json())
+          .then((me) => me.session?.amr ?? null);
+        (async () => {{
+          csrfToken = (await api('/api/login', {{username: 'susan', password}})).csrf_token;
+          const added = await addPasskey(password, 'Phone');
+          await api('/api/logout', {{}});
+          csrfToken = null;
+          await logInWithPasskey();
+          const alone = await amr();
+          await api('/api/logout', {{}});
+          csrfToken = null;
+          const refused = await api('/api/login', {{username: 'susan', password}})
+            .catch((error) => error.problem);
+          await secondStepWithPasskey(refused.mfa_token);
+          return {{added: added.name, alone, methods: refused.methods, second: await amr()}};
+        }})().then(done, (error) => done(`${{error}} ${{JSON.stringify(error.problem)}}`));"
+    );
+    let seen = page.execute_async(&script, vec![json!(PASSWORD)]).await;
+    assert_eq!(
+        seen.unwrap(),
+        json!({
+            "added": "Phone",
+            "alone": ["passkey"],
+            "methods": ["passkey"],
+            "second": ["pwd", "passkey"],
+        })
+    );
+}
+
+/// authd for pages at `site`, passkeys included: the relying party
+/// `localhost` and the page's origin, as WEBAUTHN_RP_ID's and
+/// WEBAUTHN_ORIGINS' defaults make them from a `PUBLIC_APP_URL` on
+/// localhost and `CORS_ORIGINS`.
+async fn spawn_with_passkeys(site: &Site) -> TestApp {
+    TestApp::spawn_with(|s| {
+        s.http.cors_origins = vec![site.origin.clone()];
+        s.webauthn.rp_id = Some("localhost".into());
+        s.webauthn.origins = vec![Url::parse(&site.origin).unwrap()];
+    })
+    .await
+}
+
+/// WebDriver's WebAuthn extension: a virtual authenticator for the
+/// session, built into the device as a laptop's or a phone's is (CTAP2,
+/// "internal"), which keeps discoverable passkeys and verifies its user,
+/// who always agrees. Chromium's makes synced passkeys (counter 0).
+#[derive(Debug)]
+struct AddVirtualAuthenticator;
+
+impl WebDriverCompatibleCommand for AddVirtualAuthenticator {
+    fn endpoint(&self, base_url: &Url, session_id: Option<&str>) -> Result<Url, ParseError> {
+        let session = session_id.unwrap_or_default();
+        base_url.join(&format!("session/{session}/webauthn/authenticator"))
+    }
+
+    fn method_and_body(&self, _: &Url) -> (Method, Option<String>) {
+        let authenticator = json!({
+            "protocol": "ctap2",
+            "transport": "internal",
+            "hasResidentKey": true,
+            "hasUserVerification": true,
+            "isUserVerified": true,
+        });
+        (Method::POST, Some(authenticator.to_string()))
+    }
+}
+
+/// authd's address as the page names it: localhost, the page's own site
+/// (the session cookie is SameSite=Lax), and a domain, as a relying party
+/// must be.
+fn api_address(app: &TestApp) -> String {
+    app.address().replace("://127.0.0.1:", "://localhost:")
+}
+
+/// The `amr` of the session the page's cookie carries, as GET /api/me
+/// answers it to the page; `null` with no session.
+async fn session_amr(page: &Client, api: &str) -> Value {
+    let script = "const [api, done] = arguments;
+        fetch(api + '/api/me', {credentials: 'include'})
+          .then((response) => response.json())
+          .then((me) => done(me.session?.amr ?? null), (error) => done(String(error)));";
+    page.execute_async(script, vec![json!(api)]).await.unwrap()
+}
+
 /// How long the page may take to show what a step brought about.
 const PATIENCE: Duration = Duration::from_secs(10);
 
@@ -132,6 +320,18 @@ async fn wait_for_sessions(page: &Client, expected: &[&str]) {
     .await;
 }
 
+/// Waits until the element `css` is shown.
+async fn wait_until_visible(page: &Client, css: &str) {
+    wait_for(
+        page,
+        &format!("{css} to be shown"),
+        "return document.querySelector(arguments[0])?.checkVisibility() ?? false",
+        vec![json!(css)],
+        |shown| shown == &json!(true),
+    )
+    .await;
+}
+
 /// Runs `script` in the page every 50 ms until its value passes `done`,
 /// for at most [`PATIENCE`]; then fails, saying what it last saw.
 async fn wait_for(
@@ -159,9 +359,9 @@ async fn wait_for(
     }
 }
 
-/// examples/spa/ served as it is, from a loopback port of its own: an
-/// origin other than authd's, on the same site (127.0.0.1), as in the
-/// README. Stops when dropped.
+/// examples/spa/ served as it is, from a loopback port of its own, named
+/// localhost: an origin other than authd's, on the same site (localhost),
+/// as in the README. Stops when dropped.
 struct Site {
     origin: String,
     handle: ServerHandle,
@@ -171,7 +371,8 @@ impl Site {
     fn start() -> Self {
         let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/spa");
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let origin = format!("http://{}", listener.local_addr().unwrap());
+        let port = listener.local_addr().unwrap().port();
+        let origin = format!("http://localhost:{port}");
         let server = HttpServer::new(move || {
             App::new()
                 .app_data(web::Data::new(dir.clone()))

@@ -255,10 +255,10 @@ pub async fn finish_passkey_login(
 const DEFAULT_NAME: &str = "Passkey";
 
 /// A passkey's name: spaces at the ends dropped, 1 to 64 characters, none
-/// of them invisible.
+/// of them invisible but the plain space ("Work laptop").
 fn parse_name(name: &str) -> Result<String, &'static str> {
     let name = name.trim_matches(' ');
-    if name.chars().any(is_invisible) {
+    if name.chars().any(|c| c != ' ' && is_invisible(c)) {
         Err("The name may not contain invisible or control characters.")
     } else if name.is_empty() || name.chars().count() > 64 {
         Err("The name must be 1 to 64 characters long.")

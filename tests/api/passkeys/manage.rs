@@ -271,13 +271,19 @@ async fn the_owner_lists_renames_and_removes_only_their_own() {
 
     // Renaming.
     let path = format!("/api/passkeys/{susan_key}");
-    let renamed = send(&susan, Method::PATCH, &path, &json!({"name": " Laptop "})).await;
+    let renamed = send(
+        &susan,
+        Method::PATCH,
+        &path,
+        &json!({"name": " Work laptop "}),
+    )
+    .await;
     renamed.assert_status(200);
     let renamed = renamed.json();
-    assert_eq!(renamed["name"], "Laptop");
+    assert_eq!(renamed["name"], "Work laptop", "a space inside is kept");
     assert_eq!(renamed["id"], passkey["id"]);
     assert_eq!(renamed["created_at"], passkey["created_at"]);
-    assert_eq!(list(&susan).await[0]["name"], "Laptop");
+    assert_eq!(list(&susan).await[0]["name"], "Work laptop");
     for bad in [
         json!({}),
         json!({"name": ""}),
