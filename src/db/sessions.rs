@@ -151,29 +151,58 @@ pub fn revoke_all_of(
     .execute(conn)
 }
 
+/// Where a purge of ended sessions goes on reading each index: past what
+/// its earlier batches deleted (see
+/// [`auth_events::purge_before`](crate::db::auth_events::purge_before)).
+#[derive(Debug, Default)]
+pub struct PurgeResume {
+    expired: Option<DateTime<Utc>>,
+    revoked: Option<DateTime<Utc>>,
+}
+
 /// Deletes up to `batch` sessions that ended (expired or revoked) before
-/// `until`; returns how many.
+/// `until`, oldest first from `resume` on; returns how many.
 pub fn purge_ended(
     conn: &mut PgConnection,
     until: DateTime<Utc>,
+    resume: &mut PurgeResume,
     batch: i64,
 ) -> QueryResult<usize> {
     // One index range each, not one scan for either: with an OR the planner
     // reads the table, to its end once the backlog is gone.
-    let mut ended: Vec<SessionToken> = sessions::table
+    let mut expired = sessions::table
         .filter(sessions::expires_at.lt(until))
-        .select(sessions::id)
+        .into_boxed();
+    if let Some(from) = resume.expired {
+        expired = expired.filter(sessions::expires_at.ge(from));
+    }
+    let expired: Vec<(SessionToken, DateTime<Utc>)> = expired
+        .order(sessions::expires_at)
+        .select((sessions::id, sessions::expires_at))
         .limit(batch)
         .load(conn)?;
+    if let Some((_, at)) = expired.last() {
+        resume.expired = Some(*at);
+    }
+    let mut ended: Vec<SessionToken> = expired.into_iter().map(|(id, _)| id).collect();
     let room = batch - i64::try_from(ended.len()).unwrap_or(batch);
     if room > 0 {
-        let revoked: Vec<SessionToken> = sessions::table
+        let mut revoked = sessions::table
             .filter(sessions::revoked_at.lt(until))
             .filter(sessions::expires_at.ge(until))
-            .select(sessions::id)
+            .into_boxed();
+        if let Some(from) = resume.revoked {
+            revoked = revoked.filter(sessions::revoked_at.ge(from));
+        }
+        let revoked: Vec<(SessionToken, Option<DateTime<Utc>>)> = revoked
+            .order(sessions::revoked_at)
+            .select((sessions::id, sessions::revoked_at))
             .limit(room)
             .load(conn)?;
-        ended.extend(revoked);
+        if let Some((_, Some(at))) = revoked.last() {
+            resume.revoked = Some(*at);
+        }
+        ended.extend(revoked.into_iter().map(|(id, _)| id));
     }
     diesel::delete(sessions::table.filter(sessions::id.eq_any(&ended))).execute(conn)
 }

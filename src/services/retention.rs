@@ -54,11 +54,14 @@ impl Retention {
         let (keep, window) = (self.keep.delta(), self.longest_window.delta());
         let now = self.clock.now();
         db::run(&self.pool, move |conn| {
+            let (mut sessions_from, mut events_from) = (Default::default(), None);
             let purged = (|| {
                 Ok(Purged {
-                    sessions: batches(conn, |c| sessions::purge_ended(c, now - keep, BATCH))?,
+                    sessions: batches(conn, |c| {
+                        sessions::purge_ended(c, now - keep, &mut sessions_from, BATCH)
+                    })?,
                     auth_events: batches(conn, |c| {
-                        auth_events::purge_before(c, now - keep, BATCH)
+                        auth_events::purge_before(c, now - keep, &mut events_from, BATCH)
                     })?,
                     throttle_hits: batches(conn, |c| {
                         throttle_hits::purge_before(c, now - window, BATCH)

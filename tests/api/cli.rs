@@ -337,6 +337,44 @@ async fn purge_deletes_what_is_past_keeping() {
     assert!(events >= 3, "recent events stay");
 }
 
+/// A backlog of several batches goes, whatever its order: many rows with
+/// one timestamp (a batch resumes where the one before stopped, ties
+/// included), expired and revoked sessions both, and nothing live.
+#[tokio::test]
+async fn purge_takes_a_backlog_of_many_batches() {
+    let app = TestApp::spawn().await;
+    let (susan, _) = app.logged_in_app("susan").await;
+    app.db.execute(
+        "INSERT INTO auth_events (at, event, user_id) \
+         SELECT now() - interval '100 days' + (i % 3) * interval '1 second', 'login_failure', NULL \
+         FROM generate_series(1, 2500) AS i",
+    );
+    app.db.execute(
+        "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, remember, \
+         csrf_token, public_id, revoked_at) \
+         SELECT md5('old' || i) || md5('id' || i), user_id, now() - interval '200 days', now() - interval '200 days', \
+         now() - interval '150 days' + (i % 2) * interval '100 days', false, md5('csrf' || i), md5('old' || i), \
+         CASE WHEN i % 2 = 1 THEN now() - interval '120 days' END \
+         FROM sessions, generate_series(1, 2500) AS i",
+    );
+    let run = authd(&app.db.url(), &["session", "purge"], "", &[]).await;
+    assert_code(&run, 0);
+    assert!(
+        run.stdout
+            .contains("deleted 2500 session(s), 2500 audit event(s)"),
+        "{}",
+        run.stdout
+    );
+    let run = authd(&app.db.url(), &["session", "purge"], "", &[]).await;
+    assert!(
+        run.stdout
+            .contains("deleted 0 session(s), 0 audit event(s)"),
+        "{}",
+        run.stdout
+    );
+    susan.get("/api/me").await.assert_status(200);
+}
+
 /// A name that reads as an option (`--help`, `-rf`) or a hidden file
 /// (`.hidden`) is refused by `user create` as by registration; an account
 /// made before that, named `-rf`, is still managed, after `--`, and only

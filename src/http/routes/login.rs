@@ -45,13 +45,22 @@ struct LoginResponse<'a> {
     recovery_codes: Option<Vec<String>>,
 }
 
-/// `next` from the body, else from the query string.
-pub(super) fn requested_next(body: Option<String>, request: &HttpRequest) -> Option<String> {
-    body.or_else(|| {
+/// What a login asks for beyond its credentials: `remember_me`, and
+/// `next` from the body, else from the query string, judged safe.
+pub(super) fn wanted(
+    remember_me: Option<bool>,
+    next: Option<String>,
+    request: &HttpRequest,
+) -> Wanted {
+    let next = next.or_else(|| {
         url::form_urlencoded::parse(request.query_string().as_bytes())
             .find(|(key, _)| key == "next")
             .map(|(_, value)| value.into_owned())
-    })
+    });
+    Wanted {
+        remember: remember_me.unwrap_or(false),
+        next: NextPath::sanitise(next.as_deref()).as_str().to_owned(),
+    }
 }
 
 pub async fn login(
@@ -67,11 +76,7 @@ pub async fn login(
     if !errors.is_empty() {
         return Err(ApiError::Validation(errors));
     }
-    let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
-    let wanted = Wanted {
-        remember: body.remember_me.unwrap_or(false),
-        next: next.as_str().to_owned(),
-    };
+    let wanted = wanted(body.remember_me, body.next, &request);
     let logged_in = login
         .log_in(body.username, body.password.into(), wanted, &client)
         .await?;

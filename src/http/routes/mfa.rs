@@ -139,7 +139,8 @@ pub struct StepUpRequest {
 }
 
 impl StepUpRequest {
-    fn parts(self) -> Result<(secrecy::SecretString, Option<String>), ApiError> {
+    /// The password and the code, or what is missing.
+    pub(super) fn parts(self) -> Result<(secrecy::SecretString, Option<String>), ApiError> {
         let errors = check(&self);
         if !errors.is_empty() {
             return Err(ApiError::Validation(errors));

@@ -11,13 +11,14 @@ use validator::Validate;
 use webauthn_rs::prelude::{PublicKeyCredential, RegisterPublicKeyCredential};
 
 use crate::db::passkeys::StoredPasskey;
-use crate::domain::{CeremonyId, Client, MfaToken, NextPath, PasskeyId, REQUIRED, is_invisible};
+use crate::domain::{CeremonyId, Client, MfaToken, PasskeyId, REQUIRED, is_invisible};
 use crate::http::auth::authenticate::{Auth, Authenticated};
 use crate::http::auth::cookies::CookiePolicy;
 use crate::http::error::ApiError;
 use crate::http::json::{ApiJson, check, text};
-use crate::http::routes::login::{logged_in_response, requested_next};
-use crate::services::login::{Login, Wanted};
+use crate::http::routes::login::{logged_in_response, wanted};
+use crate::http::routes::mfa::StepUpRequest;
+use crate::services::login::Login;
 use crate::services::passkeys::{Passkeys, Started};
 
 /// A passkey as its owner sees it: a name and dates, never the key.
@@ -58,31 +59,12 @@ impl From<Started> for StartedView {
     }
 }
 
-#[derive(Deserialize, Validate)]
-pub struct ConfirmedRequest {
-    #[serde(default, deserialize_with = "text")]
-    #[validate(length(min = 1, message = "This field is required."))]
-    current_password: String,
-    /// For an account with TOTP: a code from it (or a recovery code).
-    code: Option<String>,
-}
-
-impl ConfirmedRequest {
-    fn parts(self) -> Result<(secrecy::SecretString, Option<String>), ApiError> {
-        let errors = check(&self);
-        if !errors.is_empty() {
-            return Err(ApiError::Validation(errors));
-        }
-        Ok((self.current_password.into(), self.code))
-    }
-}
-
 /// Starts adding a passkey, confirmed by the password.
 pub async fn start_passkey_registration(
     me: Authenticated,
     passkeys: web::Data<Passkeys>,
     client: Client,
-    ApiJson(body): ApiJson<ConfirmedRequest>,
+    ApiJson(body): ApiJson<StepUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let (password, code) = body.parts()?;
     let started = passkeys
@@ -172,7 +154,7 @@ pub async fn remove_passkey(
     passkeys: web::Data<Passkeys>,
     id: web::Path<String>,
     client: Client,
-    ApiJson(body): ApiJson<ConfirmedRequest>,
+    ApiJson(body): ApiJson<StepUpRequest>,
 ) -> Result<HttpResponse, ApiError> {
     let id = PasskeyId::parse(&id).ok_or(ApiError::NoSuchPasskey)?;
     let (password, code) = body.parts()?;
@@ -235,11 +217,7 @@ pub async fn finish_passkey_login(
     let (Some(credential), true) = (body.credential, errors.is_empty()) else {
         return Err(ApiError::Validation(errors));
     };
-    let next = NextPath::sanitise(requested_next(body.next, &request).as_deref());
-    let wanted = Wanted {
-        remember: body.remember_me.unwrap_or(false),
-        next: next.as_str().to_owned(),
-    };
+    let wanted = wanted(body.remember_me, body.next, &request);
     let logged_in = login
         .with_passkey(
             CeremonyId::presented(body.challenge_id),
