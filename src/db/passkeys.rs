@@ -124,6 +124,16 @@ pub fn delete(conn: &mut PgConnection, user_id: UserId, id: &PasskeyId) -> Query
     .map(|rows| rows == 1)
 }
 
+/// Whether the account still has this passkey.
+pub fn exists(conn: &mut PgConnection, user_id: UserId, id: &PasskeyId) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        passkeys::table
+            .find(id)
+            .filter(passkeys::user_id.eq(user_id)),
+    ))
+    .get_result(conn)
+}
+
 /// Removes every passkey of the account; how many there were.
 pub fn delete_all_of(conn: &mut PgConnection, user_id: UserId) -> QueryResult<usize> {
     diesel::delete(passkeys::table.filter(passkeys::user_id.eq(user_id))).execute(conn)

@@ -8,7 +8,7 @@ use secrecy::SecretString;
 use crate::db::second_factor::{self, Challenge, ChallengePurpose, NewChallenge};
 use crate::db::sessions::Session;
 use crate::db::users::{self, User};
-use crate::db::{self, DbError};
+use crate::db::{self, DbError, passkeys};
 use crate::domain::{AuthMethod, CeremonyId, Client, LoginName, MfaToken, PasswordHash, UserId};
 use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
@@ -769,11 +769,15 @@ impl Login {
             let mailed = self.recovery.remail_on_refused_login(&user, client).await?;
             return Err(LoginError::Unverified { mailed });
         }
-        // Made only if the account is still active when the session is.
+        // Made only if, with the account's row locked, it is still active
+        // and still has the passkey: a removal or an operator's reset made
+        // after the check (it updates that row) wins.
+        let passkey = checked.passkey;
         let admit = move |conn: &mut PgConnection| {
             Ok(match users::lock_credential(conn, id)? {
                 None => Err(Changed::Gone),
                 Some(current) if !current.active => Err(Changed::Inactive),
+                Some(_) if !passkeys::exists(conn, id, &passkey)? => Err(Changed::Credential),
                 Some(_) => Ok(()),
             })
         };

@@ -121,6 +121,9 @@ pub struct Started {
 /// The passkey a check accepted, and its owner.
 pub struct Checked {
     pub user_id: UserId,
+    /// The passkey that signed: a session it earns is made only while the
+    /// account still has it.
+    pub passkey: PasskeyId,
 }
 
 #[derive(Clone)]
@@ -442,6 +445,7 @@ impl Passkeys {
         })
         .await?;
         let owner = found.as_ref().map(|key| key.user_id);
+        let passkey = found.as_ref().map(|key| key.id.clone());
         let subject = match owner.or(expected) {
             Some(user_id) => crate::services::credentials::account_key(user_id),
             None => "passkey:unknown".to_owned(),
@@ -470,9 +474,9 @@ impl Passkeys {
             .core
             .throttled::<PasskeyError, DbError>(&subject, client, true, attempt)
             .await?;
-        match (verdict, owner) {
-            (Verdict::Matched, Some(user_id)) => Ok(Checked { user_id }),
-            (Verdict::Blocked(blocked), _) => {
+        match (verdict, owner, passkey) {
+            (Verdict::Matched, Some(user_id), Some(passkey)) => Ok(Checked { user_id, passkey }),
+            (Verdict::Blocked(blocked), _, _) => {
                 let event = Record::new(Event::LoginThrottled, owner, None, client);
                 audit::record(&self.core.pool, event).await;
                 Err(PasskeyError::Throttled(blocked))
