@@ -49,15 +49,16 @@ impl SessionCommand {
                         "IP",
                         "USER AGENT",
                     ],
-                    sessions.iter().map(|session| {
+                    sessions.iter().map(|record| {
+                        let session = &record.session;
                         vec![
                             session.id.to_string(),
                             session.created_at.to_rfc3339(),
                             session.last_seen_at.to_rfc3339(),
                             session.expires_at.to_rfc3339(),
                             if session.remember { "yes" } else { "no" }.into(),
-                            session.ip.map_or("-".into(), |ip| ip.addr().to_string()),
-                            session.user_agent.clone().unwrap_or_else(|| "-".into()),
+                            record.ip.map_or("-".into(), |ip| ip.addr().to_string()),
+                            record.user_agent.clone().unwrap_or_else(|| "-".into()),
                         ]
                     }),
                 );

@@ -8,8 +8,10 @@ use crate::db::users::User;
 use crate::domain::{CsrfToken, SessionId, SessionToken, UserId};
 use crate::schema::{sessions, users};
 
-/// A row of `sessions`: one login, wherever its credential travels. Its
-/// `Debug` prints neither credential (their types do not).
+/// A login, wherever its credential travels: what checking it and
+/// answering for it needs, which is all that each instance keeps of it in
+/// memory (so nothing else: see [`SessionRecord`]). Its `Debug` prints
+/// neither credential (their types do not).
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
 pub struct Session {
@@ -21,10 +23,7 @@ pub struct Session {
     pub last_seen_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub remember: bool,
-    pub user_agent: Option<String>,
-    pub ip: Option<IpNet>,
     pub csrf_token: CsrfToken,
-    pub revoked_at: Option<DateTime<Utc>>,
     /// The handle the owner sees and ends it by (the `public_id` column).
     #[diesel(column_name = public_id)]
     pub id: SessionId,
@@ -32,6 +31,18 @@ pub struct Session {
     /// check keeps NULLs out; Postgres arrays can hold them, so the type
     /// says they might.
     pub amr: Vec<Option<String>>,
+}
+
+/// A row of `sessions` whole (but for `revoked_at`, which a live one has
+/// not): the login, and the client it was made from, as its owner sees it
+/// in a list of their sessions.
+#[derive(Clone, Debug, Queryable, Selectable, Insertable)]
+#[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
+pub struct SessionRecord {
+    #[diesel(embed)]
+    pub session: Session,
+    pub user_agent: Option<String>,
+    pub ip: Option<IpNet>,
 }
 
 impl Session {
@@ -54,17 +65,14 @@ impl Session {
             last_seen_at: now,
             expires_at: now + chrono::TimeDelta::hours(1),
             remember: false,
-            user_agent: None,
-            ip: None,
             csrf_token: CsrfToken::generate(),
-            revoked_at: None,
             id: SessionId::generate(),
             amr: vec![Some("pwd".into())],
         }
     }
 }
 
-pub fn insert(conn: &mut PgConnection, session: &Session) -> QueryResult<()> {
+pub fn insert(conn: &mut PgConnection, session: &SessionRecord) -> QueryResult<()> {
     diesel::insert_into(sessions::table)
         .values(session)
         .execute(conn)
@@ -104,12 +112,12 @@ pub fn list_live(
     user_id: UserId,
     now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
-) -> QueryResult<Vec<Session>> {
+) -> QueryResult<Vec<SessionRecord>> {
     sessions::table
         .filter(sessions::user_id.eq(user_id))
         .filter(live(now, idle_since))
         .order((sessions::created_at.desc(), sessions::public_id))
-        .select(Session::as_select())
+        .select(SessionRecord::as_select())
         .load(conn)
 }
 

@@ -140,7 +140,12 @@ async fn errors_about_a_session_never_print_its_credential() {
     let secrets = [("session token", session.token.expose())];
     let mut conn = app.db.connect();
     let mut duplicate = || {
-        let error = authd::db::sessions::insert(&mut conn, &session).unwrap_err();
+        let record = authd::db::sessions::SessionRecord {
+            session: session.clone(),
+            user_agent: None,
+            ip: None,
+        };
+        let error = authd::db::sessions::insert(&mut conn, &record).unwrap_err();
         let diesel::result::Error::DatabaseError(_, info) = &error else {
             panic!("not a database error: {error:?}");
         };

@@ -30,7 +30,7 @@ use actix_web::cookie::{Cookie, CookieJar, Key};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use authd::configuration::SecretKey;
 use authd::crypto::derive_key;
-use authd::db::sessions::{self, Session};
+use authd::db::sessions::{self, Session, SessionRecord};
 use authd::domain::{CsrfToken, SessionId, SessionToken, UserId};
 use authd::http::auth::token::TokenKeys;
 use chrono::{TimeDelta, Utc};
@@ -158,10 +158,7 @@ fn seed(url: &str, secret: &str, users: usize, sessions: usize, dir: &str) {
             last_seen_at: now,
             expires_at: now + TimeDelta::days(30),
             remember: true,
-            user_agent: Some("authd-bench".into()),
-            ip: None,
             csrf_token: CsrfToken::generate(),
-            revoked_at: None,
             id: SessionId::parse(&format!("{n:032x}")).unwrap(),
             amr: vec![Some("pwd".into())],
         };
@@ -175,7 +172,11 @@ fn seed(url: &str, secret: &str, users: usize, sessions: usize, dir: &str) {
         let sealed = jar.get("authd_session").unwrap().encoded().to_string();
         cookie_lines.push_str(sealed.trim_start_matches("authd_session="));
         cookie_lines.push('\n');
-        rows.push(session);
+        rows.push(SessionRecord {
+            session,
+            user_agent: Some("authd-bench".into()),
+            ip: None,
+        });
     }
     for chunk in rows.chunks(1000) {
         conn.transaction(|conn| {
@@ -433,10 +434,7 @@ fn bearer_tokens(conn: &mut PgConnection, settings: &authd::Settings, dir: &str)
             last_seen_at: *created_at,
             expires_at: *expires_at,
             remember: true,
-            user_agent: None,
-            ip: None,
             csrf_token: CsrfToken::generate(),
-            revoked_at: None,
             id: SessionId::parse(&format!("{:032x}", 0)).unwrap(),
             amr: Vec::new(),
         };

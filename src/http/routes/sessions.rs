@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::db::sessions::Session;
+use crate::db::sessions::{Session, SessionRecord};
 use crate::domain::{Client, SessionId};
 use crate::http::auth::authenticate::{Auth, Authenticated};
 use crate::http::auth::cookies::CookiePolicy;
@@ -27,15 +27,16 @@ pub struct SessionView<'a> {
 }
 
 impl<'a> SessionView<'a> {
-    fn of(session: &'a Session, current: &Session) -> Self {
+    fn of(record: &'a SessionRecord, current: &Session) -> Self {
+        let session = &record.session;
         Self {
             id: &session.id,
             created_at: session.created_at,
             last_seen_at: session.last_seen_at,
             expires_at: session.expires_at,
             remember: session.remember,
-            user_agent: session.user_agent.as_deref(),
-            ip: session.ip.map(|ip| ip.addr().to_string()),
+            user_agent: record.user_agent.as_deref(),
+            ip: record.ip.map(|ip| ip.addr().to_string()),
             current: session.token == current.token,
             amr: session.methods(),
         }

@@ -18,7 +18,7 @@ use diesel::{PgConnection, QueryResult};
 use crate::clock::Clock;
 use crate::configuration::Period;
 use crate::db::notifications::Invalidation;
-use crate::db::sessions::{self, Session};
+use crate::db::sessions::{self, Session, SessionRecord};
 use crate::db::users;
 use crate::db::{self, DbError, PgPool};
 use crate::domain::{AuthMethod, Client, CsrfToken, SessionId, SessionToken, UserId};
@@ -162,22 +162,24 @@ impl Sessions {
         admit: impl FnOnce(&mut PgConnection) -> QueryResult<Result<(), R>> + Send + 'static,
     ) -> Result<Result<Session, R>, DbError> {
         let now = self.clock.now();
-        let row = Session {
+        let session = Session {
             token: SessionToken::generate(),
             user_id,
             created_at: now,
             last_seen_at: now,
             expires_at: now + self.lifetimes.for_login(remember).delta(),
             remember,
-            user_agent: client.user_agent,
-            ip: client.ip.map(Into::into),
             csrf_token: CsrfToken::generate(),
-            revoked_at: None,
             id: SessionId::generate(),
             amr: methods
                 .iter()
                 .map(|method| Some(method.as_str().to_owned()))
                 .collect(),
+        };
+        let row = SessionRecord {
+            session,
+            user_agent: client.user_agent,
+            ip: client.ip.map(Into::into),
         };
         let (started, event) = db::run(&self.pool, move |conn| {
             let start = |conn: &mut PgConnection| {
@@ -186,7 +188,7 @@ impl Sessions {
                 }
                 sessions::insert(conn, &row)?;
                 users::record_login(conn, user_id, now)?;
-                Ok(Ok(row))
+                Ok(Ok(row.session))
             };
             event.with(conn, start, Result::is_ok)
         })
@@ -246,7 +248,7 @@ impl Sessions {
     }
 
     /// A user's live sessions, newest first.
-    pub async fn list(&self, user_id: UserId) -> Result<Vec<Session>, DbError> {
+    pub async fn list(&self, user_id: UserId) -> Result<Vec<SessionRecord>, DbError> {
         let now = self.clock.now();
         let idle_since = now - self.lifetimes.idle.delta();
         db::run(&self.pool, move |conn| {
