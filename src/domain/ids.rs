@@ -217,6 +217,12 @@ impl CsrfToken {
         Self(random_token())
     }
 
+    /// A session's token as it was stored, kept in memory by the session
+    /// cache.
+    pub fn stored(value: String) -> Self {
+        Self(value)
+    }
+
     /// Whether `sent` is this token, compared in constant time.
     pub fn matches(&self, sent: &[u8]) -> bool {
         sent.ct_eq(self.0.as_bytes()).into()

@@ -17,6 +17,10 @@
 //! - It holds `SESSION_CACHE_CAPACITY` sessions at most, and past that
 //!   evicts the least useful (quick_cache's S3-FIFO-like policy), one at a
 //!   time: a working set larger than the cache costs misses, not a cliff.
+//! - An entry is small: the session and its user [packed](super::packed),
+//!   keyed by the SHA-256 of the credential rather than a second copy of
+//!   it, in a table allocated whole at start-up so that it never grows by
+//!   copying (the README's sizing guide has the bytes per session).
 //! - Only "live" is cached. A cached session whose idle timeout looks
 //!   passed is checked against the database, where another instance may
 //!   have seen it more recently.
@@ -25,9 +29,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::crypto::sha256;
 use crate::db::notifications::Invalidation;
 use crate::domain::{SessionToken, UserId};
 use crate::services::sessions::live::LiveSession;
+use crate::services::sessions::packed::Packed;
 
 /// How long a session stays cached without being invalidated: a bound on
 /// memory, not on correctness.
@@ -41,9 +47,10 @@ const FRESH: Duration = Duration::from_millis(800);
 /// Slots of the table of users' last invalidations.
 const USER_SLOTS: usize = 65_536;
 
-#[derive(Clone)]
+/// Behind an `Arc`, so that what the table holds per entry is a pointer
+/// (quick_cache hands out clones of it).
 struct Cached {
-    live: Arc<LiveSession>,
+    packed: Packed,
     stored: Instant,
     /// The invalidation counter before the database read it came from.
     read_at: u64,
@@ -51,7 +58,7 @@ struct Cached {
 
 pub struct SessionCache {
     /// `None` when `SESSION_CACHE_CAPACITY` is 0.
-    entries: Option<quick_cache::sync::Cache<SessionToken, Cached>>,
+    entries: Option<quick_cache::sync::Cache<[u8; 32], Arc<Cached>>>,
     /// The last number an invalidation took.
     generation: AtomicU64,
     /// The newest invalidation of everything.
@@ -71,7 +78,11 @@ impl SessionCache {
     /// A cache of `capacity` sessions at most (none at 0).
     pub fn new(capacity: usize) -> Self {
         Self {
-            entries: (capacity > 0).then(|| quick_cache::sync::Cache::new(capacity)),
+            entries: (capacity > 0).then(|| {
+                let entries = quick_cache::sync::Cache::new(capacity);
+                entries.reserve(capacity);
+                entries
+            }),
             generation: AtomicU64::new(0),
             all: AtomicU64::new(0),
             users: (0..USER_SLOTS).map(|_| AtomicU64::new(0)).collect(),
@@ -104,7 +115,7 @@ impl SessionCache {
         let newest = self
             .all
             .load(Ordering::Acquire)
-            .max(self.slot(cached.live.user.id).load(Ordering::Acquire));
+            .max(self.slot(cached.packed.user_id).load(Ordering::Acquire));
         newest > cached.read_at || cached.stored.elapsed() > TTL
     }
 
@@ -115,12 +126,13 @@ impl SessionCache {
         if !self.usable() {
             return None;
         }
-        let cached = entries.get(token)?;
+        let key = sha256(token.expose().as_bytes());
+        let cached = entries.get(&key)?;
         if self.stale(&cached) {
-            entries.remove(token);
+            entries.remove(&key);
             return None;
         }
-        Some(cached.live)
+        cached.packed.unpack().map(Arc::new)
     }
 
     /// Taken before reading from the database, for [`SessionCache::insert`].
@@ -137,13 +149,19 @@ impl SessionCache {
         if !self.usable() {
             return;
         }
+        let Some(packed) = Packed::pack(live) else {
+            return;
+        };
         let cached = Cached {
-            live: live.clone(),
+            packed,
             stored: Instant::now(),
             read_at: generation,
         };
         if !self.stale(&cached) {
-            entries.insert(live.session.token.clone(), cached);
+            entries.insert(
+                sha256(live.session.token.expose().as_bytes()),
+                Arc::new(cached),
+            );
         }
     }
 
@@ -152,10 +170,13 @@ impl SessionCache {
         let Some(entries) = &self.entries else {
             return;
         };
-        let token = &live.session.token;
-        if let Some(mut cached) = entries.get(token) {
-            cached.live = live.clone();
-            entries.insert(token.clone(), cached);
+        let key = sha256(live.session.token.expose().as_bytes());
+        if let Some(cached) = entries.get(&key) {
+            let touched = Cached {
+                packed: cached.packed.seen_at(live.session.last_seen_at),
+                ..*cached
+            };
+            entries.insert(key, Arc::new(touched));
         }
     }
 

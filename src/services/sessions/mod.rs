@@ -8,6 +8,7 @@ pub mod activity;
 pub mod cache;
 pub mod listener;
 mod live;
+mod packed;
 
 use std::sync::Arc;
 use std::time::Duration;
