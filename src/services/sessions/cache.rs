@@ -6,8 +6,14 @@
 //!   `NOTIFY` every instance at commit; each forgets that user's sessions.
 //!   The instance that made the change forgets them at once, itself.
 //! - The cache is used only while its listener is connected and has proved
-//!   so within the last [`FRESH`]: after any gap it starts empty, since
-//!   notifications may have been missed.
+//!   so within the last [`FRESH`]. After a reconnection it starts empty,
+//!   since notifications were missed. After a connection that was only
+//!   late (a stall, or a database too busy to answer the ping in time) it
+//!   is kept: nothing was missed, since Postgres sends a listener the
+//!   notifications it holds before the answer to its next query, and the
+//!   listener applies them before vouching for the cache again. Emptying
+//!   it there made a cliff: under load a late ping threw away the working
+//!   set, and refilling it from the database made the next ping later.
 //! - Every invalidation takes a number from one counter; a session cached
 //!   remembers the counter from before its database read, and is not used
 //!   once an invalidation of its user (or of everything) is newer: a
@@ -209,16 +215,14 @@ impl SessionCache {
         self.forget(Invalidation::All);
     }
 
-    /// The listener has proved its connection alive. After a gap longer
-    /// than [`FRESH`] (a connection that stalled and resumed) the cache
-    /// starts empty, as after a reconnection: what it holds was not vouched
-    /// for meanwhile.
+    /// The listener has proved its connection alive, and applied every
+    /// notification that arrived before the proof.
     pub(super) fn beat(&self) {
         let since = self
             .now_ms()
             .saturating_sub(self.last_beat.load(Ordering::Acquire));
-        if Duration::from_millis(since) >= FRESH {
-            self.forget(Invalidation::All);
+        if Duration::from_millis(since) >= FRESH && self.live.load(Ordering::Acquire) {
+            tracing::debug!(silent_ms = since, "the invalidation listener was late");
         }
         self.last_beat.store(self.now_ms(), Ordering::Release);
     }
@@ -295,6 +299,18 @@ mod tests {
         cache.insert(before, &session);
         assert!(cache.get(&session.session.token).is_none());
         cache.insert(cache.generation(), &session);
+        assert!(cache.get(&session.session.token).is_some());
+    }
+
+    /// A late beat is not a lost connection: until it comes the cache is
+    /// not trusted, and after it what the cache held is used again.
+    #[test]
+    fn a_late_listener_suspends_the_cache_without_emptying_it() {
+        let cache = listening(100);
+        let session = cached(&cache, 1);
+        std::thread::sleep(FRESH + Duration::from_millis(50));
+        assert!(cache.get(&session.session.token).is_none());
+        cache.beat();
         assert!(cache.get(&session.session.token).is_some());
     }
 
