@@ -59,7 +59,8 @@ impl From<DieselError> for DbError {
 }
 
 /// Runs `query` with a pooled connection on Tokio's blocking thread pool,
-/// inside the caller's tracing span.
+/// inside the caller's tracing span, once the pool gives it a turn (so a
+/// queue of requests waits without holding threads).
 pub async fn run<T, F>(pool: &PgPool, query: F) -> Result<T, DbError>
 where
     F: FnOnce(&mut PgConnection) -> Result<T, DieselError> + Send + 'static,
@@ -67,6 +68,12 @@ where
 {
     let pool = pool.clone();
     let span = tracing::Span::current();
+    let waiting = metrics::gauge!("authd_db_pool_waiting");
+    waiting.increment(1);
+    let turn = pool.turn().await;
+    waiting.decrement(1);
+    let turn = turn
+        .map_err(|pool::Busy| DbError::Unavailable("timed out waiting for a connection".into()))?;
     let blocking = metrics::gauge!("authd_blocking_tasks");
     blocking.increment(1);
     // Counted down by the task itself: it runs to the end even when the
@@ -74,11 +81,9 @@ where
     // cannot drift.
     let ran = tokio::task::spawn_blocking(move || {
         let _entered = span.enter();
-        let waiting = metrics::gauge!("authd_db_pool_waiting");
-        waiting.increment(1);
-        let connection = pool.get();
-        waiting.decrement(1);
-        let ran = connection
+        let _turn = turn;
+        let ran = pool
+            .get()
             .map_err(|error| DbError::Unavailable(error.to_string()))
             .and_then(|mut connection| query(&mut connection).map_err(DbError::from));
         blocking.decrement(1);

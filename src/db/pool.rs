@@ -13,15 +13,36 @@ use diesel::pg::PgConnection;
 use diesel::r2d2::{
     ConnectionManager, CustomizeConnection, ManageConnection, Pool, PooledConnection,
 };
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The pool, and its count of connections being opened.
+/// The pool, its count of connections being opened, and its turns.
 #[derive(Clone, Debug)]
 pub struct PgPool {
     pool: Pool<CountingManager>,
     opening: Arc<AtomicUsize>,
+    /// One per connection: [`run`](super::run) waits for a turn before it
+    /// takes a blocking thread, so that the threads number the connections,
+    /// not the requests waiting for one. (Each waiting request held a
+    /// thread, and at a million users under load their count reached a
+    /// hundred, each keeping memory of its own.)
+    turns: Arc<Semaphore>,
+    timeout: Duration,
 }
 
+/// No turn with a connection came within the pool's timeout.
+#[derive(Debug)]
+pub struct Busy;
+
 impl PgPool {
+    /// Waits for a turn with one of the connections, at most the pool's
+    /// timeout; the turn ends when the permit is dropped.
+    pub async fn turn(&self) -> Result<OwnedSemaphorePermit, Busy> {
+        match tokio::time::timeout(self.timeout, self.turns.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) | Err(_) => Err(Busy),
+        }
+    }
+
     pub fn get(&self) -> Result<PooledConnection<CountingManager>, diesel::r2d2::PoolError> {
         self.pool.get()
     }
@@ -99,7 +120,12 @@ pub fn pool(database_url: &str, options: PoolOptions) -> PgPool {
             inner: ConnectionManager::new(url),
             opening: opening.clone(),
         });
-    PgPool { pool, opening }
+    PgPool {
+        pool,
+        opening,
+        turns: Arc::new(Semaphore::new(options.size as usize)),
+        timeout: options.timeout,
+    }
 }
 
 /// Turns diesel's prepared-statement cache off behind a pooler: a named

@@ -391,3 +391,57 @@ impl Drop for PgBouncer {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
+
+/// Requests queued for the pool wait without a thread each: only as many
+/// database calls as the pool has connections hold a blocking thread.
+/// (Each waiting call held one, and under load at a million users their
+/// number passed a hundred, each with memory of its own.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_queued_for_the_pool_hold_no_thread() {
+    let db = tokio::task::spawn_blocking(TestDatabase::create)
+        .await
+        .unwrap();
+    let pool = authd::db::pool(
+        &db.url(),
+        authd::db::PoolOptions {
+            size: 2,
+            min_idle: 2,
+            timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(10),
+            pooled: false,
+        },
+    );
+    let ping = |pool| authd::db::run(pool, |c| diesel::sql_query("SELECT 1").execute(c));
+    // Both connections open, and the blocking threads that used them.
+    tokio::join!(ping(&pool), ping(&pool)).0.unwrap();
+    let threads = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
+        line[8..].trim().parse::<usize>().unwrap()
+    };
+    let before = threads();
+    let calls: Vec<_> = (0..24)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                authd::db::run(&pool, |c| {
+                    diesel::sql_query("SELECT pg_sleep(0.05)").execute(c)
+                })
+                .await
+            })
+        })
+        .collect();
+    let mut most = before;
+    for _ in 0..20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        most = most.max(threads());
+    }
+    for call in calls {
+        call.await.unwrap().unwrap();
+    }
+    assert!(
+        most <= before + 2,
+        "{} threads beside {before} while 24 calls queued for 2 connections",
+        most - before
+    );
+}
