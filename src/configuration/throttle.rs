@@ -29,10 +29,13 @@ pub enum Bucket {
     /// Confirmation links mailed because a login was refused for an
     /// unverified address, per account.
     LoginVerificationMail,
+    /// Passkey logins started with no account named, per client address:
+    /// each stores a ceremony until it expires.
+    PasskeyLogin,
 }
 
 impl Bucket {
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 8] = [
         Self::LoginAccount,
         Self::LoginIp,
         Self::Registration,
@@ -40,6 +43,7 @@ impl Bucket {
         Self::RecoveryAddressTotal,
         Self::RecoveryIp,
         Self::LoginVerificationMail,
+        Self::PasskeyLogin,
     ];
 
     /// Its name in the store: changing one forgets its counts.
@@ -52,6 +56,7 @@ impl Bucket {
             Self::RecoveryAddressTotal => "recovery_address",
             Self::RecoveryIp => "recovery_ip",
             Self::LoginVerificationMail => "login_verification_mail",
+            Self::PasskeyLogin => "passkey_login_ip",
         }
     }
 
@@ -65,6 +70,7 @@ impl Bucket {
             Self::RecoveryAddressTotal => (Some("RECOVERY_MAILS_PER_ADDRESS_TOTAL"), 20),
             Self::RecoveryIp => (Some("RECOVERY_MAILS_PER_IP"), 20),
             Self::LoginVerificationMail => (None, 1),
+            Self::PasskeyLogin => (Some("PASSKEY_LOGINS_PER_IP"), 100),
         }
     }
 
@@ -80,6 +86,7 @@ impl Bucket {
                 (Some("RECOVERY_WINDOW"), seconds(HOUR))
             }
             Self::LoginVerificationMail => (None, seconds(10 * MINUTE)),
+            Self::PasskeyLogin => (Some("PASSKEY_LOGIN_WINDOW"), seconds(15 * MINUTE)),
         }
     }
 }

@@ -19,6 +19,7 @@ use webauthn_rs::prelude::{
 };
 use webauthn_rs_proto::ResidentKeyRequirement;
 
+use crate::configuration::Bucket;
 use crate::db::passkeys::{
     self as stored, CeremonyPurpose, NewCeremony, NewPasskey, StoredPasskey,
 };
@@ -29,7 +30,7 @@ use crate::services::Core;
 use crate::services::audit::{self, Event, Record};
 use crate::services::credentials::{ConfirmError, Verdict};
 use crate::services::notices::Notice;
-use crate::services::throttle::{Blocked, ThrottleError};
+use crate::services::throttle::{Blocked, Counter, ThrottleError, client_key};
 
 /// Why a passkey was refused: one answer to the client, this reason in the
 /// audit trail.
@@ -310,10 +311,22 @@ impl Passkeys {
     }
 
     /// Starts a login with a passkey alone: request options that name no
-    /// credential, for the authenticator to offer the ones it holds.
-    pub async fn start_login(&self) -> Result<Started, PasskeyError> {
-        let (options, state) = self
-            .relying_party()?
+    /// credential, for the authenticator to offer the ones it holds. Anyone
+    /// may ask, and each stores a ceremony until it expires: so many a
+    /// client address (`PASSKEY_LOGINS_PER_IP`).
+    pub async fn start_login(&self, client: &Client) -> Result<Started, PasskeyError> {
+        let relying_party = self.relying_party()?;
+        let counter = Counter::new(
+            Bucket::PasskeyLogin,
+            client_key(client.ip),
+            &self.core.limits,
+        );
+        self.core
+            .throttle
+            .hit(&[counter])
+            .await?
+            .map_err(PasskeyError::Throttled)?;
+        let (options, state) = relying_party
             .start_discoverable_authentication()
             .map_err(|_| PasskeyError::Failed(Failure::Invalid))?;
         let ceremony = Ceremony {

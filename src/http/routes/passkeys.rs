@@ -185,7 +185,7 @@ pub async fn start_passkey_login(
                 .start_passkey_second_step(&MfaToken::presented(token), &client)
                 .await?
         }
-        None => passkeys.start_login().await?,
+        None => passkeys.start_login(&client).await?,
     };
     Ok(HttpResponse::Ok().json(StartedView::from(started)))
 }

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::{
     ORIGIN, SIBLING, as_json, assert_passkey_failed, count, events, finish_login, list,
     login_options, me, passkey_login, passkey_user, refusal_reasons, refusals, request_options,
-    user_id,
+    start_login, user_id,
 };
 use crate::helpers::TestApp;
 
@@ -295,4 +295,29 @@ async fn a_logged_in_client_cannot_log_in_again() {
         .await
         .problem(409);
     assert_eq!(problem["type"], "urn:authd:problem:already-authenticated");
+}
+
+/// Anyone may start a passkey login, and each start stores a ceremony
+/// until it expires: so many from one client address, then `429` (nothing
+/// stored); another address is not held up.
+#[tokio::test]
+async fn starting_passkey_logins_is_limited_per_client_address() {
+    let app = TestApp::spawn_with(|s| s.throttle.set_limit(Bucket::PasskeyLogin, 3)).await;
+    let ceremonies = || {
+        use diesel::prelude::*;
+        authd::schema::passkey_ceremonies::table
+            .count()
+            .get_result::<i64>(&mut app.db.connect())
+            .unwrap()
+    };
+    let flooder = app.browser_at("127.0.0.7");
+    for _ in 0..3 {
+        login_options(&flooder).await;
+    }
+    let refused = start_login(&flooder, &json!({})).await;
+    refused.problem(429);
+    assert!(refused.header("retry-after").is_some());
+    assert_eq!(ceremonies(), 3);
+    login_options(&app.browser_at("127.0.0.8")).await;
+    assert_eq!(ceremonies(), 4);
 }
