@@ -2,9 +2,9 @@
 //! [`LiveSession`], in about half the memory. A `LiveSession` is nine
 //! allocations (each string its own, the whole behind an `Arc`), which cost
 //! 800 bytes a session in the allocator; packed, every string shares one,
-//! and the cache holds 250,000 sessions in under 128 MiB (the README's
-//! sizing guide has the measured figure). Unpacking on each hit costs a few
-//! small allocations, far less than the request around it.
+//! and the cache's default 225,000 sessions take about 120 MiB (the
+//! README's sizing guide has the measured figure). Unpacking on each hit
+//! costs a few small allocations, far less than the request around it.
 //!
 //! Both directions name every field, so a field added to [`Session`] or
 //! [`User`] does not compile until it is kept here too.
@@ -42,8 +42,10 @@ pub(super) struct Packed {
 
 impl Packed {
     /// `None` for what cannot be packed: a string longer than 64 KiB (no
-    /// column the database checks allows one) or a method with a space in
-    /// it. Such a session is then not cached, which costs only speed.
+    /// column the database checks allows one), a method with a space in
+    /// it, or a user that is not the session's (the database's join never
+    /// makes one). Such a session is then not cached, which costs only
+    /// speed.
     pub(super) fn pack(live: &LiveSession) -> Option<Self> {
         let LiveSession {
             session:
@@ -60,7 +62,7 @@ impl Packed {
                 },
             user:
                 User {
-                    id: _,
+                    id: owner,
                     username,
                     email,
                     password_hash,
@@ -73,6 +75,9 @@ impl Packed {
                     passkey_count,
                 },
         } = live;
+        if owner != user_id {
+            return None;
+        }
         let strings = [
             token.expose(),
             csrf_token.expose(),
@@ -280,6 +285,9 @@ mod tests {
         assert!(Packed::pack(&live).is_none());
         let mut live = sample();
         live.user.email = "a".repeat(70_000);
+        assert!(Packed::pack(&live).is_none());
+        let mut live = sample();
+        live.user.id = UserId::new(43);
         assert!(Packed::pack(&live).is_none());
     }
 
