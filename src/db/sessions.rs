@@ -10,7 +10,7 @@ use crate::schema::{sessions, users};
 
 /// A login, wherever its credential travels: what checking it and
 /// answering for it needs, which is all that each instance keeps of it in
-/// memory (so nothing else: see [`SessionRecord`]). Its `Debug` prints
+/// memory (so nothing else: see `SessionRecord`). Its `Debug` prints
 /// neither credential (their types do not).
 #[derive(Clone, Debug, Queryable, Selectable, Insertable)]
 #[diesel(table_name = sessions, check_for_backend(diesel::pg::Pg))]
