@@ -202,6 +202,11 @@ impl SessionToken {
     pub fn expose(&self) -> &str {
         &self.0
     }
+
+    /// What the session cache keys it by, rather than a copy of it.
+    pub fn digest(&self) -> [u8; 32] {
+        crate::crypto::sha256(self.0.as_bytes())
+    }
 }
 
 /// The token a cookie-carried session must echo in `X-CSRF-Token` on

@@ -35,7 +35,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::crypto::sha256;
 use crate::db::notifications::Invalidation;
 use crate::domain::{SessionToken, UserId};
 use crate::services::sessions::live::LiveSession;
@@ -132,7 +131,7 @@ impl SessionCache {
         if !self.usable() {
             return None;
         }
-        let key = sha256(token.expose().as_bytes());
+        let key = token.digest();
         let cached = entries.get(&key)?;
         if self.stale(&cached) {
             entries.remove(&key);
@@ -164,10 +163,7 @@ impl SessionCache {
             read_at: generation,
         };
         if !self.stale(&cached) {
-            entries.insert(
-                sha256(live.session.token.expose().as_bytes()),
-                Arc::new(cached),
-            );
+            entries.insert(live.session.token.digest(), Arc::new(cached));
         }
     }
 
@@ -176,7 +172,7 @@ impl SessionCache {
         let Some(entries) = &self.entries else {
             return;
         };
-        let key = sha256(live.session.token.expose().as_bytes());
+        let key = live.session.token.digest();
         if let Some(cached) = entries.get(&key) {
             let touched = Cached {
                 packed: cached.packed.seen_at(live.session.last_seen_at),
