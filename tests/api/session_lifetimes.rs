@@ -105,6 +105,64 @@ async fn last_seen_is_written_at_most_once_a_minute() {
     );
 }
 
+/// A backlog of activity bigger than one statement's chunk is written
+/// whole, and each session gets its own time. (Written as one statement,
+/// a big enough backlog outlived the statement timeout at every try.)
+#[tokio::test]
+async fn a_backlog_of_activity_is_written_in_chunks_and_whole() {
+    use authd::domain::SessionToken;
+    use authd::schema::sessions::dsl::*;
+    let app = TestApp::spawn().await;
+    app.logged_in_app("susan").await;
+    app.db.execute(
+        "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, remember, \
+         csrf_token, public_id) \
+         SELECT md5('a' || i) || md5('b' || i), user_id, now() - interval '2 hours', \
+         now() - interval '2 hours', now() + interval '1 day', true, md5('csrf' || i), md5('a' || i) \
+         FROM sessions, generate_series(1, 2500) AS i",
+    );
+    let backlog: Vec<String> = sessions
+        .select(id)
+        .filter(last_seen_at.lt(chrono::Utc::now() - chrono::TimeDelta::hours(1)))
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(backlog.len(), 2500);
+
+    let activity = authd::services::sessions::activity::Activity::default();
+    let start = chrono::Utc::now();
+    for (n, token) in backlog.iter().enumerate() {
+        let at = start - chrono::TimeDelta::seconds(i64::try_from(n % 7).unwrap());
+        activity.note(&SessionToken::presented(token.clone()), at);
+    }
+    let pool = authd::db::pool(
+        &app.db.url(),
+        authd::db::PoolOptions {
+            size: 1,
+            min_idle: 0,
+            timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(10),
+            pooled: false,
+        },
+    );
+    activity.flush(&pool, secs(1800)).await;
+
+    let seen: Vec<(String, chrono::DateTime<chrono::Utc>)> = sessions
+        .select((id, last_seen_at))
+        .filter(id.eq_any(&backlog))
+        .load(&mut app.db.connect())
+        .unwrap();
+    assert_eq!(seen.len(), 2500);
+    for (token, at) in seen {
+        let n = backlog.iter().position(|noted| *noted == token).unwrap();
+        let noted = start - chrono::TimeDelta::seconds(i64::try_from(n % 7).unwrap());
+        // Postgres keeps microseconds.
+        assert!(
+            (at - noted).abs() < chrono::TimeDelta::milliseconds(1),
+            "{token}: {at} against {noted}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn sessions_survive_a_server_restart_with_the_same_key() {
     let mut app = TestApp::spawn().await;
