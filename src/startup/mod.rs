@@ -373,6 +373,12 @@ fn serve(
     // a body, from the JSON extractor.
     .client_request_timeout(settings.http.client_timeout.std())
     .shutdown_timeout(shutdown_timeout)
+    // Database calls run on each worker's blocking threads, a pool
+    // connection each at most (see `db::run`): more threads would only
+    // hold memory. Without a bound, a thread that had not yet gone idle
+    // when the next call came made Tokio start another, and under load
+    // their number passed fifty.
+    .worker_max_blocking_threads(usize::try_from(settings.database.pool_size).unwrap_or(1))
     // Signals are ours to handle (`stop_on_signals`): /readyz must turn
     // 503 as shutdown begins.
     .disable_signals()
