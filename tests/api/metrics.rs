@@ -226,3 +226,41 @@ fn assert_described(text: &str) {
         );
     }
 }
+
+/// A histogram's samples are folded into its buckets every second, whether
+/// or not anyone scrapes: memory stays flat however long `/metrics` goes
+/// unread (before, every request's sample stayed until the next scrape).
+#[test]
+fn histograms_stay_flat_while_nobody_scrapes() {
+    let kinds: Vec<&'static str> = mail_kinds().into_iter().map(|kind| kind.0).collect();
+    authd::telemetry::metrics(authd::telemetry::LabelValues {
+        login_outcomes: LOGIN_OUTCOMES,
+        mail_kinds: &kinds,
+    });
+    let resident_kib = || {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+        line[6..]
+            .trim()
+            .trim_end_matches(" kB")
+            .parse::<u64>()
+            .unwrap()
+    };
+    let duration = metrics::histogram!("authd_http_request_duration_seconds", "method" => "GET", "route" => "/api/me");
+    // 24 MiB of samples a round, if they were kept.
+    let round = || {
+        for _ in 0..3_000_000 {
+            duration.record(0.001);
+        }
+        std::thread::sleep(authd::telemetry::METRICS_UPKEEP * 2);
+    };
+    round();
+    let after_one = resident_kib();
+    round();
+    round();
+    let after_three = resident_kib();
+    assert!(
+        after_three < after_one + 12 * 1024,
+        "resident memory grew from {after_one} KiB to {after_three} KiB"
+    );
+}
