@@ -106,8 +106,9 @@ async fn last_seen_is_written_at_most_once_a_minute() {
 }
 
 /// A backlog of activity bigger than one statement's chunk is written
-/// whole, and each session gets its own time. (Written as one statement,
-/// a big enough backlog outlived the statement timeout at every try.)
+/// whole, each session with its own time, even after a flush was stopped
+/// part way. (Written as one statement, a big enough backlog outlived the
+/// statement timeout at every try.)
 #[tokio::test]
 async fn a_backlog_of_activity_is_written_in_chunks_and_whole() {
     use authd::domain::SessionToken;
@@ -143,6 +144,13 @@ async fn a_backlog_of_activity_is_written_in_chunks_and_whole() {
             statement_timeout: Duration::from_secs(10),
             pooled: false,
         },
+    );
+    // A flush stopped part way (the periodic one is aborted at shutdown)
+    // leaves what it did not write noted for the next.
+    let stopped = tokio::time::timeout(Duration::from_millis(1), activity.flush(&pool, secs(1800)));
+    assert!(
+        stopped.await.is_err(),
+        "2,500 sessions written within a millisecond"
     );
     activity.flush(&pool, secs(1800)).await;
 

@@ -2,7 +2,7 @@
 //! to the database in batches, off the request path.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
@@ -34,8 +34,10 @@ impl Activity {
             .insert(token.clone(), at);
     }
 
-    /// Writes what was noted, a chunk at a time; what a failure left
-    /// unwritten is noted again for next time, unless newer activity was.
+    /// Writes what was noted, a chunk at a time. What a failure leaves
+    /// unwritten is noted again for next time, unless newer activity was,
+    /// and so is what a flush stopped part way leaves (at shutdown the
+    /// periodic flush is aborted, and the last one writes it).
     pub async fn flush(&self, pool: &PgPool, idle: Period) {
         let mut seen: Vec<Seen> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
@@ -44,24 +46,49 @@ impl Activity {
         // Every instance updates rows in the same order, so that two
         // flushes of the same sessions never wait on each other in a cycle.
         seen.sort_unstable_by(|(a, _), (b, _)| a.expose().cmp(b.expose()));
+        let mut taken = Taken {
+            activity: self,
+            seen,
+            written: 0,
+        };
         let idle = idle.std();
-        let mut chunks = seen.chunks(CHUNK);
-        while let Some(chunk) = chunks.next() {
-            let batch: Arc<[Seen]> = chunk.into();
-            let writing = batch.clone();
-            let written = db::run(pool, move |conn| {
-                db::sessions::touch_many(conn, &writing, idle)
+        while taken.written < taken.seen.len() {
+            let end = taken.seen.len().min(taken.written + CHUNK);
+            let batch = taken.seen[taken.written..end].to_vec();
+            if let Err(error) = db::run(pool, move |conn| {
+                db::sessions::touch_many(conn, &batch, idle)
             })
-            .await;
-            if let Err(error) = written {
-                let unwritten: Vec<&Seen> = batch.iter().chain(chunks.flatten()).collect();
-                tracing::warn!(%error, sessions = unwritten.len(), "could not note session activity; will retry");
-                let mut pending = self.pending.lock().unwrap_or_else(PoisonError::into_inner);
-                for (token, at) in unwritten {
-                    pending.entry(token.clone()).or_insert(*at);
-                }
+            .await
+            {
+                let unwritten = taken.seen.len() - taken.written;
+                tracing::warn!(%error, sessions = unwritten, "could not note session activity; will retry");
                 return;
             }
+            taken.written = end;
+        }
+    }
+}
+
+/// What a flush took: on drop, whatever it has not written is noted again.
+struct Taken<'a> {
+    activity: &'a Activity,
+    seen: Vec<Seen>,
+    written: usize,
+}
+
+impl Drop for Taken<'_> {
+    fn drop(&mut self) {
+        let unwritten = self.seen.drain(self.written..);
+        if unwritten.len() == 0 {
+            return;
+        }
+        let mut pending = self
+            .activity
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for (token, at) in unwritten {
+            pending.entry(token).or_insert(at);
         }
     }
 }
