@@ -224,6 +224,10 @@ fn describe_and_zero(labels: LabelValues<'_>) {
             "Database calls queued or running on the blocking pool",
         ),
         (
+            "authd_session_activity_pending",
+            "Sessions whose activity (last_seen_at) waits to be written",
+        ),
+        (
             "authd_hash_queue_depth",
             "Password hashes waiting for a hashing thread",
         ),

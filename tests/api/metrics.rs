@@ -83,6 +83,7 @@ async fn metrics_are_served_on_their_own_listener_only() {
         "authd_db_pool_idle_connections",
         "authd_db_pool_waiting",
         "authd_blocking_tasks",
+        "authd_session_activity_pending",
         "authd_hash_queue_depth",
     ] {
         assert!(text.contains(name), "{name} missing");
@@ -147,6 +148,7 @@ async fn every_metric_is_described_and_there_from_the_start() {
         "authd_db_pool_idle_connections",
         "authd_db_pool_waiting",
         "authd_blocking_tasks",
+        "authd_session_activity_pending",
         "authd_hash_queue_depth",
         "authd_mail_outbox_depth",
     ] {

@@ -53,6 +53,7 @@ impl Activity {
         };
         let idle = idle.std();
         while taken.written < taken.seen.len() {
+            self.report(taken.seen.len() - taken.written);
             let end = taken.seen.len().min(taken.written + CHUNK);
             let batch = taken.seen[taken.written..end].to_vec();
             if let Err(error) = db::run(pool, move |conn| {
@@ -67,6 +68,18 @@ impl Activity {
             taken.written = end;
         }
     }
+
+    /// Shows how many sessions' activity waits to be written: what is
+    /// noted, and what a flush has taken and not written yet (`taken`).
+    /// It grows when the database cannot keep up.
+    fn report(&self, taken: usize) {
+        let noted = self
+            .pending
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        metrics::gauge!("authd_session_activity_pending").set((noted + taken) as f64);
+    }
 }
 
 /// What a flush took: on drop, whatever it has not written is noted again.
@@ -79,16 +92,16 @@ struct Taken<'a> {
 impl Drop for Taken<'_> {
     fn drop(&mut self) {
         let unwritten = self.seen.drain(self.written..);
-        if unwritten.len() == 0 {
-            return;
+        if unwritten.len() > 0 {
+            let mut pending = self
+                .activity
+                .pending
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            for (token, at) in unwritten {
+                pending.entry(token).or_insert(at);
+            }
         }
-        let mut pending = self
-            .activity
-            .pending
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        for (token, at) in unwritten {
-            pending.entry(token).or_insert(at);
-        }
+        self.activity.report(0);
     }
 }
