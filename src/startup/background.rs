@@ -153,8 +153,11 @@ impl Background {
                 .await
                 .ok();
         }
+        // Awaited, so that an activity flush cut off part way has noted
+        // again what it had not written before the last flush takes it.
         for task in self.tasks {
             task.abort();
+            let _ = task.await;
         }
         self.sessions.flush_activity().await;
     }

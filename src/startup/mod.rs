@@ -124,6 +124,9 @@ pub struct Builder {
 impl Builder {
     /// Adds the application's routes, served beside authd's with the same
     /// middleware (protect one with [`login_required`](crate::login_required)).
+    /// They share the HTTP workers' blocking threads, `DB_POOL_SIZE` a
+    /// worker, with authd's database calls: run long blocking work of
+    /// their own on threads of its own.
     pub fn routes(
         mut self,
         routes: impl Fn(&mut web::ServiceConfig) + Send + Sync + 'static,

@@ -152,6 +152,9 @@ async fn a_backlog_of_activity_is_written_in_chunks_and_whole() {
         stopped.await.is_err(),
         "2,500 sessions written within a millisecond"
     );
+    // Activity noted meanwhile is newer than what the cut-off flush took.
+    let later = start + chrono::TimeDelta::seconds(5);
+    activity.note(&SessionToken::presented(backlog[0].clone()), later);
     activity.flush(&pool, secs(1800)).await;
 
     let seen: Vec<(String, chrono::DateTime<chrono::Utc>)> = sessions
@@ -162,7 +165,11 @@ async fn a_backlog_of_activity_is_written_in_chunks_and_whole() {
     assert_eq!(seen.len(), 2500);
     for (token, at) in seen {
         let n = backlog.iter().position(|noted| *noted == token).unwrap();
-        let noted = start - chrono::TimeDelta::seconds(i64::try_from(n % 7).unwrap());
+        let noted = if n == 0 {
+            later
+        } else {
+            start - chrono::TimeDelta::seconds(i64::try_from(n % 7).unwrap())
+        };
         // Postgres keeps microseconds.
         assert!(
             (at - noted).abs() < chrono::TimeDelta::milliseconds(1),

@@ -37,14 +37,15 @@ impl Activity {
     /// Writes what was noted, a chunk at a time. What a failure leaves
     /// unwritten is noted again for next time, unless newer activity was,
     /// and so is what a flush stopped part way leaves (at shutdown the
-    /// periodic flush is aborted, and the last one writes it).
+    /// periodic flush is aborted and awaited, and the last one writes it).
     pub async fn flush(&self, pool: &PgPool, idle: Period) {
         let mut seen: Vec<Seen> =
             std::mem::take(&mut *self.pending.lock().unwrap_or_else(PoisonError::into_inner))
                 .into_iter()
                 .collect();
-        // Every instance updates rows in the same order, so that two
-        // flushes of the same sessions never wait on each other in a cycle.
+        // Every instance lists the rows in the same order, so that two
+        // flushes of the same sessions take their locks in the same order
+        // (as the plan of `touch_many` walks the list), not in a cycle.
         seen.sort_unstable_by(|(a, _), (b, _)| a.expose().cmp(b.expose()));
         let mut taken = Taken {
             activity: self,
