@@ -8,7 +8,7 @@ use diesel::RunQueryDsl;
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp, TestDatabase, secs, start, test_settings};
+use crate::helpers::{PASSWORD, TestApp, TestDatabase, own_status, secs, start, test_settings};
 use authd::configuration::Bucket;
 
 /// Postgres going away mid-flight (connections killed, new ones refused)
@@ -414,11 +414,7 @@ async fn calls_queued_for_the_pool_hold_no_thread() {
     let ping = |pool| authd::db::run(pool, |c| diesel::sql_query("SELECT 1").execute(c));
     // Both connections open, and the blocking threads that used them.
     tokio::join!(ping(&pool), ping(&pool)).0.unwrap();
-    let threads = || {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("Threads:")).unwrap();
-        line[8..].trim().parse::<usize>().unwrap()
-    };
+    let threads = || own_status("Threads");
     let before = threads();
     let calls: Vec<_> = (0..24)
         .map(|_| {

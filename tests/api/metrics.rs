@@ -3,7 +3,7 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, own_status};
 use authd::configuration::Bucket;
 use authd::services::login::LOGIN_OUTCOMES;
 use authd::services::mail_kinds;
@@ -239,15 +239,7 @@ fn histograms_stay_flat_while_nobody_scrapes() {
         login_outcomes: LOGIN_OUTCOMES,
         mail_kinds: &kinds,
     });
-    let resident_kib = || {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
-        line[6..]
-            .trim()
-            .trim_end_matches(" kB")
-            .parse::<u64>()
-            .unwrap()
-    };
+    let resident_kib = || own_status("VmRSS");
     let duration = metrics::histogram!("authd_http_request_duration_seconds", "method" => "GET", "route" => "/api/me");
     // 24 MiB of samples a round, if they were kept.
     let round = || {

@@ -36,6 +36,17 @@ pub fn secs(seconds: u32) -> Period {
     Period::from_secs(seconds).expect("a valid period")
 }
 
+/// A number from this process's `/proc/self/status` (`Threads`, or
+/// `VmRSS` in KiB, say).
+pub fn own_status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let value = status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"));
+    value.trim().trim_end_matches(" kB").parse().unwrap()
+}
+
 /// A loopback port nothing listens on (the OS's pick, released at once).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
