@@ -40,8 +40,13 @@ use crate::domain::{SessionToken, UserId};
 use crate::services::sessions::live::LiveSession;
 use crate::services::sessions::packed::Packed;
 
-/// How long a session stays cached without being invalidated: a bound on
-/// memory, not on correctness.
+/// About how long a cached session is used before it is read from the
+/// database again, invalidated or not: a bound on how long anything the
+/// notifications might not cover (a change no trigger sees) can go
+/// unnoticed, not what keeps revocation instant. Each entry's own lifetime
+/// is drawn between three quarters and five quarters of it, so that a
+/// working set cached all at once (after a start, or a reconnection) is
+/// re-read spread over minutes, not all in the same second.
 const TTL: Duration = Duration::from_secs(600);
 /// The cache is not used when its listener last proved itself alive
 /// longer ago than this (it does every
@@ -56,7 +61,8 @@ const USER_SLOTS: usize = 65_536;
 /// (quick_cache hands out clones of it).
 struct Cached {
     packed: Packed,
-    stored: Instant,
+    /// When it is to be read from the database again.
+    expires: Instant,
     /// The invalidation counter before the database read it came from.
     read_at: u64,
 }
@@ -121,7 +127,7 @@ impl SessionCache {
             .all
             .load(Ordering::Acquire)
             .max(self.slot(cached.packed.user_id).load(Ordering::Acquire));
-        newest > cached.read_at || cached.stored.elapsed() > TTL
+        newest > cached.read_at || Instant::now() >= cached.expires
     }
 
     /// The cached session with this token and its user, if the cache is
@@ -159,7 +165,7 @@ impl SessionCache {
         };
         let cached = Cached {
             packed,
-            stored: Instant::now(),
+            expires: Instant::now() + lifetime(rand::random()),
             read_at: generation,
         };
         if !self.stale(&cached) {
@@ -222,6 +228,12 @@ impl SessionCache {
         }
         self.last_beat.store(self.now_ms(), Ordering::Release);
     }
+}
+
+/// An entry's lifetime for a draw `unit` in [0, 1): [`TTL`] give or take a
+/// quarter.
+fn lifetime(unit: f64) -> Duration {
+    TTL.mul_f64(0.75 + unit.clamp(0.0, 1.0) / 2.0)
 }
 
 #[cfg(test)]
@@ -308,6 +320,34 @@ mod tests {
         assert!(cache.get(&session.session.token).is_none());
         cache.beat();
         assert!(cache.get(&session.session.token).is_some());
+    }
+
+    /// Sessions cached in the same instant are re-read over half a TTL,
+    /// not in the same second.
+    #[test]
+    fn sessions_cached_together_expire_spread_out() {
+        let cache = listening(1_000);
+        let before = Instant::now();
+        let expiries: Vec<Instant> = (1..=200)
+            .map(|user| {
+                let session = cached(&cache, user);
+                let entries = cache.entries.as_ref().expect("a capacity");
+                entries
+                    .get(&session.session.token.digest())
+                    .expect("cached")
+                    .expires
+            })
+            .collect();
+        let after = Instant::now();
+        let earliest = expiries.iter().min().expect("some");
+        let latest = expiries.iter().max().expect("some");
+        assert!(*earliest >= before + TTL * 3 / 4, "none before three quarters of the TTL");
+        assert!(*latest <= after + TTL * 5 / 4, "none after five quarters of it");
+        assert!(
+            *latest - *earliest > TTL / 4,
+            "spread over {:?} only",
+            *latest - *earliest
+        );
     }
 
     #[test]
