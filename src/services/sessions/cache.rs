@@ -27,12 +27,18 @@
 //!   keyed by the SHA-256 of the credential rather than a second copy of
 //!   it, in a table allocated whole at start-up so that it never grows by
 //!   copying (the README's sizing guide has the bytes per session).
+//! - A session past its lifetime (see [`TTL`]) that nothing invalidated is
+//!   still used while it is read again off the request path, one refresh
+//!   per session; only one not read again within [`REFRESH_GRACE`] is a
+//!   miss. Under load a session in use does not pay a database round trip
+//!   on its request every few minutes, and a burst of them (a working set
+//!   cached together) does not queue behind a busy database.
 //! - Only "live" is cached. A cached session whose idle timeout looks
 //!   passed is checked against the database, where another instance may
 //!   have seen it more recently.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use crate::db::notifications::Invalidation;
@@ -41,13 +47,22 @@ use crate::services::sessions::live::LiveSession;
 use crate::services::sessions::packed::Packed;
 
 /// About how long a cached session is used before it is read from the
-/// database again, invalidated or not: a bound on how long anything the
+/// database again, invalidated or not (that read is a refresh, see
+/// [`Lookup::Due`]): a bound on how long anything the
 /// notifications might not cover (a change no trigger sees) can go
 /// unnoticed, not what keeps revocation instant. Each entry's own lifetime
 /// is drawn between three quarters and five quarters of it, so that a
 /// working set cached all at once (after a start, or a reconnection) is
 /// re-read spread over minutes, not all in the same second.
 const TTL: Duration = Duration::from_secs(600);
+/// How long past its lifetime a cached session is still used while its
+/// refresh is under way: one not refreshed by then (the database slow or
+/// failing) is a miss, so that nothing cached goes unchecked for longer
+/// than five quarters of the TTL and this.
+const REFRESH_GRACE: Duration = Duration::from_secs(30);
+/// Refreshes under way at most: a database too slow for them postpones
+/// some (within the grace) rather than queueing a task per session.
+const REFRESHES: usize = 32;
 /// The cache is not used when its listener last proved itself alive
 /// longer ago than this (it does every
 /// [`HEARTBEAT`](super::listener::HEARTBEAT)): a connection that stalls
@@ -63,6 +78,8 @@ struct Cached {
     packed: Packed,
     /// When it is to be read from the database again.
     expires: Instant,
+    /// A refresh of it is under way.
+    refreshing: AtomicBool,
     /// The invalidation counter before the database read it came from.
     read_at: u64,
 }
@@ -76,6 +93,8 @@ pub struct SessionCache {
     all: AtomicU64,
     /// The newest invalidation of the users of each slot.
     users: Box<[AtomicU64]>,
+    /// Refreshes under way ([`Refresh`] tickets alive).
+    refreshes: Arc<AtomicUsize>,
     /// The listener is subscribed (and the cache was emptied when it
     /// subscribed).
     live: AtomicBool,
@@ -97,6 +116,7 @@ impl SessionCache {
             generation: AtomicU64::new(0),
             all: AtomicU64::new(0),
             users: (0..USER_SLOTS).map(|_| AtomicU64::new(0)).collect(),
+            refreshes: Arc::default(),
             live: AtomicBool::new(false),
             last_beat: AtomicU64::new(0),
             epoch: Instant::now(),
@@ -122,28 +142,70 @@ impl SessionCache {
     }
 
     /// Whether anything invalidated `cached` since it was read.
-    fn stale(&self, cached: &Cached) -> bool {
+    fn invalidated(&self, cached: &Cached) -> bool {
         let newest = self
             .all
             .load(Ordering::Acquire)
             .max(self.slot(cached.packed.user_id).load(Ordering::Acquire));
-        newest > cached.read_at || Instant::now() >= cached.expires
+        newest > cached.read_at
     }
 
-    /// The cached session with this token and its user, if the cache is
-    /// usable.
-    pub fn get(&self, token: &SessionToken) -> Option<Arc<LiveSession>> {
-        let entries = self.entries.as_ref()?;
+    /// What the cache holds for this token, if the cache is usable.
+    pub fn get(&self, token: &SessionToken) -> Lookup {
+        let Some(entries) = &self.entries else {
+            return Lookup::Miss;
+        };
         if !self.usable() {
-            return None;
+            return Lookup::Miss;
         }
         let key = token.digest();
-        let cached = entries.get(&key)?;
-        if self.stale(&cached) {
+        let Some(cached) = entries.get(&key) else {
+            return Lookup::Miss;
+        };
+        let now = Instant::now();
+        if self.invalidated(&cached) || now >= cached.expires + REFRESH_GRACE {
             entries.remove(&key);
+            return Lookup::Miss;
+        }
+        let Some(live) = cached.packed.unpack().map(Arc::new) else {
+            return Lookup::Miss;
+        };
+        if now < cached.expires {
+            return Lookup::Hit(live);
+        }
+        match self.claim_refresh(key, cached) {
+            Some(refresh) => Lookup::Due(live, refresh),
+            None => Lookup::Hit(live),
+        }
+    }
+
+    /// The refresh of `cached`, unless one is under way or too many are.
+    fn claim_refresh(&self, key: [u8; 32], cached: Arc<Cached>) -> Option<Refresh> {
+        if self.refreshes.load(Ordering::Acquire) >= REFRESHES
+            || cached.refreshing.swap(true, Ordering::AcqRel)
+        {
             return None;
         }
-        cached.packed.unpack().map(Arc::new)
+        self.refreshes.fetch_add(1, Ordering::AcqRel);
+        Some(Refresh {
+            key,
+            cached,
+            in_flight: self.refreshes.clone(),
+        })
+    }
+
+    /// What a refresh read, taken before `generation`: the session again
+    /// (cached anew, unless invalidated since), or nothing (it is no longer
+    /// live: forgotten).
+    pub fn refreshed(&self, refresh: Refresh, generation: u64, found: Option<&Arc<LiveSession>>) {
+        match found {
+            Some(live) => self.insert(generation, live),
+            None => {
+                if let Some(entries) = &self.entries {
+                    entries.remove(&refresh.key);
+                }
+            }
+        }
     }
 
     /// Taken before reading from the database, for [`SessionCache::insert`].
@@ -167,8 +229,9 @@ impl SessionCache {
             packed,
             expires: Instant::now() + lifetime(rand::random()),
             read_at: generation,
+            refreshing: AtomicBool::new(false),
         };
-        if !self.stale(&cached) {
+        if !self.invalidated(&cached) {
             entries.insert(live.session.token.digest(), Arc::new(cached));
         }
     }
@@ -182,7 +245,9 @@ impl SessionCache {
         if let Some(cached) = entries.get(&key) {
             let touched = Cached {
                 packed: cached.packed.seen_at(live.session.last_seen_at),
-                ..*cached
+                expires: cached.expires,
+                read_at: cached.read_at,
+                refreshing: AtomicBool::new(cached.refreshing.load(Ordering::Acquire)),
             };
             entries.insert(key, Arc::new(touched));
         }
@@ -230,6 +295,34 @@ impl SessionCache {
     }
 }
 
+/// What the cache holds for a credential.
+pub enum Lookup {
+    /// A live session to use.
+    Hit(Arc<LiveSession>),
+    /// A live session to use, past its lifetime: read it again off the
+    /// request path and hand the outcome to [`SessionCache::refreshed`]
+    /// (meanwhile it is a plain hit for everyone else).
+    Due(Arc<LiveSession>, Refresh),
+    /// Nothing usable: read it from the database.
+    Miss,
+}
+
+/// The one refresh under way of a cached session. Dropped without
+/// [`SessionCache::refreshed`] (the read failed), it lets the next use of
+/// the session try again.
+pub struct Refresh {
+    key: [u8; 32],
+    cached: Arc<Cached>,
+    in_flight: Arc<AtomicUsize>,
+}
+
+impl Drop for Refresh {
+    fn drop(&mut self) {
+        self.cached.refreshing.store(false, Ordering::Release);
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
 /// An entry's lifetime for a draw `unit` in [0, 1): [`TTL`] give or take a
 /// quarter.
 fn lifetime(unit: f64) -> Duration {
@@ -269,6 +362,32 @@ mod tests {
         cache
     }
 
+    /// Whether the cache has the session to use, whatever else it asks.
+    fn used(cache: &SessionCache, token: &SessionToken) -> bool {
+        !matches!(cache.get(token), Lookup::Miss)
+    }
+
+    /// A session cached as if long ago: it is to be read again at `expires`.
+    fn cached_until(cache: &SessionCache, user: i64, expires: Instant) -> Arc<LiveSession> {
+        let session = live(user);
+        let entries = cache.entries.as_ref().expect("a capacity");
+        let cached = Cached {
+            packed: Packed::pack(&session).expect("packs"),
+            expires,
+            read_at: cache.generation(),
+            refreshing: AtomicBool::new(false),
+        };
+        entries.insert(session.session.token.digest(), Arc::new(cached));
+        session
+    }
+
+    fn due(cache: &SessionCache, token: &SessionToken) -> Option<Refresh> {
+        match cache.get(token) {
+            Lookup::Due(_, refresh) => Some(refresh),
+            _ => None,
+        }
+    }
+
     fn cached(cache: &SessionCache, user: i64) -> Arc<LiveSession> {
         let session = live(user);
         cache.insert(cache.generation(), &session);
@@ -281,7 +400,7 @@ mod tests {
         let sessions: Vec<_> = (1..=3_000).map(|user| cached(&cache, user)).collect();
         let kept = sessions
             .iter()
-            .filter(|live| cache.get(&live.session.token).is_some())
+            .filter(|live| used(&cache, &live.session.token))
             .count();
         assert!((500..=1_000).contains(&kept), "{kept} of 3000 kept");
     }
@@ -291,10 +410,10 @@ mod tests {
         let cache = listening(100);
         let (susan, bob) = (cached(&cache, 1), cached(&cache, 2));
         cache.forget(Invalidation::User(UserId::new(1)));
-        assert!(cache.get(&susan.session.token).is_none());
-        assert!(cache.get(&bob.session.token).is_some());
+        assert!(!used(&cache, &susan.session.token));
+        assert!(used(&cache, &bob.session.token));
         cache.forget(Invalidation::All);
-        assert!(cache.get(&bob.session.token).is_none());
+        assert!(!used(&cache, &bob.session.token));
     }
 
     /// A read that began before an invalidation is cached, but never used.
@@ -305,9 +424,9 @@ mod tests {
         cache.forget(Invalidation::User(UserId::new(7)));
         let session = live(7);
         cache.insert(before, &session);
-        assert!(cache.get(&session.session.token).is_none());
+        assert!(!used(&cache, &session.session.token));
         cache.insert(cache.generation(), &session);
-        assert!(cache.get(&session.session.token).is_some());
+        assert!(used(&cache, &session.session.token));
     }
 
     /// A late beat is not a lost connection: until it comes the cache is
@@ -317,9 +436,9 @@ mod tests {
         let cache = listening(100);
         let session = cached(&cache, 1);
         std::thread::sleep(FRESH + Duration::from_millis(50));
-        assert!(cache.get(&session.session.token).is_none());
+        assert!(!used(&cache, &session.session.token));
         cache.beat();
-        assert!(cache.get(&session.session.token).is_some());
+        assert!(used(&cache, &session.session.token));
     }
 
     /// Sessions cached in the same instant are re-read over half a TTL,
@@ -350,10 +469,73 @@ mod tests {
         );
     }
 
+    /// Past its lifetime a session is still used; the first use asks for
+    /// its refresh and the others do not while it is under way; a failed
+    /// one is asked for again; what it reads is cached anew.
+    #[test]
+    fn a_session_past_its_lifetime_is_used_while_one_refresh_reads_it() {
+        let cache = listening(100);
+        let session = cached_until(&cache, 1, Instant::now() - Duration::from_secs(1));
+        let token = &session.session.token;
+        let refresh = due(&cache, token).expect("the first use refreshes");
+        assert!(matches!(cache.get(token), Lookup::Hit(_)), "one refresh at a time");
+        drop(refresh);
+        let refresh = due(&cache, token).expect("a failed refresh is tried again");
+        cache.refreshed(refresh, cache.generation(), Some(&session));
+        assert!(matches!(cache.get(token), Lookup::Hit(_)), "read again, it is fresh");
+        assert_eq!(cache.refreshes.load(Ordering::Acquire), 0);
+    }
+
+    #[test]
+    fn a_refresh_that_finds_the_session_gone_forgets_it() {
+        let cache = listening(100);
+        let session = cached_until(&cache, 1, Instant::now() - Duration::from_secs(1));
+        let refresh = due(&cache, &session.session.token).expect("due");
+        cache.refreshed(refresh, cache.generation(), None);
+        assert!(!used(&cache, &session.session.token));
+    }
+
+    /// A refresh that read the session before an invalidation does not
+    /// bring it back.
+    #[test]
+    fn a_refresh_racing_an_invalidation_is_not_used() {
+        let cache = listening(100);
+        let session = cached_until(&cache, 7, Instant::now() - Duration::from_secs(1));
+        let refresh = due(&cache, &session.session.token).expect("due");
+        let before = cache.generation();
+        cache.forget(Invalidation::User(UserId::new(7)));
+        cache.refreshed(refresh, before, Some(&session));
+        assert!(!used(&cache, &session.session.token));
+    }
+
+    /// A session whose refresh has not come back within the grace is read
+    /// on the request path: nothing goes unchecked for long.
+    #[test]
+    fn a_session_past_its_grace_is_a_miss() {
+        let cache = listening(100);
+        let long_ago = Instant::now() - REFRESH_GRACE - Duration::from_secs(1);
+        let session = cached_until(&cache, 1, long_ago);
+        assert!(!used(&cache, &session.session.token));
+    }
+
+    /// Past [`REFRESHES`] under way, sessions past their lifetime are used
+    /// without asking for more.
+    #[test]
+    fn refreshes_under_way_are_bounded() {
+        let cache = listening(1_000);
+        let expired = Instant::now() - Duration::from_secs(1);
+        let refreshes: Vec<Refresh> = (1..=100)
+            .filter_map(|user| due(&cache, &cached_until(&cache, user, expired).session.token))
+            .collect();
+        assert_eq!(refreshes.len(), REFRESHES);
+        drop(refreshes);
+        assert_eq!(cache.refreshes.load(Ordering::Acquire), 0);
+    }
+
     #[test]
     fn capacity_zero_caches_nothing() {
         let cache = listening(0);
         let session = cached(&cache, 1);
-        assert!(cache.get(&session.session.token).is_none());
+        assert!(!used(&cache, &session.session.token));
     }
 }

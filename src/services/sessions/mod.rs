@@ -25,7 +25,7 @@ use crate::db::{self, DbError, PgPool};
 use crate::domain::{AuthMethod, Client, CsrfToken, SessionId, SessionToken, UserId};
 use crate::services::audit::{Event, Record};
 use crate::services::sessions::activity::Activity;
-use crate::services::sessions::cache::SessionCache;
+use crate::services::sessions::cache::{Lookup, Refresh, SessionCache};
 
 /// `last_seen_at` is written at most this often per session, so that
 /// activity tracking costs a write a minute, not one per request...
@@ -212,11 +212,19 @@ impl Sessions {
     pub async fn validate(&self, token: SessionToken) -> Result<Option<Arc<LiveSession>>, DbError> {
         let now = self.clock.now();
         let idle_since = now - self.lifetimes.idle.delta();
-        if let Some(live) = self.cache.get(&token)
+        let (cached, refresh) = match self.cache.get(&token) {
+            Lookup::Hit(live) => (Some(live), None),
+            Lookup::Due(live, refresh) => (Some(live), Some(refresh)),
+            Lookup::Miss => (None, None),
+        };
+        if let Some(live) = cached
             && live.session.expires_at > now
             && (live.session.remember || live.session.last_seen_at > idle_since)
         {
             metrics::counter!("authd_session_cache_total", "result" => "hit").increment(1);
+            if let Some(refresh) = refresh {
+                self.refresh(token, refresh);
+            }
             return Ok(Some(self.touched(live, now)));
         }
         metrics::counter!("authd_session_cache_total", "result" => "miss").increment(1);
@@ -230,6 +238,28 @@ impl Sessions {
             self.cache.insert(generation, &live);
             self.touched(live, now)
         }))
+    }
+
+    /// Reads a cached session again, in a task of its own, and hands what
+    /// it found to the cache; a failure is retried by the session's next
+    /// use (see [`Lookup::Due`]).
+    fn refresh(&self, token: SessionToken, refresh: Refresh) {
+        let service = self.clone();
+        tokio::spawn(async move {
+            let now = service.clock.now();
+            let idle_since = now - service.lifetimes.idle.delta();
+            let generation = service.cache.generation();
+            let read = db::run(&service.pool, move |conn| {
+                sessions::find_live_with_user(conn, &token, now, idle_since)
+            });
+            match read.await {
+                Ok(found) => {
+                    let live = found.map(|(session, user)| Arc::new(LiveSession { session, user }));
+                    service.cache.refreshed(refresh, generation, live.as_ref());
+                }
+                Err(error) => tracing::debug!(%error, "could not refresh a cached session"),
+            }
+        });
     }
 
     /// Notes activity on a live session if its last note is old enough.
