@@ -460,8 +460,14 @@ mod tests {
         let after = Instant::now();
         let earliest = expiries.iter().min().expect("some");
         let latest = expiries.iter().max().expect("some");
-        assert!(*earliest >= before + TTL * 3 / 4, "none before three quarters of the TTL");
-        assert!(*latest <= after + TTL * 5 / 4, "none after five quarters of it");
+        assert!(
+            *earliest >= before + TTL * 3 / 4,
+            "none before three quarters of the TTL"
+        );
+        assert!(
+            *latest <= after + TTL * 5 / 4,
+            "none after five quarters of it"
+        );
         assert!(
             *latest - *earliest > TTL / 4,
             "spread over {:?} only",
@@ -478,11 +484,17 @@ mod tests {
         let session = cached_until(&cache, 1, Instant::now() - Duration::from_secs(1));
         let token = &session.session.token;
         let refresh = due(&cache, token).expect("the first use refreshes");
-        assert!(matches!(cache.get(token), Lookup::Hit(_)), "one refresh at a time");
+        assert!(
+            matches!(cache.get(token), Lookup::Hit(_)),
+            "one refresh at a time"
+        );
         drop(refresh);
         let refresh = due(&cache, token).expect("a failed refresh is tried again");
         cache.refreshed(refresh, cache.generation(), Some(&session));
-        assert!(matches!(cache.get(token), Lookup::Hit(_)), "read again, it is fresh");
+        assert!(
+            matches!(cache.get(token), Lookup::Hit(_)),
+            "read again, it is fresh"
+        );
         assert_eq!(cache.refreshes.load(Ordering::Acquire), 0);
     }
 
