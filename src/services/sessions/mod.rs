@@ -228,16 +228,28 @@ impl Sessions {
             return Ok(Some(self.touched(live, now)));
         }
         metrics::counter!("authd_session_cache_total", "result" => "miss").increment(1);
+        let (generation, found) = self.read_live(token, now).await?;
+        Ok(found.map(|live| {
+            self.cache.insert(generation, &live);
+            self.touched(live, now)
+        }))
+    }
+
+    /// The live session from the database, with the cache's generation
+    /// from before the read (for [`SessionCache::insert`]).
+    async fn read_live(
+        &self,
+        token: SessionToken,
+        now: DateTime<Utc>,
+    ) -> Result<(u64, Option<Arc<LiveSession>>), DbError> {
+        let idle_since = now - self.lifetimes.idle.delta();
         let generation = self.cache.generation();
         let found = db::run(&self.pool, move |conn| {
             sessions::find_live_with_user(conn, &token, now, idle_since)
         })
         .await?;
-        Ok(found.map(|(session, user)| {
-            let live = Arc::new(LiveSession { session, user });
-            self.cache.insert(generation, &live);
-            self.touched(live, now)
-        }))
+        let live = found.map(|(session, user)| Arc::new(LiveSession { session, user }));
+        Ok((generation, live))
     }
 
     /// Reads a cached session again, in a task of its own, and hands what
@@ -246,16 +258,9 @@ impl Sessions {
     fn refresh(&self, token: SessionToken, refresh: Refresh) {
         let service = self.clone();
         tokio::spawn(async move {
-            let now = service.clock.now();
-            let idle_since = now - service.lifetimes.idle.delta();
-            let generation = service.cache.generation();
-            let read = db::run(&service.pool, move |conn| {
-                sessions::find_live_with_user(conn, &token, now, idle_since)
-            });
-            match read.await {
-                Ok(found) => {
-                    let live = found.map(|(session, user)| Arc::new(LiveSession { session, user }));
-                    service.cache.refreshed(refresh, generation, live.as_ref());
+            match service.read_live(token, service.clock.now()).await {
+                Ok((generation, found)) => {
+                    service.cache.refreshed(refresh, generation, found.as_ref());
                 }
                 Err(error) => tracing::debug!(%error, "could not refresh a cached session"),
             }
