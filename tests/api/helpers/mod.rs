@@ -47,13 +47,29 @@ pub fn own_status(field: &str) -> u64 {
     value.trim().trim_end_matches(" kB").parse().unwrap()
 }
 
-/// A loopback port nothing listens on (the OS's pick, released at once).
+/// A loopback port nothing listens on, for a server the test starts later
+/// (nginx, a child authd, a mail sink).
+///
+/// Drawn from below the kernel's ephemeral range: a port the OS picked for
+/// `bind(0)` and released at once could be handed to the next `bind(0)` of
+/// any test (each spawned `TestApp` makes one) before the server meant for it
+/// binds it, and the test would then talk to a stranger.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use rand::Rng;
+    let ephemeral_from = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse().ok())
+        .unwrap_or(32_768u16);
+    assert!(
+        ephemeral_from > 11_000,
+        "the ephemeral port range starts at {ephemeral_from}, leaving no room below it"
+    );
+    loop {
+        let port = rand::rng().random_range(10_000..ephemeral_from);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Polls `check` every 50 ms until it gives a value, for at most 15

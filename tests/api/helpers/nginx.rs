@@ -85,8 +85,11 @@ impl Nginx {
             dir,
             address: format!("http://127.0.0.1:{port}"),
         };
+        // nginx writes its pid file only once it holds its listening socket:
+        // a connection alone could reach whatever else has the port.
+        let pid_file = nginx.dir.join("nginx.pid");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        while !pid_file.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Some(status) = nginx.child.try_wait().unwrap() {
                 panic!("nginx exited ({status}): {}", nginx.error_log());
             }

@@ -46,7 +46,7 @@ impl Process {
             command.env(name, value);
         }
         let child = command.spawn().expect("start the authd binary");
-        let process = Self {
+        let mut process = Self {
             child,
             address,
             log,
@@ -56,6 +56,13 @@ impl Process {
             .await
             .is_err()
         {
+            if let Some(status) = process.child.try_wait().unwrap() {
+                panic!(
+                    "{} exited ({status}): {}",
+                    program.display(),
+                    std::fs::read_to_string(&process.log).unwrap_or_default()
+                );
+            }
             assert!(
                 Instant::now() < deadline,
                 "{} did not start",
