@@ -24,9 +24,9 @@
 //!   evicts the least useful (quick_cache's S3-FIFO-like policy), one at a
 //!   time: a working set larger than the cache costs misses, not a cliff.
 //! - An entry is small: the session and its user [packed](super::packed),
-//!   keyed by the SHA-256 of the credential rather than a second copy of
-//!   it, in a table allocated whole at start-up so that it never grows by
-//!   copying (the README's sizing guide has the bytes per session).
+//!   keyed by the SHA-256 of the credential and holding no copy of it, in
+//!   a table allocated whole at start-up so that it never grows by copying
+//!   (the README's sizing guide has the bytes per session).
 //! - A session past its lifetime (see [`TTL`]) that nothing invalidated is
 //!   still used while it is read again off the request path, one refresh
 //!   per session; only one not read again within [`REFRESH_GRACE`] is a
@@ -167,7 +167,7 @@ impl SessionCache {
             entries.remove(&key);
             return Lookup::Miss;
         }
-        let Some(live) = cached.packed.unpack().map(Arc::new) else {
+        let Some(live) = cached.packed.unpack(token).map(Arc::new) else {
             return Lookup::Miss;
         };
         if now < cached.expires {

@@ -6,6 +6,11 @@
 //! README's sizing guide has the measured figure). Unpacking on each hit
 //! costs a few small allocations, far less than the request around it.
 //!
+//! The credential itself is not kept: the cache finds an entry by its
+//! digest, so whoever asks has presented it and hands it back to
+//! [`Packed::unpack`]. Memory read out of the process (a core dump, a swap
+//! file) then holds no session anyone could use.
+//!
 //! Both directions name every field, so a field added to [`Session`] or
 //! [`User`] does not compile until it is kept here too.
 
@@ -17,12 +22,11 @@ use crate::domain::{CsrfToken, PasswordHash, SessionId, SessionToken, UserId};
 use crate::services::sessions::live::LiveSession;
 
 /// How many strings `text` holds before the methods.
-const STRINGS: usize = 6;
+const STRINGS: usize = 5;
 
 pub(super) struct Packed {
-    /// The credential, the CSRF token, the public id, the username, the
-    /// address and the password hash, end to end, then the methods, each
-    /// after a space.
+    /// The CSRF token, the public id, the username, the address and the
+    /// password hash, end to end, then the methods, each after a space.
     text: Box<str>,
     /// Where each of the first [`STRINGS`] ends in `text`.
     ends: [u16; STRINGS],
@@ -50,7 +54,8 @@ impl Packed {
         let LiveSession {
             session:
                 Session {
-                    token,
+                    // What the cache is keyed by, not what it keeps.
+                    token: _,
                     user_id,
                     created_at,
                     last_seen_at,
@@ -79,7 +84,6 @@ impl Packed {
             return None;
         }
         let strings = [
-            token.expose(),
             csrf_token.expose(),
             id.as_str(),
             username,
@@ -124,8 +128,9 @@ impl Packed {
         })
     }
 
-    /// The live session that was packed.
-    pub(super) fn unpack(&self) -> Option<LiveSession> {
+    /// The live session that was packed, `token` being the credential it
+    /// was found by.
+    pub(super) fn unpack(&self, token: &SessionToken) -> Option<LiveSession> {
         let string = |index: usize| {
             let start = index.checked_sub(1).map_or(0, |before| self.ends[before]);
             &self.text[usize::from(start)..usize::from(self.ends[index])]
@@ -133,14 +138,14 @@ impl Packed {
         let methods = &self.text[usize::from(self.ends[STRINGS - 1])..];
         Some(LiveSession {
             session: Session {
-                token: SessionToken::presented(string(0).to_owned()),
+                token: token.clone(),
                 user_id: self.user_id,
                 created_at: self.created_at,
                 last_seen_at: self.last_seen_at,
                 expires_at: self.expires_at,
                 remember: self.remember,
-                csrf_token: CsrfToken::stored(string(1).to_owned()),
-                id: SessionId::parse(string(2))?,
+                csrf_token: CsrfToken::stored(string(0).to_owned()),
+                id: SessionId::parse(string(1))?,
                 amr: methods
                     .split(' ')
                     .skip(1)
@@ -149,9 +154,9 @@ impl Packed {
             },
             user: User {
                 id: self.user_id,
-                username: string(3).to_owned(),
-                email: string(4).to_owned(),
-                password_hash: PasswordHash::new(string(5).to_owned()),
+                username: string(2).to_owned(),
+                email: string(3).to_owned(),
+                password_hash: PasswordHash::new(string(4).to_owned()),
                 is_active: self.is_active,
                 created_at: self.user_created_at,
                 last_login_at: self.last_login_at,
@@ -205,7 +210,10 @@ mod tests {
     #[test]
     fn unpacking_gives_back_what_was_packed() {
         let live = sample();
-        let back = Packed::pack(&live).unwrap().unpack().unwrap();
+        let back = Packed::pack(&live)
+            .unwrap()
+            .unpack(&live.session.token)
+            .unwrap();
         let (a, b) = (&live.session, &back.session);
         assert_eq!(a.token.expose(), b.token.expose());
         assert_eq!(a.csrf_token.expose(), b.csrf_token.expose());
@@ -266,13 +274,26 @@ mod tests {
     }
 
     #[test]
+    fn the_credential_is_not_kept() {
+        let live = sample();
+        let packed = Packed::pack(&live).unwrap();
+        assert!(!packed.text.contains(live.session.token.expose()));
+    }
+
+    #[test]
     fn no_methods_and_an_empty_one_survive() {
         let mut live = sample();
         live.session.amr = vec![];
-        let back = Packed::pack(&live).unwrap().unpack().unwrap();
+        let back = Packed::pack(&live)
+            .unwrap()
+            .unpack(&live.session.token)
+            .unwrap();
         assert!(back.session.amr.is_empty());
         live.session.amr = vec![Some(String::new()), Some("pwd".into())];
-        let back = Packed::pack(&live).unwrap().unpack().unwrap();
+        let back = Packed::pack(&live)
+            .unwrap()
+            .unpack(&live.session.token)
+            .unwrap();
         assert_eq!(back.session.amr, live.session.amr);
     }
 
@@ -298,9 +319,12 @@ mod tests {
         let back = Packed::pack(&live)
             .unwrap()
             .seen_at(later)
-            .unpack()
+            .unpack(&live.session.token)
             .unwrap();
         assert_eq!(back.session.last_seen_at, later);
-        assert_eq!(back.session.token.expose(), live.session.token.expose());
+        assert_eq!(
+            back.session.csrf_token.expose(),
+            live.session.csrf_token.expose()
+        );
     }
 }
