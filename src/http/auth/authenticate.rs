@@ -96,8 +96,8 @@ impl Auth {
     ) -> Result<Option<Authenticated>, ApiError> {
         // A token that fails verification still hides the cookie: the
         // request is anonymous, not silently authenticated another way.
-        let claimed = match request.headers().get(AUTHORIZATION).and_then(bearer_token) {
-            Some(_) => self.bearer(request),
+        let claimed = match bearer_token(request) {
+            Some(raw) => self.bearer(raw),
             None => self.cookie(request),
         };
         match claimed {
@@ -116,7 +116,8 @@ impl Auth {
         request: &HttpRequest,
     ) -> Result<Vec<Authenticated>, ApiError> {
         let mut found: Vec<Authenticated> = Vec::new();
-        for claimed in [self.bearer(request), self.cookie(request)]
+        let bearer = bearer_token(request).and_then(|raw| self.bearer(raw));
+        for claimed in [bearer, self.cookie(request)]
             .into_iter()
             .flatten()
         {
@@ -170,14 +171,8 @@ impl Auth {
         }
     }
 
-    /// The session a bearer token names, if the request sends a valid one.
-    /// Any other `Authorization` (say, Basic auth of a staging proxy) is not
-    /// ours.
-    fn bearer(&self, request: &HttpRequest) -> Option<Claimed> {
-        let raw = request
-            .headers()
-            .get(AUTHORIZATION)
-            .and_then(bearer_token)?;
+    /// The session a bearer token names, if it is a valid one.
+    fn bearer(&self, raw: &str) -> Option<Claimed> {
         let claims = self.tokens.verify(raw)?;
         Some(Claimed {
             token: SessionToken::presented(claims.sid),
@@ -197,8 +192,14 @@ impl Auth {
     }
 }
 
-fn bearer_token(header: &HeaderValue) -> Option<&str> {
-    let value = header.to_str().ok()?;
+/// The token of the request's `Authorization: Bearer`, if it sends one.
+/// Any other `Authorization` (say, Basic auth of a staging proxy) is not
+/// ours. Only ASCII is a token: nothing non-ASCII is trimmed or matched.
+/// (Checked with `is_ascii`, which reads words at a time; `to_str` checks a
+/// byte at a time, and a token is hundreds of them, on every request.)
+fn bearer_token(request: &HttpRequest) -> Option<&str> {
+    let value = request.headers().get(AUTHORIZATION)?.as_bytes();
+    let value = std::str::from_utf8(value).ok().filter(|value| value.is_ascii())?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
