@@ -47,6 +47,11 @@ impl PgPool {
         self.pool.get()
     }
 
+    /// How long a request waits for a connection (`DB_TIMEOUT`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
     /// The most connections it opens (`DB_POOL_SIZE`).
     pub fn max_size(&self) -> u32 {
         self.pool.max_size()

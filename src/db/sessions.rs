@@ -89,21 +89,22 @@ fn live(now: DateTime<Utc>, idle_since: DateTime<Utc>) -> _ {
         .and(sessions::remember.or(sessions::last_seen_at.gt(idle_since)))
 }
 
-/// The session and its user, if the session is live and its user active.
-pub fn find_live_with_user(
+/// Those of the sessions these credentials name that are live, with their
+/// users, if active: one statement for many (`id = ANY($1)`, by the
+/// primary key).
+pub fn find_live_with_users(
     conn: &mut PgConnection,
-    token: &SessionToken,
+    tokens: &[SessionToken],
     now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
-) -> QueryResult<Option<(Session, User)>> {
+) -> QueryResult<Vec<(Session, User)>> {
     sessions::table
         .inner_join(users::table)
-        .filter(sessions::id.eq(token))
+        .filter(sessions::id.eq_any(tokens))
         .filter(live(now, idle_since))
         .filter(users::is_active)
         .select((Session::as_select(), User::as_select()))
-        .first(conn)
-        .optional()
+        .load(conn)
 }
 
 /// A user's live sessions, newest first.

@@ -345,3 +345,41 @@ async fn deleting_ended_sessions_is_not_news() {
     assert!(heard[0].starts_with("u:"), "{heard:?}");
     susan.refused_within_a_second().await;
 }
+
+/// Misses that wait for the database together are read together, and each
+/// caller gets its own session: with no cache and one connection, a dozen
+/// callers at once (twice each, so that a session is wanted twice in one
+/// read), one of them revoked, which alone is refused.
+#[tokio::test]
+async fn misses_read_together_each_get_their_own_session() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.sessions.cache_capacity = 0;
+        settings.database.pool_size = 1;
+    })
+    .await;
+    let mut callers = Vec::new();
+    for i in 0..12 {
+        let name = format!("reader{i}");
+        callers.push((name.clone(), app.logged_in_app(&name).await.0));
+    }
+    app.db.execute(
+        "UPDATE sessions SET revoked_at = now() \
+         WHERE user_id = (SELECT id FROM users WHERE username = 'reader0')",
+    );
+    for _ in 0..3 {
+        let mut asking = tokio::task::JoinSet::new();
+        for (name, caller) in callers.iter().chain(&callers) {
+            let (name, caller) = (name.clone(), caller.clone());
+            asking.spawn(async move { (name, caller.get("/api/me").await) });
+        }
+        while let Some(answered) = asking.join_next().await {
+            let (name, response) = answered.unwrap();
+            if name == "reader0" {
+                response.problem(401);
+            } else {
+                response.assert_status(200);
+                assert_eq!(response.json()["username"], name.as_str());
+            }
+        }
+    }
+}

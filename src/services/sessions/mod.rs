@@ -9,6 +9,7 @@ pub mod cache;
 pub mod listener;
 mod live;
 mod packed;
+mod reads;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use crate::domain::{AuthMethod, Client, CsrfToken, SessionId, SessionToken, User
 use crate::services::audit::{Event, Record};
 use crate::services::sessions::activity::Activity;
 use crate::services::sessions::cache::{Lookup, Refresh, SessionCache};
+use crate::services::sessions::reads::Reads;
 
 /// `last_seen_at` is written at most this often per session, so that
 /// activity tracking costs a write a minute, not one per request...
@@ -92,6 +94,7 @@ pub struct Sessions {
     pool: PgPool,
     lifetimes: Lifetimes,
     cache: Arc<SessionCache>,
+    reads: Arc<Reads>,
     activity: Arc<Activity>,
     clock: Clock,
 }
@@ -101,6 +104,7 @@ impl Sessions {
     /// memory.
     pub fn new(pool: PgPool, lifetimes: Lifetimes, cache_capacity: usize, clock: Clock) -> Self {
         Self {
+            reads: Reads::new(pool.clone(), clock.clone(), lifetimes.idle.delta()),
             pool,
             lifetimes,
             cache: Arc::new(SessionCache::new(cache_capacity)),
@@ -228,7 +232,7 @@ impl Sessions {
             return Ok(Some(self.touched(live, now)));
         }
         metrics::counter!("authd_session_cache_total", "result" => "miss").increment(1);
-        let (generation, found) = self.read_live(token, now).await?;
+        let (generation, found) = self.read_live(token).await?;
         Ok(found.map(|live| {
             self.cache.insert(generation, &live);
             self.touched(live, now)
@@ -240,14 +244,9 @@ impl Sessions {
     async fn read_live(
         &self,
         token: SessionToken,
-        now: DateTime<Utc>,
     ) -> Result<(u64, Option<Arc<LiveSession>>), DbError> {
-        let idle_since = now - self.lifetimes.idle.delta();
         let generation = self.cache.generation();
-        let found = db::run(&self.pool, move |conn| {
-            sessions::find_live_with_user(conn, &token, now, idle_since)
-        })
-        .await?;
+        let found = self.reads.live(token).await?;
         let live = found.map(|(session, user)| Arc::new(LiveSession { session, user }));
         Ok((generation, live))
     }
@@ -258,7 +257,7 @@ impl Sessions {
     fn refresh(&self, token: SessionToken, refresh: Refresh) {
         let service = self.clone();
         tokio::spawn(async move {
-            match service.read_live(token, service.clock.now()).await {
+            match service.read_live(token).await {
                 Ok((generation, found)) => {
                     service.cache.refreshed(refresh, generation, found.as_ref());
                 }
