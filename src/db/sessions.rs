@@ -89,9 +89,28 @@ fn live(now: DateTime<Utc>, idle_since: DateTime<Utc>) -> _ {
         .and(sessions::remember.or(sessions::last_seen_at.gt(idle_since)))
 }
 
-/// Those of the sessions these credentials name that are live, with their
-/// users, if active: one statement for many (`id = ANY($1)`, by the
-/// primary key).
+/// The session and its user, if the session is live and its user active.
+pub fn find_live_with_user(
+    conn: &mut PgConnection,
+    token: &SessionToken,
+    now: DateTime<Utc>,
+    idle_since: DateTime<Utc>,
+) -> QueryResult<Option<(Session, User)>> {
+    sessions::table
+        .inner_join(users::table)
+        .filter(sessions::id.eq(token))
+        .filter(live(now, idle_since))
+        .filter(users::is_active)
+        .select((Session::as_select(), User::as_select()))
+        .first(conn)
+        .optional()
+}
+
+/// [`find_live_with_user`] for many sessions, in one statement (`id =
+/// ANY($1)`, by the primary key). Not for one: Postgres plans an array of
+/// unknown length as ten rows, so it plans this statement anew on every
+/// execution (about as much work as the read), where the one-session form
+/// keeps its plan.
 pub fn find_live_with_users(
     conn: &mut PgConnection,
     tokens: &[SessionToken],

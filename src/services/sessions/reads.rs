@@ -125,8 +125,11 @@ impl Reads {
         let mut tokens: Vec<SessionToken> = batch.iter().map(|w| w.token.clone()).collect();
         tokens.sort_unstable_by(|a, b| a.expose().cmp(b.expose()));
         tokens.dedup();
-        let read = db::run(&self.pool, move |conn| {
-            sessions::find_live_with_users(conn, &tokens, now, idle_since)
+        let read = db::run(&self.pool, move |conn| match tokens.as_slice() {
+            [token] => Ok(sessions::find_live_with_user(conn, token, now, idle_since)?
+                .into_iter()
+                .collect()),
+            tokens => sessions::find_live_with_users(conn, tokens, now, idle_since),
         })
         .await;
         match read {
