@@ -18,6 +18,7 @@ pub mod throttle_hits;
 pub mod users;
 
 use diesel::RunQueryDsl;
+use diesel::connection::{AnsiTransactionManager, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
@@ -85,7 +86,23 @@ where
         let ran = pool
             .get()
             .map_err(|error| DbError::Unavailable(error.to_string()))
-            .and_then(|mut connection| query(&mut connection).map_err(DbError::from));
+            .and_then(|mut connection| {
+                let ran = query(&mut connection);
+                if let Err(DieselError::DatabaseError(
+                    DatabaseErrorKind::ClosedConnection | DatabaseErrorKind::UnableToSendCommand,
+                    _,
+                )) = &ran
+                {
+                    // The pool does not ping a connection before lending it
+                    // (see `pool`): one found dead here is marked broken, so
+                    // that the pool drops it instead of lending it again.
+                    // diesel marks most such failures itself, but not one
+                    // in preparing a statement.
+                    <AnsiTransactionManager as TransactionManager<PgConnection>>::transaction_manager_status_mut(&mut connection)
+                        .set_in_error();
+                }
+                ran.map_err(DbError::from)
+            });
         blocking.decrement(1);
         ran
     })

@@ -441,3 +441,74 @@ async fn calls_queued_for_the_pool_hold_no_thread() {
         most - before
     );
 }
+
+/// Ends every other connection to `db`, and waits until they are gone.
+fn close_connections(db: &TestDatabase) {
+    #[derive(diesel::QueryableByName)]
+    struct Others {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        count: i64,
+    }
+    let others = "FROM pg_stat_activity \
+                  WHERE datname = current_database() AND pid <> pg_backend_pid()";
+    let mut conn = db.connect();
+    diesel::sql_query(format!("SELECT pg_terminate_backend(pid) {others}"))
+        .execute(&mut conn)
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while diesel::sql_query(format!("SELECT count(*) AS count {others}"))
+        .get_result::<Others>(&mut conn)
+        .unwrap()
+        .count
+        > 0
+    {
+        assert!(Instant::now() < deadline, "the connections did not end");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The pool lends a connection without pinging it first: one the server
+/// has closed fails the one call that finds it, as unavailable (a 503,
+/// not a fault), and is dropped, so the next call gets a new one; both for
+/// a statement prepared on it before and for one new to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_the_server_closed_fails_one_call_and_is_dropped() {
+    use authd::db::DbError;
+    use authd::schema::users;
+    use diesel::QueryDsl;
+
+    let db = tokio::task::spawn_blocking(TestDatabase::create)
+        .await
+        .unwrap();
+    let pool = authd::db::pool(
+        &db.url(),
+        authd::db::PoolOptions {
+            size: 1,
+            min_idle: 1,
+            timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(5),
+            pooled: false,
+        },
+    );
+    let count = || authd::db::run(&pool, |c| users::table.count().get_result::<i64>(c));
+    let any = || {
+        authd::db::run(&pool, |c| {
+            users::table
+                .select(users::username)
+                .limit(1)
+                .load::<String>(c)
+        })
+    };
+    count().await.unwrap();
+
+    close_connections(&db);
+    let failed = count().await;
+    assert!(matches!(failed, Err(DbError::Unavailable(_))), "{failed:?}");
+    count().await.unwrap();
+
+    close_connections(&db);
+    let failed = any().await;
+    assert!(matches!(failed, Err(DbError::Unavailable(_))), "{failed:?}");
+    any().await.unwrap();
+    count().await.unwrap();
+}
