@@ -51,7 +51,10 @@ pub fn init(format: LogFormat) -> Logging {
         .thread_name("authd-log")
         // Buffered: the writer thread writes what queued as one write
         // (it flushes whenever the queue is empty), not one a line.
-        .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout()));
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ));
     install(filter, format, colour, writer);
     Logging {
         _writer: Some(guard),

@@ -117,10 +117,7 @@ impl Auth {
     ) -> Result<Vec<Authenticated>, ApiError> {
         let mut found: Vec<Authenticated> = Vec::new();
         let bearer = bearer_token(request).and_then(|raw| self.bearer(raw));
-        for claimed in [bearer, self.cookie(request)]
-            .into_iter()
-            .flatten()
-        {
+        for claimed in [bearer, self.cookie(request)].into_iter().flatten() {
             // A cookie naming the session a valid token already named adds
             // nothing, and needs no CSRF token of its own.
             if found.iter().any(|f| f.session.token == claimed.token) {
@@ -199,7 +196,9 @@ impl Auth {
 /// byte at a time, and a token is hundreds of them, on every request.)
 fn bearer_token(request: &HttpRequest) -> Option<&str> {
     let value = request.headers().get(AUTHORIZATION)?.as_bytes();
-    let value = std::str::from_utf8(value).ok().filter(|value| value.is_ascii())?;
+    let value = std::str::from_utf8(value)
+        .ok()
+        .filter(|value| value.is_ascii())?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }
