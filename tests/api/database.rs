@@ -392,25 +392,32 @@ impl Drop for PgBouncer {
     }
 }
 
-/// Requests queued for the pool wait without a thread each: only as many
-/// database calls as the pool has connections hold a blocking thread.
-/// (Each waiting call held one, and under load at a million users their
-/// number passed a hundred, each with memory of its own.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn calls_queued_for_the_pool_hold_no_thread() {
+/// A fresh database, and a pool of `size` connections to it, all kept
+/// open, with `timeout` for a connection and for a statement.
+async fn database_and_pool(size: u32, timeout: Duration) -> (TestDatabase, authd::db::PgPool) {
     let db = tokio::task::spawn_blocking(TestDatabase::create)
         .await
         .unwrap();
     let pool = authd::db::pool(
         &db.url(),
         authd::db::PoolOptions {
-            size: 2,
-            min_idle: 2,
-            timeout: Duration::from_secs(10),
-            statement_timeout: Duration::from_secs(10),
+            size,
+            min_idle: size,
+            timeout,
+            statement_timeout: timeout,
             pooled: false,
         },
     );
+    (db, pool)
+}
+
+/// Requests queued for the pool wait without a thread each: only as many
+/// database calls as the pool has connections hold a blocking thread.
+/// (Each waiting call held one, and under load at a million users their
+/// number passed a hundred, each with memory of its own.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_queued_for_the_pool_hold_no_thread() {
+    let (_db, pool) = database_and_pool(2, Duration::from_secs(10)).await;
     let ping = |pool| authd::db::run(pool, |c| diesel::sql_query("SELECT 1").execute(c));
     // Both connections open, and the blocking threads that used them.
     tokio::join!(ping(&pool), ping(&pool)).0.unwrap();
@@ -477,19 +484,7 @@ async fn a_connection_the_server_closed_fails_one_call_and_is_dropped() {
     use authd::schema::users;
     use diesel::QueryDsl;
 
-    let db = tokio::task::spawn_blocking(TestDatabase::create)
-        .await
-        .unwrap();
-    let pool = authd::db::pool(
-        &db.url(),
-        authd::db::PoolOptions {
-            size: 1,
-            min_idle: 1,
-            timeout: Duration::from_secs(5),
-            statement_timeout: Duration::from_secs(5),
-            pooled: false,
-        },
-    );
+    let (db, pool) = database_and_pool(1, Duration::from_secs(5)).await;
     let count = || authd::db::run(&pool, |c| users::table.count().get_result::<i64>(c));
     let any = || {
         authd::db::run(&pool, |c| {
