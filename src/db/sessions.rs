@@ -89,6 +89,17 @@ fn live(now: DateTime<Utc>, idle_since: DateTime<Utc>) -> _ {
         .and(sessions::remember.or(sessions::last_seen_at.gt(idle_since)))
 }
 
+/// Live sessions joined to their users, where the user is active. Typed,
+/// not boxed, so that diesel keeps each reader's prepared statement.
+#[diesel::dsl::auto_type(no_type_alias)]
+fn live_with_users(now: DateTime<Utc>, idle_since: DateTime<Utc>) -> _ {
+    let live: live = live(now, idle_since);
+    sessions::table
+        .inner_join(users::table)
+        .filter(live)
+        .filter(users::is_active)
+}
+
 /// The session and its user, if the session is live and its user active.
 pub fn find_live_with_user(
     conn: &mut PgConnection,
@@ -96,11 +107,8 @@ pub fn find_live_with_user(
     now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
 ) -> QueryResult<Option<(Session, User)>> {
-    sessions::table
-        .inner_join(users::table)
+    live_with_users(now, idle_since)
         .filter(sessions::id.eq(token))
-        .filter(live(now, idle_since))
-        .filter(users::is_active)
         .select((Session::as_select(), User::as_select()))
         .first(conn)
         .optional()
@@ -117,11 +125,8 @@ pub fn find_live_with_users(
     now: DateTime<Utc>,
     idle_since: DateTime<Utc>,
 ) -> QueryResult<Vec<(Session, User)>> {
-    sessions::table
-        .inner_join(users::table)
+    live_with_users(now, idle_since)
         .filter(sessions::id.eq_any(tokens))
-        .filter(live(now, idle_since))
-        .filter(users::is_active)
         .select((Session::as_select(), User::as_select()))
         .load(conn)
 }
