@@ -5,6 +5,7 @@
 //! sequential scan of `users`, `sessions`, `auth_events` or `email_tokens`:
 //! Postgres's own counters (`pg_stat_user_tables.seq_scan`) say so, read
 //! once the server's connections are gone (which flushes their counts).
+//! And the read of many sessions at once keeps its plan.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,8 +16,9 @@ use reqwest::Method;
 use serde_json::json;
 
 use crate::cli::{assert_code, authd};
+
 use crate::helpers::mail_sink::MailSink;
-use crate::helpers::{PASSWORD, TestApp};
+use crate::helpers::{PASSWORD, TestApp, TestDatabase};
 use crate::recovery::{NEW, RESET, delivered, forgot, mailing, reset};
 
 const WATCHED: [&str; 4] = ["users", "sessions", "auth_events", "email_tokens"];
@@ -138,4 +140,67 @@ async fn start_up_the_api_and_the_purge_scan_no_big_table() {
         })
         .collect();
     assert!(scanned.is_empty(), "sequential scans of: {scanned:?}");
+}
+
+#[derive(QueryableByName)]
+struct Plans {
+    #[diesel(sql_type = BigInt)]
+    generic_plans: i64,
+    #[diesel(sql_type = BigInt)]
+    custom_plans: i64,
+}
+
+/// Misses under load are read a few at a time, and each read used to be
+/// planned anew (as much work for Postgres as the read): it must reuse one
+/// plan, as the one-session read does. Postgres makes five plans for the
+/// actual arguments before it may settle on a generic one, and only on a
+/// table of some size do the two cost differently.
+#[tokio::test]
+async fn a_read_of_a_few_sessions_keeps_its_plan() {
+    let db = tokio::task::spawn_blocking(TestDatabase::create)
+        .await
+        .unwrap();
+    for statement in [
+        "INSERT INTO users (username, email, password_hash) \
+         SELECT 'seed' || i, 'seed' || i || '@example.com', '$2b$04$not a real hash' \
+         FROM generate_series(1, 5000) AS i",
+        "INSERT INTO sessions (id, user_id, created_at, last_seen_at, expires_at, remember, \
+                               csrf_token, public_id, amr) \
+         SELECT md5('s' || id) || md5('t' || id), id, now(), now(), now() + interval '1 hour', \
+                false, md5('c' || id), md5('p' || id), '{pwd}' \
+         FROM users",
+        "ANALYZE",
+    ] {
+        db.execute(statement);
+    }
+    let mut conn = db.connect();
+    let now = chrono::Utc::now();
+    for reads in 0..10 {
+        let tokens: Vec<authd::SessionToken> = (0..2 + reads % 3)
+            .map(|_| authd::SessionToken::generate())
+            .collect();
+        let found = authd::db::sessions::find_live_with_users(
+            &mut conn,
+            &tokens,
+            now,
+            now - chrono::TimeDelta::hours(1),
+        )
+        .unwrap();
+        assert!(found.is_empty());
+    }
+    let plans = diesel::sql_query(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+         WHERE statement LIKE '%= ANY(%'",
+    )
+    .load::<Plans>(&mut conn)
+    .unwrap();
+    assert_eq!(plans.len(), 1, "one prepared statement for the read");
+    let Plans {
+        generic_plans,
+        custom_plans,
+    } = plans[0];
+    assert!(
+        custom_plans <= 5 && generic_plans >= 5,
+        "planned anew: {custom_plans} custom plans, {generic_plans} generic"
+    );
 }
