@@ -1,8 +1,11 @@
 //! Structured logging, and the metrics recorder. `RUST_LOG` filters (default `info`); `LOG_FORMAT`
 //! picks human-readable or JSON lines. Colour only when writing to a
-//! terminal. The server's lines are written by a thread of their own, so a
-//! request never waits for the write of its log line (lines queue, and only
-//! a full queue makes a request wait: nothing is dropped).
+//! terminal. The server's lines are written by a thread of their own
+//! ([`log_writer`]), so a request never waits for the write of its log line
+//! (lines queue, and only a full queue makes a request wait: nothing is
+//! dropped).
+
+mod log_writer;
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -10,7 +13,7 @@ use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
+use log_writer::LogWriterGuard;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
@@ -19,7 +22,7 @@ use crate::configuration::LogFormat;
 /// Keeps the log writer running; dropping it flushes what is queued.
 #[must_use = "the log writer stops (after flushing) when this is dropped"]
 pub struct Logging {
-    _writer: Option<WorkerGuard>,
+    _writer: Option<LogWriterGuard>,
 }
 
 /// actix's HTTP/1 dispatcher logs every malformed request it refuses (a
@@ -46,18 +49,19 @@ fn filter(default: &str) -> EnvFilter {
 pub fn init(format: LogFormat) -> Logging {
     let filter = filter("info");
     let colour = std::io::stdout().is_terminal();
-    let (writer, guard) = NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("authd-log")
-        // Buffered: the writer thread writes what queued as one write
-        // (it flushes whenever the queue is empty), not one a line.
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
-    install(filter, format, colour, writer);
-    Logging {
-        _writer: Some(guard),
+    match log_writer::spawn(std::io::stdout()) {
+        Ok((writer, guard)) => {
+            install(filter, format, colour, writer);
+            Logging {
+                _writer: Some(guard),
+            }
+        }
+        Err(error) => {
+            // No thread to spare: lines are written as they come.
+            install(filter, format, colour, std::io::stdout);
+            tracing::warn!(%error, "cannot start the log writer thread");
+            Logging { _writer: None }
+        }
     }
 }
 

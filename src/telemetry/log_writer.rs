@@ -1,0 +1,279 @@
+//! The server's log lines, written out by a thread of their own, in
+//! batches.
+//!
+//! Logging a line copies it into a shared buffer; the thread writes what
+//! gathered every [`BATCH`], or as soon as [`EAGER`] bytes wait: one
+//! `write` for many lines, and nobody woken for each. (tracing-appender's
+//! writer, used before, woke its thread for every line and, whenever it
+//! kept up, wrote every line alone: a wake-up and a system call a request.)
+//!
+//! Nothing is dropped: past [`QUEUE`] bytes waiting (stdout slower than
+//! the lines), logging waits for the thread to write them.
+
+use std::io::{self, Write};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// How long a line waits at most before it is written.
+const BATCH: Duration = Duration::from_millis(20);
+/// Waiting bytes that get written without waiting out the [`BATCH`].
+const EAGER: usize = 256 * 1024;
+/// Waiting bytes past which logging waits for the writes.
+const QUEUE: usize = 8 * 1024 * 1024;
+
+#[derive(Default)]
+struct Queue {
+    bytes: Vec<u8>,
+    closed: bool,
+}
+
+struct Shared {
+    queue: Mutex<Queue>,
+    /// Wakes the thread before its [`BATCH`] is out.
+    wake: Condvar,
+    /// Wakes loggers waiting for room.
+    room: Condvar,
+    /// The thread holds it while it runs: a line logged once the writer is
+    /// closed waits for it to finish, and so comes after what was queued.
+    out: Mutex<Box<dyn Write + Send>>,
+}
+
+impl Shared {
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn out(&self) -> MutexGuard<'_, Box<dyn Write + Send>> {
+        self.out.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The thread: waits for a batch, writes it, until closed and empty.
+    fn drain(&self) {
+        let mut out = self.out();
+        let mut batch = Vec::new();
+        loop {
+            let (mut queue, _) = self
+                .wake
+                .wait_timeout_while(self.queue(), BATCH, |queue| {
+                    !queue.closed && queue.bytes.len() < EAGER
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+            std::mem::swap(&mut queue.bytes, &mut batch);
+            let closed = queue.closed;
+            drop(queue);
+            self.room.notify_all();
+            if !batch.is_empty() {
+                // Nowhere to report a failing stdout; the next batch tries again.
+                let _ = out.write_all(&batch).and_then(|()| out.flush());
+                batch.clear();
+            }
+            if closed && self.queue().bytes.is_empty() {
+                return;
+            }
+        }
+    }
+}
+
+/// Where the subscriber writes lines (`MakeWriter`).
+#[derive(Clone)]
+pub struct LogWriter(Arc<Shared>);
+
+/// Dropping it has the thread write what waits, and stop.
+#[must_use = "dropping it stops the log writer"]
+pub struct LogWriterGuard {
+    shared: Arc<Shared>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// A writer of lines to `out`, and the guard of its thread.
+pub fn spawn(out: impl Write + Send + 'static) -> io::Result<(LogWriter, LogWriterGuard)> {
+    let shared = Arc::new(Shared {
+        queue: Mutex::default(),
+        wake: Condvar::new(),
+        room: Condvar::new(),
+        out: Mutex::new(Box::new(out)),
+    });
+    let thread = std::thread::Builder::new().name("authd-log".into()).spawn({
+        let shared = shared.clone();
+        move || shared.drain()
+    })?;
+    Ok((
+        LogWriter(shared.clone()),
+        LogWriterGuard {
+            shared,
+            thread: Some(thread),
+        },
+    ))
+}
+
+impl Write for &LogWriter {
+    fn write(&mut self, line: &[u8]) -> io::Result<usize> {
+        let shared = &self.0;
+        let mut queue = shared.queue();
+        if queue.bytes.len() >= QUEUE {
+            shared.wake.notify_one();
+            queue = shared
+                .room
+                .wait_while(queue, |queue| {
+                    !queue.closed && queue.bytes.len() >= QUEUE
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+        }
+        if queue.closed {
+            // The thread is gone (or going): write it here, in order.
+            drop(queue);
+            let mut out = shared.out();
+            out.write_all(line)?;
+            out.flush()?;
+            return Ok(line.len());
+        }
+        let before = queue.bytes.len();
+        queue.bytes.extend_from_slice(line);
+        if before < EAGER && queue.bytes.len() >= EAGER {
+            shared.wake.notify_one();
+        }
+        Ok(line.len())
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
+    type Writer = &'a LogWriter;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self
+    }
+}
+
+impl Drop for LogWriterGuard {
+    fn drop(&mut self) {
+        self.shared.queue().closed = true;
+        self.shared.wake.notify_one();
+        self.shared.room.notify_all();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::mpsc;
+    use std::time::Instant;
+
+    use super::*;
+
+    /// What was written, shared with the test; each write waits for `gate`
+    /// to let it through when there is one.
+    #[derive(Clone, Default)]
+    struct Output {
+        bytes: Arc<Mutex<Vec<u8>>>,
+        gate: Option<Arc<Mutex<mpsc::Receiver<()>>>>,
+    }
+
+    impl Write for Output {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            if let Some(gate) = &self.gate {
+                gate.lock().unwrap().recv().unwrap();
+            }
+            self.bytes.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    fn lines(output: &Output) -> Vec<String> {
+        String::from_utf8(output.bytes.lock().unwrap().clone())
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    #[test]
+    fn every_line_is_written_in_each_threads_order_and_none_after_the_guard_is_lost() {
+        let output = Output::default();
+        let (writer, guard) = spawn(output.clone()).unwrap();
+        std::thread::scope(|scope| {
+            for thread in 0..4 {
+                let writer = &writer;
+                scope.spawn(move || {
+                    for line in 0..20_000 {
+                        // As the subscriber writes: a line at a time.
+                        (&*writer)
+                            .write_all(format!("{thread} {line}\n").as_bytes())
+                            .unwrap();
+                    }
+                });
+            }
+        });
+        drop(guard);
+        (&writer).write_all(b"after\n").unwrap();
+
+        let lines = lines(&output);
+        assert_eq!(lines.len(), 4 * 20_000 + 1);
+        assert_eq!(lines.last().map(String::as_str), Some("after"));
+        let mut next = [0; 4];
+        for line in &lines[..lines.len() - 1] {
+            let (thread, number) = line.split_once(' ').unwrap();
+            let thread: usize = thread.parse().unwrap();
+            assert_eq!(number.parse::<usize>().unwrap(), next[thread], "{line}");
+            next[thread] += 1;
+        }
+    }
+
+    #[test]
+    fn lines_are_written_within_a_batch_without_a_wake_up() {
+        let output = Output::default();
+        let (writer, _guard) = spawn(output.clone()).unwrap();
+        (&writer).write_all(b"soon\n").unwrap();
+        let started = Instant::now();
+        while lines(&output).is_empty() {
+            assert!(started.elapsed() < BATCH * 10, "not written");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    #[test]
+    fn a_full_queue_makes_logging_wait_for_the_writes() {
+        let (open, gate) = mpsc::channel();
+        let output = Output {
+            gate: Some(Arc::new(Mutex::new(gate))),
+            ..Output::default()
+        };
+        let (writer, guard) = spawn(output.clone()).unwrap();
+        let chunk = vec![b'x'; QUEUE];
+        // The thread takes the first chunk and waits at the gate with it;
+        // the second fills the queue; the third has to wait for room.
+        (&writer).write_all(&chunk).unwrap();
+        while !writer.0.queue().bytes.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (&writer).write_all(&chunk).unwrap();
+        let (done, finished) = mpsc::channel();
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                (&writer).write_all(b"last\n").unwrap();
+                done.send(()).unwrap();
+            });
+            assert!(
+                finished.recv_timeout(Duration::from_millis(200)).is_err(),
+                "logging went on past a full queue"
+            );
+            open.send(()).unwrap();
+            finished.recv_timeout(Duration::from_secs(5)).unwrap();
+            open.send(()).unwrap();
+            open.send(()).unwrap();
+        });
+        drop(guard);
+        let written = output.bytes.lock().unwrap().len();
+        assert_eq!(written, 2 * QUEUE + b"last\n".len());
+    }
+}
