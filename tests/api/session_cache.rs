@@ -383,3 +383,69 @@ async fn misses_read_together_each_get_their_own_session() {
         }
     }
 }
+
+/// Misses wait for the read under way rather than start one beside it: a
+/// second read starts only when a whole batch (64) waits, as behind a slow
+/// database, and then it does. Here the database is made slow by a lock on
+/// `sessions`, held while the reads pile up behind it.
+#[tokio::test]
+async fn a_second_read_starts_only_when_a_whole_batch_waits() {
+    let app = TestApp::spawn_with(|settings| {
+        settings.sessions.cache_capacity = 0;
+        settings.database.pool_size = 8; // two reads at most
+        settings.database.timeout = crate::helpers::secs(20);
+    })
+    .await;
+    let mut callers = Vec::new();
+    for i in 0..70 {
+        callers.push(app.logged_in_app(&format!("reader{i}")).await.0);
+    }
+    let mut lock = app.db.connect();
+    diesel::sql_query("BEGIN").execute(&mut lock).unwrap();
+    diesel::sql_query("LOCK TABLE sessions IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .unwrap();
+    let mut watch = app.db.connect();
+
+    let mut asking = tokio::task::JoinSet::new();
+    let mut ask = |caller: &crate::helpers::Actor| {
+        let caller = caller.clone();
+        asking.spawn(async move { caller.get("/api/me").await });
+    };
+    for caller in &callers[..10] {
+        ask(caller);
+    }
+    reads_blocked(&mut watch, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    reads_blocked(&mut watch, 1).await;
+    for caller in &callers[10..] {
+        ask(caller);
+    }
+    reads_blocked(&mut watch, 2).await;
+
+    diesel::sql_query("COMMIT").execute(&mut lock).unwrap();
+    let mut answered = 0;
+    while let Some(response) = asking.join_next().await {
+        response.unwrap().assert_status(200);
+        answered += 1;
+    }
+    assert_eq!(answered, 70);
+}
+
+/// Waits until exactly `expected` session reads wait for a lock.
+async fn reads_blocked(watch: &mut PgConnection, expected: i64) {
+    for _ in 0..250 {
+        let blocked: i64 = diesel::select(diesel::dsl::sql::<diesel::sql_types::BigInt>(
+            "(SELECT count(*) FROM pg_stat_activity \
+              WHERE datname = current_database() AND wait_event_type = 'Lock' \
+              AND query LIKE 'SELECT \"sessions\".\"id\"%')",
+        ))
+        .get_result(watch)
+        .unwrap();
+        if blocked == expected {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("never {expected} reads waiting for the lock");
+}

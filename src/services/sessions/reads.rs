@@ -4,12 +4,17 @@
 //! a task switch or two. Under load misses come many at a time, so they
 //! share the trip:
 //!
-//! - A read joins the queue. If fewer reads are under way than there are
-//!   lanes (a quarter of the pool's connections), it starts one, in a task
-//!   of its own, with everything queued; else the next read to finish
+//! - A read joins the queue. If no read is under way, it starts one, in a
+//!   task of its own, with everything queued; else the next read to finish
 //!   takes the queue with it. So a lone miss goes at once, alone; under
 //!   load, misses share the next trip instead of each taking a connection
 //!   (the README's "What a miss costs" has what it gained).
+//! - Another read starts beside those under way only when a whole
+//!   [`BATCH`] waits (a database slower than the misses come), up to a
+//!   quarter of the pool's connections at once. Starting one whenever a
+//!   lane was free, as before, made smaller batches, not faster answers: at
+//!   a million users under Zipf traffic, one read at a time served 10 %
+//!   more requests with a quarter less of Postgres's CPU, and about the same p99.
 //! - Misses of the same session (a popular one, just invalidated) are read
 //!   once.
 //! - Each caller waits at most the pool's timeout for its answer (then
@@ -55,7 +60,8 @@ pub(super) struct Reads {
 
 impl Reads {
     /// Reads under way at most: a quarter of the pool, so that the misses
-    /// of a burst leave connections to logins and writes.
+    /// of a burst leave connections to logins and writes (see the module's
+    /// documentation for when more than one runs).
     pub(super) fn new(pool: PgPool, clock: Clock, idle: TimeDelta) -> Arc<Self> {
         let lanes = usize::try_from(pool.max_size() / 4).unwrap_or(1).max(1);
         Arc::new(Self {
@@ -77,7 +83,9 @@ impl Reads {
         let start = {
             let mut queue = self.queue();
             queue.waiting.push(Wanted { token, reply });
-            (queue.running < self.lanes).then(|| {
+            let starts = queue.running == 0
+                || (queue.waiting.len() >= BATCH && queue.running < self.lanes);
+            starts.then(|| {
                 queue.running += 1;
                 take(&mut queue.waiting)
             })
