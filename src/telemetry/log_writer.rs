@@ -2,17 +2,17 @@
 //! batches.
 //!
 //! Logging a line copies it into a shared buffer; the thread writes what
-//! gathered every [`BATCH`], or as soon as [`EAGER`] bytes wait: one
-//! `write` for many lines, and nobody woken for each. (tracing-appender's
-//! writer, used before, woke its thread for every line and, whenever it
-//! kept up, wrote every line alone: a wake-up and a system call a request.)
+//! gathered within [`BATCH`] of its first line, or as soon as [`EAGER`]
+//! bytes wait: one `write` and one wake-up for many lines, and none while
+//! idle. (tracing-appender's writer, used before, woke its thread for every
+//! line and, whenever it kept up, wrote every line alone: a wake-up and a
+//! system call a request.)
 //!
 //! Nothing is dropped: past [`QUEUE`] bytes waiting (stdout slower than
 //! the lines), logging waits for the thread to write them.
 
 use std::io::{self, Write};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 /// How long a line waits at most before it is written.
@@ -21,6 +21,10 @@ const BATCH: Duration = Duration::from_millis(20);
 const EAGER: usize = 256 * 1024;
 /// Waiting bytes past which logging waits for the writes.
 const QUEUE: usize = 8 * 1024 * 1024;
+/// How long the guard waits at exit for what is queued to be written: a
+/// stdout that takes nothing for this long (a pipe nobody reads) must not
+/// keep the process from exiting.
+const LAST_WRITES: Duration = Duration::from_secs(5);
 
 #[derive(Default)]
 struct Queue {
@@ -30,7 +34,7 @@ struct Queue {
 
 struct Shared {
     queue: Mutex<Queue>,
-    /// Wakes the thread before its [`BATCH`] is out.
+    /// Wakes the thread: a batch's first line, [`EAGER`] bytes, closing.
     wake: Condvar,
     /// Wakes loggers waiting for room.
     room: Condvar,
@@ -48,14 +52,22 @@ impl Shared {
         self.out.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The thread: waits for a batch, writes it, until closed and empty.
+    /// The thread: waits for a batch, writes it, until closed and empty. A
+    /// batch gathers for [`BATCH`] from its first line (less once
+    /// [`EAGER`] bytes wait), and an idle server's thread sleeps.
     fn drain(&self) {
         let mut out = self.out();
         let mut batch = Vec::new();
         loop {
+            let queue = self
+                .wake
+                .wait_while(self.queue(), |queue| {
+                    queue.bytes.is_empty() && !queue.closed
+                })
+                .unwrap_or_else(PoisonError::into_inner);
             let (mut queue, _) = self
                 .wake
-                .wait_timeout_while(self.queue(), BATCH, |queue| {
+                .wait_timeout_while(queue, BATCH, |queue| {
                     !queue.closed && queue.bytes.len() < EAGER
                 })
                 .unwrap_or_else(PoisonError::into_inner);
@@ -79,11 +91,13 @@ impl Shared {
 #[derive(Clone)]
 pub struct LogWriter(Arc<Shared>);
 
-/// Dropping it has the thread write what waits, and stop.
+/// Dropping it has the thread write what waits (waiting for that up to
+/// [`LAST_WRITES`]), and stop.
 #[must_use = "dropping it stops the log writer"]
 pub struct LogWriterGuard {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    /// Disconnects when the thread is done.
+    done: mpsc::Receiver<()>,
 }
 
 /// A writer of lines to `out`, and the guard of its thread.
@@ -94,17 +108,17 @@ pub fn spawn(out: impl Write + Send + 'static) -> io::Result<(LogWriter, LogWrit
         room: Condvar::new(),
         out: Mutex::new(Box::new(out)),
     });
-    let thread = std::thread::Builder::new().name("authd-log".into()).spawn({
-        let shared = shared.clone();
-        move || shared.drain()
-    })?;
-    Ok((
-        LogWriter(shared.clone()),
-        LogWriterGuard {
-            shared,
-            thread: Some(thread),
-        },
-    ))
+    let (finished, done) = mpsc::channel::<()>();
+    std::thread::Builder::new()
+        .name("authd-log".into())
+        .spawn({
+            let shared = shared.clone();
+            move || {
+                shared.drain();
+                drop(finished);
+            }
+        })?;
+    Ok((LogWriter(shared.clone()), LogWriterGuard { shared, done }))
 }
 
 impl Write for &LogWriter {
@@ -115,9 +129,7 @@ impl Write for &LogWriter {
             shared.wake.notify_one();
             queue = shared
                 .room
-                .wait_while(queue, |queue| {
-                    !queue.closed && queue.bytes.len() >= QUEUE
-                })
+                .wait_while(queue, |queue| !queue.closed && queue.bytes.len() >= QUEUE)
                 .unwrap_or_else(PoisonError::into_inner);
         }
         if queue.closed {
@@ -130,7 +142,8 @@ impl Write for &LogWriter {
         }
         let before = queue.bytes.len();
         queue.bytes.extend_from_slice(line);
-        if before < EAGER && queue.bytes.len() >= EAGER {
+        // The first line of a batch starts it; one past `EAGER` ends it.
+        if before == 0 || (before < EAGER && queue.bytes.len() >= EAGER) {
             shared.wake.notify_one();
         }
         Ok(line.len())
@@ -154,15 +167,12 @@ impl Drop for LogWriterGuard {
         self.shared.queue().closed = true;
         self.shared.wake.notify_one();
         self.shared.room.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        let _ = self.done.recv_timeout(LAST_WRITES);
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::mpsc;
     use std::time::Instant;
 
     use super::*;
@@ -178,7 +188,8 @@ mod tests {
     impl Write for Output {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if let Some(gate) = &self.gate {
-                gate.lock().unwrap().recv().unwrap();
+                // Open once the test lets a write through, or ends.
+                let _ = gate.lock().unwrap().recv();
             }
             self.bytes.lock().unwrap().extend_from_slice(buf);
             Ok(buf.len())
@@ -230,7 +241,7 @@ mod tests {
     }
 
     #[test]
-    fn lines_are_written_within_a_batch_without_a_wake_up() {
+    fn a_line_is_written_within_a_batch() {
         let output = Output::default();
         let (writer, _guard) = spawn(output.clone()).unwrap();
         (&writer).write_all(b"soon\n").unwrap();
@@ -275,5 +286,19 @@ mod tests {
         drop(guard);
         let written = output.bytes.lock().unwrap().len();
         assert_eq!(written, 2 * QUEUE + b"last\n".len());
+    }
+
+    #[test]
+    fn a_stdout_that_takes_nothing_does_not_keep_the_process_from_exiting() {
+        let (_never, gate) = mpsc::channel();
+        let output = Output {
+            gate: Some(Arc::new(Mutex::new(gate))),
+            ..Output::default()
+        };
+        let (writer, guard) = spawn(output).unwrap();
+        (&writer).write_all(b"stuck\n").unwrap();
+        let started = Instant::now();
+        drop(guard);
+        assert!(started.elapsed() < LAST_WRITES * 2);
     }
 }
