@@ -83,8 +83,8 @@ impl Reads {
         let start = {
             let mut queue = self.queue();
             queue.waiting.push(Wanted { token, reply });
-            let starts = queue.running == 0
-                || (queue.waiting.len() >= BATCH && queue.running < self.lanes);
+            let starts =
+                queue.running == 0 || (queue.waiting.len() >= BATCH && queue.running < self.lanes);
             starts.then(|| {
                 queue.running += 1;
                 take(&mut queue.waiting)
