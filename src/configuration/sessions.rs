@@ -41,7 +41,7 @@ impl SessionSettings {
                 }
                 Ok(period)
             })?,
-            cache_capacity: env.parse("SESSION_CACHE_CAPACITY", 225_000, |value| {
+            cache_capacity: env.parse("SESSION_CACHE_CAPACITY", 250_000, |value| {
                 parse_within(value, 0..=10_000_000)
             })?,
         })

@@ -2,7 +2,7 @@
 //! [`LiveSession`], in about half the memory. A `LiveSession` is nine
 //! allocations (each string its own, the whole behind an `Arc`), which cost
 //! 800 bytes a session in the allocator; packed, every string shares one,
-//! and the cache's default 225,000 sessions take about 105 MiB (the
+//! and the cache's default 250,000 sessions take about 117 MiB (the
 //! README's sizing guide has the measured figure). Unpacking on each hit
 //! costs a few small allocations, far less than the request around it.
 //!
