@@ -14,7 +14,8 @@
 //!   quarter of the pool's connections at once. Starting one whenever a
 //!   lane was free, as before, made smaller batches, not faster answers: at
 //!   a million users under Zipf traffic, one read at a time served 10 %
-//!   more requests with a quarter less of Postgres's CPU, and about the same p99.
+//!   more requests with a quarter less of Postgres's CPU, and about the
+//!   same p99.
 //! - Misses of the same session (a popular one, just invalidated) are read
 //!   once.
 //! - Each caller waits at most the pool's timeout for its answer (then
