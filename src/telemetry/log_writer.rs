@@ -185,6 +185,17 @@ mod tests {
         gate: Option<Arc<Mutex<mpsc::Receiver<()>>>>,
     }
 
+    impl Output {
+        /// An output whose writes each wait for a message on `gate` (or
+        /// for its sender to go).
+        fn gated(gate: mpsc::Receiver<()>) -> Self {
+            Self {
+                gate: Some(Arc::new(Mutex::new(gate))),
+                ..Self::default()
+            }
+        }
+    }
+
     impl Write for Output {
         fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
             if let Some(gate) = &self.gate {
@@ -255,10 +266,7 @@ mod tests {
     #[test]
     fn a_full_queue_makes_logging_wait_for_the_writes() {
         let (open, gate) = mpsc::channel();
-        let output = Output {
-            gate: Some(Arc::new(Mutex::new(gate))),
-            ..Output::default()
-        };
+        let output = Output::gated(gate);
         let (writer, guard) = spawn(output.clone()).unwrap();
         let chunk = vec![b'x'; QUEUE];
         // The thread takes the first chunk and waits at the gate with it;
@@ -291,10 +299,7 @@ mod tests {
     #[test]
     fn a_stdout_that_takes_nothing_does_not_keep_the_process_from_exiting() {
         let (_never, gate) = mpsc::channel();
-        let output = Output {
-            gate: Some(Arc::new(Mutex::new(gate))),
-            ..Output::default()
-        };
+        let output = Output::gated(gate);
         let (writer, guard) = spawn(output).unwrap();
         (&writer).write_all(b"stuck\n").unwrap();
         let started = Instant::now();

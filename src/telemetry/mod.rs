@@ -19,7 +19,8 @@ use tracing_subscriber::fmt::MakeWriter;
 
 use crate::configuration::LogFormat;
 
-/// Keeps the log writer running; dropping it flushes what is queued.
+/// Keeps the log writer running; dropping it writes out what is queued
+/// (waiting a few seconds at most).
 #[must_use = "the log writer stops (after flushing) when this is dropped"]
 pub struct Logging {
     _writer: Option<LogWriterGuard>,
