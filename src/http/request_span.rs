@@ -7,6 +7,8 @@
 //! `X-Request-Id` when it is a sane one (so a trace crosses services), else
 //! made here; either way it is echoed in the response.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -15,6 +17,7 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
+use metrics::{Counter, Histogram};
 use rand::RngCore;
 use tracing::Instrument;
 
@@ -83,13 +86,7 @@ pub async fn request_span(
         Ok(response) => response.status(),
         Err(error) => error.as_response_error().status_code(),
     };
-    let labels = [
-        ("method", method_label(&method).to_owned()),
-        ("route", route),
-        ("status", status.as_str().to_owned()),
-    ];
-    metrics::counter!("authd_http_requests_total", &labels).increment(1);
-    metrics::histogram!("authd_http_request_duration_seconds", &labels[..2]).record(seconds);
+    record(method_label(&method), &route, status, seconds);
     match outcome {
         Ok(mut response) => {
             // Draining is the plan, not a failure.
@@ -111,6 +108,58 @@ pub async fn request_span(
             Err(error)
         }
     }
+}
+
+/// The request metrics of one method and route template.
+struct RouteMetrics {
+    duration: Histogram,
+    /// By status, in the order they came.
+    requests: Vec<(StatusCode, Counter)>,
+}
+
+thread_local! {
+    /// Each worker's handles to the request metrics, by route template and
+    /// method, each resolved from its labels once. Resolving them on every
+    /// request (building the key, allocating its strings, hashing it and
+    /// finding it in the registry) cost about 2 % of a cached `me`'s CPU.
+    /// Bounded as the labels are: templates, methods and statuses are
+    /// authd's own.
+    static REQUEST_METRICS: RefCell<HashMap<String, HashMap<&'static str, RouteMetrics>>> =
+        RefCell::default();
+}
+
+/// Counts the request and records its duration.
+fn record(method: &'static str, route: &str, status: StatusCode, seconds: f64) {
+    REQUEST_METRICS.with_borrow_mut(|routes| {
+        if !routes.contains_key(route) {
+            routes.insert(route.to_owned(), HashMap::new());
+        }
+        let Some(methods) = routes.get_mut(route) else {
+            return;
+        };
+        let metrics = methods.entry(method).or_insert_with(|| RouteMetrics {
+            duration: metrics::histogram!(
+                "authd_http_request_duration_seconds",
+                "method" => method,
+                "route" => route.to_owned()
+            ),
+            requests: Vec::new(),
+        });
+        metrics.duration.record(seconds);
+        match metrics.requests.iter().find(|(seen, _)| *seen == status) {
+            Some((_, requests)) => requests.increment(1),
+            None => {
+                let requests = metrics::counter!(
+                    "authd_http_requests_total",
+                    "method" => method,
+                    "route" => route.to_owned(),
+                    "status" => status.as_str().to_owned()
+                );
+                requests.increment(1);
+                metrics.requests.push((status, requests));
+            }
+        }
+    });
 }
 
 fn log(status: StatusCode, error: Option<String>, duration_ms: f64) {

@@ -368,6 +368,19 @@ fn serve(
 ) -> anyhow::Result<Served> {
     let parts = authd.http.clone();
     let shutdown_timeout = settings.http.shutdown_timeout.std().as_secs().max(1);
+    // Installed before the API serves its first request: each worker keeps
+    // the handles its first requests resolve (see `http::request_span`),
+    // and handles resolved without a recorder record nothing, for good.
+    let recorder = metrics_socket.is_some().then(|| {
+        let mail_kinds: Vec<&'static str> = crate::services::mail_kinds()
+            .into_iter()
+            .map(|kind| kind.0)
+            .collect();
+        crate::telemetry::metrics(crate::telemetry::LabelValues {
+            login_outcomes: crate::services::login::LOGIN_OUTCOMES,
+            mail_kinds: &mail_kinds,
+        })
+    });
     let server = HttpServer::new(move || {
         let routes = routes.clone();
         parts.app(move |config| routes(config))
@@ -387,16 +400,8 @@ fn serve(
     .disable_signals()
     .listen(socket)?
     .run();
-    let metrics = match metrics_socket {
-        Some(socket) => {
-            let mail_kinds: Vec<&'static str> = crate::services::mail_kinds()
-                .into_iter()
-                .map(|kind| kind.0)
-                .collect();
-            let recorder = crate::telemetry::metrics(crate::telemetry::LabelValues {
-                login_outcomes: crate::services::login::LOGIN_OUTCOMES,
-                mail_kinds: &mail_kinds,
-            });
+    let metrics = match metrics_socket.zip(recorder) {
+        Some((socket, recorder)) => {
             let port = socket.local_addr()?.port();
             let pool = web::Data::new(authd.services.pool.clone());
             let recorder = web::Data::new(recorder.clone());
