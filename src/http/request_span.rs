@@ -131,11 +131,10 @@ thread_local! {
 /// Counts the request and records its duration.
 fn record(method: &'static str, route: &str, status: StatusCode, seconds: f64) {
     REQUEST_METRICS.with_borrow_mut(|routes| {
-        if !routes.contains_key(route) {
-            routes.insert(route.to_owned(), HashMap::new());
-        }
-        let Some(methods) = routes.get_mut(route) else {
-            return;
+        // Looked up by `&str` first: the key is allocated once per route.
+        let methods = match routes.get_mut(route) {
+            Some(methods) => methods,
+            None => routes.entry(route.to_owned()).or_default(),
         };
         let metrics = methods.entry(method).or_insert_with(|| RouteMetrics {
             duration: metrics::histogram!(

@@ -371,15 +371,16 @@ fn serve(
     // Installed before the API serves its first request: each worker keeps
     // the handles its first requests resolve (see `http::request_span`),
     // and handles resolved without a recorder record nothing, for good.
-    let recorder = metrics_socket.is_some().then(|| {
+    let metrics_socket = metrics_socket.map(|socket| {
         let mail_kinds: Vec<&'static str> = crate::services::mail_kinds()
             .into_iter()
             .map(|kind| kind.0)
             .collect();
-        crate::telemetry::metrics(crate::telemetry::LabelValues {
+        let recorder = crate::telemetry::metrics(crate::telemetry::LabelValues {
             login_outcomes: crate::services::login::LOGIN_OUTCOMES,
             mail_kinds: &mail_kinds,
-        })
+        });
+        (socket, recorder)
     });
     let server = HttpServer::new(move || {
         let routes = routes.clone();
@@ -400,7 +401,7 @@ fn serve(
     .disable_signals()
     .listen(socket)?
     .run();
-    let metrics = match metrics_socket.zip(recorder) {
+    let metrics = match metrics_socket {
         Some((socket, recorder)) => {
             let port = socket.local_addr()?.port();
             let pool = web::Data::new(authd.services.pool.clone());
