@@ -38,8 +38,10 @@
 //!   have seen it more recently.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
 
 use crate::db::notifications::Invalidation;
 use crate::domain::{SessionToken, UserId};
@@ -76,6 +78,11 @@ const USER_SLOTS: usize = 65_536;
 /// (quick_cache hands out clones of it).
 struct Cached {
     packed: Packed,
+    /// The session's `last_seen_at`, in microseconds since the Unix epoch
+    /// (the database's precision). Apart from the rest, so that noting
+    /// activity (about once a minute for each session in use) is a store
+    /// into the entry, not a new entry.
+    last_seen_at: AtomicI64,
     /// When it is to be read from the database again.
     expires: Instant,
     /// A refresh of it is under way.
@@ -167,7 +174,12 @@ impl SessionCache {
             entries.remove(&key);
             return Lookup::Miss;
         }
-        let Some(live) = cached.packed.unpack(token).map(Arc::new) else {
+        let last_seen_at =
+            DateTime::from_timestamp_micros(cached.last_seen_at.load(Ordering::Acquire));
+        let Some(live) = last_seen_at
+            .and_then(|last_seen_at| cached.packed.unpack(token, last_seen_at))
+            .map(Arc::new)
+        else {
             return Lookup::Miss;
         };
         if now < cached.expires {
@@ -227,6 +239,7 @@ impl SessionCache {
         };
         let cached = Cached {
             packed,
+            last_seen_at: AtomicI64::new(live.session.last_seen_at.timestamp_micros()),
             expires: Instant::now() + lifetime(rand::random()),
             read_at: generation,
             refreshing: AtomicBool::new(false),
@@ -236,20 +249,17 @@ impl SessionCache {
         }
     }
 
-    /// Puts the session as last seen now in place of the one cached.
-    pub fn touch(&self, live: &Arc<LiveSession>) {
-        let Some(entries) = &self.entries else {
-            return;
-        };
-        let key = live.session.token.digest();
-        if let Some(cached) = entries.get(&key) {
-            let touched = Cached {
-                packed: cached.packed.seen_at(live.session.last_seen_at),
-                expires: cached.expires,
-                read_at: cached.read_at,
-                refreshing: AtomicBool::new(cached.refreshing.load(Ordering::Acquire)),
-            };
-            entries.insert(key, Arc::new(touched));
+    /// Notes that the session cached for `token` was seen at `at` (unless
+    /// a later sighting was noted already).
+    pub fn touch(&self, token: &SessionToken, at: DateTime<Utc>) {
+        if let Some(cached) = self
+            .entries
+            .as_ref()
+            .and_then(|entries| entries.get(&token.digest()))
+        {
+            cached
+                .last_seen_at
+                .fetch_max(at.timestamp_micros(), Ordering::AcqRel);
         }
     }
 
@@ -337,7 +347,7 @@ mod tests {
     use crate::domain::PasswordHash;
 
     fn live(user: i64) -> Arc<LiveSession> {
-        let now = chrono::Utc::now();
+        let now = Utc::now();
         Arc::new(LiveSession {
             session: Session::sample(UserId::new(user), SessionToken::generate()),
             user: User {
@@ -373,6 +383,7 @@ mod tests {
         let entries = cache.entries.as_ref().expect("a capacity");
         let cached = Cached {
             packed: Packed::pack(&session).expect("packs"),
+            last_seen_at: AtomicI64::new(session.session.last_seen_at.timestamp_micros()),
             expires,
             read_at: cache.generation(),
             refreshing: AtomicBool::new(false),
@@ -392,6 +403,30 @@ mod tests {
         let session = live(user);
         cache.insert(cache.generation(), &session);
         session
+    }
+
+    fn last_seen(cache: &SessionCache, token: &SessionToken) -> DateTime<Utc> {
+        match cache.get(token) {
+            Lookup::Hit(live) => live.session.last_seen_at,
+            _ => panic!("not cached"),
+        }
+    }
+
+    /// A touch changes the cached session in place, and never back in time.
+    #[test]
+    fn a_touch_moves_the_last_seen_time_forward_only() {
+        let cache = listening(100);
+        let session = cached(&cache, 1);
+        let token = &session.session.token;
+        // Kept to the database's precision, the microsecond.
+        let seen = session.session.last_seen_at.timestamp_micros();
+        assert_eq!(last_seen(&cache, token).timestamp_micros(), seen);
+        let later = DateTime::from_timestamp_micros(seen + 300_000_000).unwrap();
+        cache.touch(token, later);
+        assert_eq!(last_seen(&cache, token), later);
+        cache.touch(token, session.session.last_seen_at);
+        assert_eq!(last_seen(&cache, token), later);
+        assert!(used(&cache, token));
     }
 
     #[test]

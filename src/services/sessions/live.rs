@@ -6,7 +6,7 @@ use crate::db::users::User;
 /// A live session and its user, as validated: what a request that
 /// presents the session's credential is authenticated as. Shared, not
 /// copied, by the requests that present it.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct LiveSession {
     pub session: Session,
     pub user: User,

@@ -267,19 +267,15 @@ impl Sessions {
     }
 
     /// Notes activity on a live session if its last note is old enough.
-    fn touched(&self, live: Arc<LiveSession>, now: DateTime<Utc>) -> Arc<LiveSession> {
+    fn touched(&self, mut live: Arc<LiveSession>, now: DateTime<Utc>) -> Arc<LiveSession> {
         if now - live.session.last_seen_at < self.lifetimes.touch_every() {
             return live;
         }
-        let mut session = live.session.clone();
-        session.last_seen_at = now;
-        self.activity.note(&session.token, now);
-        let touched = Arc::new(LiveSession {
-            session,
-            user: live.user.clone(),
-        });
-        self.cache.touch(&touched);
-        touched
+        self.activity.note(&live.session.token, now);
+        self.cache.touch(&live.session.token, now);
+        // Each lookup makes its own copy, so this copies nothing.
+        Arc::make_mut(&mut live).session.last_seen_at = now;
+        live
     }
 
     /// A user's live sessions, newest first.
