@@ -9,7 +9,9 @@
 //! The credential itself is not kept: the cache finds an entry by its
 //! digest, so whoever asks has presented it and hands it back to
 //! [`Packed::unpack`]. Memory read out of the process (a core dump, a swap
-//! file) then holds no session anyone could use.
+//! file) then holds no session anyone could use. Nor is `last_seen_at`:
+//! the cache's entry keeps it beside the packed session, where noting
+//! activity updates it in place, and hands it to [`Packed::unpack`] too.
 //!
 //! Both directions name every field, so a field added to [`Session`] or
 //! [`User`] does not compile until it is kept here too.
