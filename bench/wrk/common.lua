@@ -20,7 +20,8 @@ function common.setup(thread)
   threads[#threads + 1] = thread
 end
 
--- Each thread counts statuses in `statuses` (a table of status -> count).
+-- Each thread counts statuses in `statuses` (a table of status -> count),
+-- if its script has a `response` callback.
 function common.count(status)
   statuses[status] = (statuses[status] or 0) + 1
 end
@@ -32,6 +33,12 @@ function common.done(summary, latency, requests)
     for status, n in pairs(seen) do
       counted[tostring(status)] = (counted[tostring(status)] or 0) + n
     end
+  end
+  if next(counted) == nil then
+    -- A script that does not count (me.lua): wrk's own counts, by class.
+    local failed = summary.errors.status
+    counted["<400"] = summary.requests - failed
+    if failed > 0 then counted[">=400"] = failed end
   end
   local parts = {}
   for status, n in pairs(counted) do

@@ -8,6 +8,12 @@
 -- - `zipf`: line k with a probability proportional to 1/k (Zipf, s = 1);
 -- - `once`: the lines in turn, once, then the thread stops (run it with one
 --   thread: it is for filling a cache with every line).
+--
+-- It counts statuses by class only, from wrk's own counters (see
+-- common.done): a `response` callback makes wrk copy every header and the
+-- body into Lua for each answer, which cost wrk 5 µs of CPU an answer of
+-- authd's (1 µs of the bare handler's, whose answer has three headers), on
+-- the two cores it shares with the server it measures.
 package.path = package.path .. ";" .. debug.getinfo(1, "S").source:sub(2):match("(.*/)") .. "?.lua"
 local common = require("common")
 
@@ -57,7 +63,6 @@ function init(args)
   mode = args[2]
   path = args[3] or "/api/me"
   order = pick[args[4] or "walk"] or error("unknown ORDER " .. args[4])
-  statuses = {}
   -- Each thread its own draws, and its own place in the walk.
   math.randomseed(os.time() * 1000 + (id or 1) * 7919)
   next_one = args[4] == "once" and 0 or (id or 1) * 7919 % #credentials
@@ -73,8 +78,4 @@ function request()
     headers["Authorization"] = "Bearer " .. credential
   end
   return wrk.format("GET", path, headers)
-end
-
-function response(status)
-  common.count(status)
 end
