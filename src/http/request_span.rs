@@ -9,7 +9,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
@@ -81,7 +81,9 @@ pub async fn request_span(
     );
     let outcome = next.call(request).instrument(span.clone()).await;
     let _entered = span.enter();
-    let seconds = started.elapsed().as_secs_f64();
+    let elapsed = started.elapsed();
+    let seconds = elapsed.as_secs_f64();
+    let duration_ms = milliseconds(elapsed);
     let status = match &outcome {
         Ok(response) => response.status(),
         Err(error) => error.as_response_error().status_code(),
@@ -95,12 +97,12 @@ pub async fn request_span(
                 .error()
                 .filter(|error| !matches!(error.as_error(), Some(ApiError::ShuttingDown)))
                 .map(ToString::to_string);
-            log(status, error, seconds * 1000.0);
+            log(status, error, duration_ms);
             response.headers_mut().insert(REQUEST_ID, id);
             Ok(response)
         }
         Err(mut error) => {
-            log(status, Some(error.to_string()), seconds * 1000.0);
+            log(status, Some(error.to_string()), duration_ms);
             error.add_response_mapper(move |mut response| {
                 response.headers_mut().insert(REQUEST_ID, id.clone());
                 response
@@ -161,6 +163,12 @@ fn record(method: &'static str, route: &str, status: StatusCode, seconds: f64) {
     });
 }
 
+/// A duration for the log, in milliseconds to the microsecond: `3.851`,
+/// not the binary fraction's `3.8514880000000002`.
+fn milliseconds(elapsed: Duration) -> f64 {
+    elapsed.as_micros() as f64 / 1000.0
+}
+
 fn log(status: StatusCode, error: Option<String>, duration_ms: f64) {
     let code = status.as_u16();
     match error {
@@ -191,5 +199,23 @@ fn method_label(method: &Method) -> &'static str {
         Method::DELETE => "DELETE",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_logged_to_the_microsecond() {
+        for (nanos, shown) in [
+            (3_851_488, "3.851"),
+            (7_781, "0.007"),
+            (999, "0.0"),
+            (2_000_000_000, "2000.0"),
+        ] {
+            let logged = milliseconds(Duration::from_nanos(nanos));
+            assert_eq!(format!("{logged:?}"), shown, "{nanos} ns");
+        }
     }
 }

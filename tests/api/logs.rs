@@ -296,6 +296,17 @@ async fn each_request_is_one_line_with_its_id_and_who_made_it() {
         me.contains(&public_id),
         "the session by its public id: {me}"
     );
+    // In milliseconds to the microsecond, not a binary fraction's digits.
+    let duration = me
+        .split("\"duration_ms\":")
+        .nth(1)
+        .and_then(|rest| rest.split([',', '}']).next())
+        .expect("a duration");
+    let decimals = duration.split('.').nth(1).unwrap_or_default();
+    assert!(
+        duration.parse::<f64>().is_ok() && decimals.len() <= 3,
+        "duration_ms {duration} in {me}"
+    );
     assert!(!me.contains(login.token()));
     let not_found = lines
         .iter()
