@@ -8,9 +8,15 @@
 //! line and, whenever it kept up, wrote every line alone: a wake-up and a
 //! system call a request.)
 //!
-//! Nothing is dropped: past [`QUEUE`] bytes waiting (stdout slower than
-//! the lines), logging waits for the thread to write them.
+//! Past [`QUEUE`] bytes waiting (stdout slower than the lines come, or
+//! taking nothing: a log shipper that stalled, a pipe nobody reads), lines
+//! are dropped and counted, and once a write goes through again the thread
+//! reports how many. Waiting for room instead made every request wait on
+//! stdout: a reader that stopped stopped authentication, `/readyz`
+//! included. What must not be lost is not here: the audit trail is in
+//! the database.
 
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
@@ -19,25 +25,37 @@ use std::time::Duration;
 const BATCH: Duration = Duration::from_millis(20);
 /// Waiting bytes that get written without waiting out the [`BATCH`].
 const EAGER: usize = 256 * 1024;
-/// Waiting bytes past which logging waits for the writes.
+/// Waiting bytes past which lines are dropped.
 const QUEUE: usize = 8 * 1024 * 1024;
 /// How long the guard waits at exit for what is queued to be written: a
 /// stdout that takes nothing for this long (a pipe nobody reads) must not
 /// keep the process from exiting.
 const LAST_WRITES: Duration = Duration::from_secs(5);
+/// The counter of lines dropped.
+pub const DROPPED: &str = "authd_log_lines_dropped_total";
 
 #[derive(Default)]
 struct Queue {
     bytes: Vec<u8>,
+    /// Lines dropped since the last report.
+    dropped: u64,
     closed: bool,
+}
+
+/// Told how many lines were dropped, on the writer's thread once a write
+/// goes through again; it may log (the line is queued like any other).
+pub type Report = Box<dyn Fn(u64) + Send>;
+
+thread_local! {
+    /// Set on the writer's own thread: what it logs (a report) is queued
+    /// even once closed, since writing it directly would wait for itself.
+    static WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
 struct Shared {
     queue: Mutex<Queue>,
     /// Wakes the thread: a batch's first line, [`EAGER`] bytes, closing.
     wake: Condvar,
-    /// Wakes loggers waiting for room.
-    room: Condvar,
     /// The thread holds it while it runs: a line logged once the writer is
     /// closed waits for it to finish, and so comes after what was queued.
     out: Mutex<Box<dyn Write + Send>>,
@@ -55,7 +73,8 @@ impl Shared {
     /// The thread: waits for a batch, writes it, until closed and empty. A
     /// batch gathers for [`BATCH`] from its first line (less once
     /// [`EAGER`] bytes wait), and an idle server's thread sleeps.
-    fn drain(&self) {
+    fn drain(&self, report: &Report) {
+        WRITER_THREAD.set(true);
         let mut out = self.out();
         let mut batch = Vec::new();
         loop {
@@ -74,11 +93,15 @@ impl Shared {
             std::mem::swap(&mut queue.bytes, &mut batch);
             let closed = queue.closed;
             drop(queue);
-            self.room.notify_all();
             if !batch.is_empty() {
                 // Nowhere to report a failing stdout; the next batch tries again.
                 let _ = out.write_all(&batch).and_then(|()| out.flush());
                 batch.clear();
+            }
+            // What was dropped while that write waited, told once it is done.
+            let dropped = std::mem::take(&mut self.queue().dropped);
+            if dropped > 0 {
+                report(dropped);
             }
             if closed && self.queue().bytes.is_empty() {
                 return;
@@ -100,12 +123,15 @@ pub struct LogWriterGuard {
     done: mpsc::Receiver<()>,
 }
 
-/// A writer of lines to `out`, and the guard of its thread.
-pub fn spawn(out: impl Write + Send + 'static) -> io::Result<(LogWriter, LogWriterGuard)> {
+/// A writer of lines to `out`, and the guard of its thread, which tells
+/// `report` how many lines it dropped.
+pub fn spawn(
+    out: impl Write + Send + 'static,
+    report: Report,
+) -> io::Result<(LogWriter, LogWriterGuard)> {
     let shared = Arc::new(Shared {
         queue: Mutex::default(),
         wake: Condvar::new(),
-        room: Condvar::new(),
         out: Mutex::new(Box::new(out)),
     });
     let (finished, done) = mpsc::channel::<()>();
@@ -114,7 +140,7 @@ pub fn spawn(out: impl Write + Send + 'static) -> io::Result<(LogWriter, LogWrit
         .spawn({
             let shared = shared.clone();
             move || {
-                shared.drain();
+                shared.drain(&report);
                 drop(finished);
             }
         })?;
@@ -125,14 +151,15 @@ impl Write for &LogWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let shared = &self.0;
         let mut queue = shared.queue();
-        if queue.bytes.len() >= QUEUE {
-            shared.wake.notify_one();
-            queue = shared
-                .room
-                .wait_while(queue, |queue| !queue.closed && queue.bytes.len() >= QUEUE)
-                .unwrap_or_else(PoisonError::into_inner);
+        if queue.bytes.len() >= QUEUE && !queue.closed {
+            queue.dropped += 1;
+            drop(queue);
+            // Counted here, not at the report, so that a stdout that takes
+            // nothing at all still shows.
+            metrics::counter!(DROPPED).increment(1);
+            return Ok(line.len());
         }
-        if queue.closed {
+        if queue.closed && !WRITER_THREAD.get() {
             // The thread is gone (or going): write it here, in order.
             drop(queue);
             let mut out = shared.out();
@@ -166,7 +193,6 @@ impl Drop for LogWriterGuard {
     fn drop(&mut self) {
         self.shared.queue().closed = true;
         self.shared.wake.notify_one();
-        self.shared.room.notify_all();
         let _ = self.done.recv_timeout(LAST_WRITES);
     }
 }
@@ -211,6 +237,10 @@ mod tests {
         }
     }
 
+    fn no_report() -> Report {
+        Box::new(|dropped| panic!("{dropped} lines dropped"))
+    }
+
     fn lines(output: &Output) -> Vec<String> {
         String::from_utf8(output.bytes.lock().unwrap().clone())
             .unwrap()
@@ -222,7 +252,7 @@ mod tests {
     #[test]
     fn every_line_is_written_in_each_threads_order_and_none_after_the_guard_is_lost() {
         let output = Output::default();
-        let (writer, guard) = spawn(output.clone()).unwrap();
+        let (writer, guard) = spawn(output.clone(), no_report()).unwrap();
         std::thread::scope(|scope| {
             for thread in 0..4 {
                 let writer = &writer;
@@ -254,7 +284,7 @@ mod tests {
     #[test]
     fn a_line_is_written_within_a_batch() {
         let output = Output::default();
-        let (writer, _guard) = spawn(output.clone()).unwrap();
+        let (writer, _guard) = spawn(output.clone(), no_report()).unwrap();
         (&writer).write_all(b"soon\n").unwrap();
         let started = Instant::now();
         while lines(&output).is_empty() {
@@ -264,13 +294,15 @@ mod tests {
     }
 
     #[test]
-    fn a_full_queue_makes_logging_wait_for_the_writes() {
+    fn a_full_queue_drops_lines_and_the_thread_reports_how_many() {
         let (open, gate) = mpsc::channel();
         let output = Output::gated(gate);
-        let (writer, guard) = spawn(output.clone()).unwrap();
+        let (reports, reported) = mpsc::channel();
+        let report: Report = Box::new(move |dropped| reports.send(dropped).unwrap());
+        let (writer, guard) = spawn(output.clone(), report).unwrap();
         let chunk = vec![b'x'; QUEUE];
         // The thread takes the first chunk and waits at the gate with it;
-        // the second fills the queue; the third has to wait for room.
+        // the second fills the queue; the next lines find no room.
         (&writer).write_all(&chunk).unwrap();
         while !writer.0.queue().bytes.is_empty() {
             std::thread::sleep(Duration::from_millis(1));
@@ -279,28 +311,40 @@ mod tests {
         let (done, finished) = mpsc::channel();
         std::thread::scope(|scope| {
             scope.spawn(|| {
-                (&writer).write_all(b"last\n").unwrap();
+                for _ in 0..3 {
+                    (&writer).write_all(b"dropped\n").unwrap();
+                }
                 done.send(()).unwrap();
             });
-            assert!(
-                finished.recv_timeout(Duration::from_millis(200)).is_err(),
-                "logging went on past a full queue"
-            );
-            open.send(()).unwrap();
-            finished.recv_timeout(Duration::from_secs(5)).unwrap();
-            open.send(()).unwrap();
-            open.send(()).unwrap();
+            // Waiting for room would wait for the gate, which stays shut.
+            finished
+                .recv_timeout(Duration::from_secs(5))
+                .expect("logging waited for a stdout that took nothing");
         });
+        assert!(
+            reported.try_recv().is_err(),
+            "reported before a write went through"
+        );
+        open.send(()).unwrap();
+        assert_eq!(reported.recv_timeout(Duration::from_secs(5)), Ok(3));
+        // Once the thread takes the second chunk there is room again.
+        while !writer.0.queue().bytes.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        (&writer).write_all(b"kept\n").unwrap();
+        drop(open);
         drop(guard);
-        let written = output.bytes.lock().unwrap().len();
-        assert_eq!(written, 2 * QUEUE + b"last\n".len());
+        let written = output.bytes.lock().unwrap();
+        assert_eq!(written.len(), 2 * QUEUE + b"kept\n".len());
+        assert!(written.ends_with(b"xkept\n"));
+        assert!(reported.try_recv().is_err(), "dropped more than three");
     }
 
     #[test]
     fn a_stdout_that_takes_nothing_does_not_keep_the_process_from_exiting() {
         let (_never, gate) = mpsc::channel();
         let output = Output::gated(gate);
-        let (writer, guard) = spawn(output).unwrap();
+        let (writer, guard) = spawn(output, no_report()).unwrap();
         (&writer).write_all(b"stuck\n").unwrap();
         let started = Instant::now();
         drop(guard);

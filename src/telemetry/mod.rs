@@ -2,8 +2,8 @@
 //! picks human-readable or JSON lines. Colour only when writing to a
 //! terminal. The server's lines are written by a thread of their own
 //! ([`log_writer`]), so a request never waits for the write of its log line
-//! (lines queue, and only a full queue makes a request wait: nothing is
-//! dropped).
+//! (lines queue; past a full queue they are dropped, counted and reported,
+//! rather than stop every request behind a stdout that stalled).
 
 mod log_writer;
 
@@ -50,7 +50,13 @@ fn filter(default: &str) -> EnvFilter {
 pub fn init(format: LogFormat) -> Logging {
     let filter = filter("info");
     let colour = std::io::stdout().is_terminal();
-    match log_writer::spawn(std::io::stdout()) {
+    let report: log_writer::Report = Box::new(|dropped| {
+        tracing::warn!(
+            dropped,
+            "log lines dropped: stdout took them slower than they came"
+        );
+    });
+    match log_writer::spawn(std::io::stdout(), report) {
         Ok((writer, guard)) => {
             install(filter, format, colour, writer);
             Logging {
@@ -200,6 +206,10 @@ fn describe_and_zero(labels: LabelValues<'_>) {
         (
             "authd_sessions_revoked_total",
             "Sessions ended by this instance",
+        ),
+        (
+            log_writer::DROPPED,
+            "Log lines dropped: stdout took them slower than they came",
         ),
     ] {
         describe_counter!(name, help);

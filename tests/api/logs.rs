@@ -13,7 +13,7 @@ use serde_json::json;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
-use crate::helpers::{PASSWORD, Process, TestApp, TestDatabase};
+use crate::helpers::{PASSWORD, Process, TestApp, TestDatabase, free_port};
 use authd::configuration::Bucket;
 
 #[derive(Clone, Default)]
@@ -370,4 +370,64 @@ async fn malformed_requests_are_400s_that_log_no_error() {
         .filter(|line| line.contains("ERROR") || line.contains("WARN"))
         .collect();
     assert!(loud.is_empty(), "{loud:#?}");
+}
+
+/// A stdout that takes nothing (a log shipper that stalled, a pipe nobody
+/// reads) costs log lines, counted, not answers: once 8 MiB of lines
+/// waited, every request used to wait with them, `/readyz` included.
+#[tokio::test]
+async fn a_stdout_that_takes_nothing_costs_log_lines_not_answers() {
+    let db = TestDatabase::create();
+    let (_unread, stdout) = std::io::pipe().unwrap();
+    let metrics = format!("127.0.0.1:{}", free_port());
+    let server = Process::start_with_stdout(
+        &db,
+        &[("RUST_LOG", "info"), ("METRICS_BIND", &metrics)],
+        stdout.into(),
+    )
+    .await;
+    // The path is logged whole: 4 KiB lines, 16 MiB of them, past the
+    // pipe's buffer and the queue.
+    let url = format!("{}/api/{}", server.address, "x".repeat(4096));
+    let client = reqwest::Client::new();
+    let senders: Vec<_> = (0..8)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                for _ in 0..512 {
+                    let answer =
+                        tokio::time::timeout(Duration::from_secs(5), client.get(&url).send())
+                            .await
+                            .expect("an answer within 5 s")
+                            .unwrap();
+                    assert_eq!(answer.status(), 404);
+                }
+            })
+        })
+        .collect();
+    for sender in senders {
+        sender.await.unwrap();
+    }
+    let ready = tokio::time::timeout(
+        Duration::from_secs(5),
+        client.get(format!("{}/readyz", server.address)).send(),
+    )
+    .await
+    .expect("/readyz answered within 5 s")
+    .unwrap();
+    assert_eq!(ready.status(), 200);
+    let text = reqwest::get(format!("http://{metrics}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let dropped: f64 = text
+        .lines()
+        .find_map(|line| line.strip_prefix("authd_log_lines_dropped_total "))
+        .expect("the counter of dropped lines")
+        .parse()
+        .unwrap();
+    // 4,096 lines, of which 8 MiB and the pipe's 64 KiB fit: most dropped.
+    assert!(dropped > 1_000.0, "{dropped} lines dropped");
 }

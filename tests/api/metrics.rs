@@ -115,6 +115,7 @@ async fn every_metric_is_described_and_there_from_the_start() {
     let mut zeros = vec![
         "authd_sessions_created_total 0".to_owned(),
         "authd_sessions_revoked_total 0".to_owned(),
+        "authd_log_lines_dropped_total 0".to_owned(),
     ];
     // The services' own lists: an outcome or a kind of mail added there is
     // checked here without a copy to forget.

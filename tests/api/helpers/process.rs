@@ -26,6 +26,26 @@ impl Process {
     /// Starts `program`, a server configured as authd is (an example built
     /// on the library), as [`Process::start`] starts authd.
     pub async fn start_program(program: &Path, db: &TestDatabase, extra: &[(&str, &str)]) -> Self {
+        Self::launch(program, db, extra, None).await
+    }
+
+    /// Starts authd as [`Process::start`] does, its stdout sent to `stdout`
+    /// instead of the log file (which keeps stderr).
+    pub async fn start_with_stdout(
+        db: &TestDatabase,
+        extra: &[(&str, &str)],
+        stdout: std::process::Stdio,
+    ) -> Self {
+        let program = Path::new(env!("CARGO_BIN_EXE_authd"));
+        Self::launch(program, db, extra, Some(stdout)).await
+    }
+
+    async fn launch(
+        program: &Path,
+        db: &TestDatabase,
+        extra: &[(&str, &str)],
+        stdout: Option<std::process::Stdio>,
+    ) -> Self {
         let port = free_port();
         let address = format!("http://127.0.0.1:{port}");
         let log = std::env::temp_dir().join(format!("authd-test-{port}.log"));
@@ -38,9 +58,9 @@ impl Process {
             .env("SECRET_KEY", "durability-test-secret-key-".repeat(3))
             .env("COOKIE_SECURE", "false")
             .env("RUST_LOG", "warn")
-            .stdout(std::process::Stdio::from(
-                output.try_clone().expect("a log file"),
-            ))
+            .stdout(stdout.unwrap_or_else(|| {
+                std::process::Stdio::from(output.try_clone().expect("a log file"))
+            }))
             .stderr(std::process::Stdio::from(output));
         for (name, value) in extra {
             command.env(name, value);
