@@ -48,7 +48,8 @@ pub type Report = Box<dyn Fn(u64) + Send>;
 
 thread_local! {
     /// Set on the writer's own thread: what it logs (a report) is queued
-    /// even once closed, since writing it directly would wait for itself.
+    /// even when full, and even once closed, since writing it directly
+    /// would wait for itself.
     static WRITER_THREAD: Cell<bool> = const { Cell::new(false) };
 }
 
@@ -151,7 +152,9 @@ impl Write for &LogWriter {
     fn write(&mut self, line: &[u8]) -> io::Result<usize> {
         let shared = &self.0;
         let mut queue = shared.queue();
-        if queue.bytes.len() >= QUEUE && !queue.closed {
+        // The thread's own report always gets in: under a stdout that
+        // stays slow the queue is full again whenever it reports.
+        if queue.bytes.len() >= QUEUE && !queue.closed && !WRITER_THREAD.get() {
             queue.dropped += 1;
             drop(queue);
             // Counted here, not at the report, so that a stdout that takes
@@ -298,8 +301,18 @@ mod tests {
         let (open, gate) = mpsc::channel();
         let output = Output::gated(gate);
         let (reports, reported) = mpsc::channel();
-        let report: Report = Box::new(move |dropped| reports.send(dropped).unwrap());
+        // The report is logged, as the server's is, through the writer.
+        let logger = Arc::new(std::sync::OnceLock::<LogWriter>::new());
+        let report: Report = Box::new({
+            let logger = logger.clone();
+            move |dropped| {
+                let line = format!("{dropped} dropped\n");
+                logger.get().unwrap().write_all(line.as_bytes()).unwrap();
+                reports.send(dropped).unwrap();
+            }
+        });
         let (writer, guard) = spawn(output.clone(), report).unwrap();
+        let _ = logger.set(writer.clone());
         let chunk = vec![b'x'; QUEUE];
         // The thread takes the first chunk and waits at the gate with it;
         // the second fills the queue; the next lines find no room.
@@ -327,7 +340,8 @@ mod tests {
         );
         open.send(()).unwrap();
         assert_eq!(reported.recv_timeout(Duration::from_secs(5)), Ok(3));
-        // Once the thread takes the second chunk there is room again.
+        // The queue was still full, and the report got in after the chunk
+        // in it; once the thread takes both there is room again.
         while !writer.0.queue().bytes.is_empty() {
             std::thread::sleep(Duration::from_millis(1));
         }
@@ -335,8 +349,9 @@ mod tests {
         drop(open);
         drop(guard);
         let written = output.bytes.lock().unwrap();
-        assert_eq!(written.len(), 2 * QUEUE + b"kept\n".len());
-        assert!(written.ends_with(b"xkept\n"));
+        let tail = b"x3 dropped\nkept\n";
+        assert_eq!(written.len(), 2 * QUEUE + tail.len() - 1);
+        assert!(written.ends_with(tail), "{:?}", String::from_utf8_lossy(&written[written.len() - 20..]));
         assert!(reported.try_recv().is_err(), "dropped more than three");
     }
 
