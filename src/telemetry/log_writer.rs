@@ -351,7 +351,8 @@ mod tests {
         let written = output.bytes.lock().unwrap();
         let tail = b"x3 dropped\nkept\n";
         assert_eq!(written.len(), 2 * QUEUE + tail.len() - 1);
-        assert!(written.ends_with(tail), "{:?}", String::from_utf8_lossy(&written[written.len() - 20..]));
+        let end = String::from_utf8_lossy(&written[written.len() - 20..]);
+        assert!(written.ends_with(tail), "{end:?}");
         assert!(reported.try_recv().is_err(), "dropped more than three");
     }
 
